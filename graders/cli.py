@@ -154,6 +154,39 @@ def check(
     raise typer.Exit(0 if result.full_marks else 1)
 
 
+@app.command()
+def selfcheck(
+    units_: Annotated[list[str] | None, typer.Argument(metavar="[UNIT]...", help="Units (default: all).")] = None,
+):
+    """Grade every unit's reference solution through nbgrader and print the score table.
+
+    Exit code 0 only if every reference earns full marks.
+    """
+    from graders.grading import GradingError, grade_submissions
+
+    chosen = [_unit_or_fail(n) for n in units_] if units_ else list(all_units())
+    table = Table(title="Reference solutions, graded by nbgrader")
+    for col in ("unit", "points", "time", "lost"):
+        table.add_column(col)
+    all_full = True
+    for u in chosen:
+        started = time.perf_counter()
+        with err.status(f"Grading the {u.name} reference (nbgrader generate_assignment + autograde)…"):
+            try:
+                result = grade_submissions(u, {"reference": u.notebook_path})["reference"]
+            except GradingError as e:
+                raise fail(f"{u.name}: {e}") from None
+        seconds = time.perf_counter() - started
+        lost = [f"{c.grade_id}: {c.message}" for c in result.cells if not c.passed]
+        if result.error:
+            lost.insert(0, result.error)
+        all_full &= result.full_marks
+        table.add_row(u.name, f"{result.score:g}/{result.max_score:g}", f"{seconds:.1f} s", "\n".join(lost) or "-")
+        err.print(f"{u.name}: {result.score:g}/{result.max_score:g} in {seconds:.1f} s")
+    out.print(table)
+    raise typer.Exit(0 if all_full else 1)
+
+
 @course_app.command("init")
 def course_init(
     directory: Annotated[Path, typer.Argument(help="The course directory to create.")],
