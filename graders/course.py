@@ -38,10 +38,11 @@ os.environ["JUPYTER_PATH"] = os.pathsep.join(
     [os.path.join(_here, ".llmlabs", "jupyter")] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
 )
 
-# Never show hidden tests in feedback.
+# Never show hidden tests in feedback: not in the source, nor in the tracebacks they leave.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "graders.feedback.StripHiddenTracebacks",
     "nbgrader.preprocessors.ClearHiddenTests",
 ]
 '''
