@@ -80,7 +80,7 @@ def assert_close(got, expected, *, rtol: float, atol: float, name: str = "result
     if np.any(nan_g != nan_e):
         idx = tuple(int(i) for i in np.argwhere(nan_g != nan_e)[0])
         raise AssertionError(
-            f"{name}: NaN mismatch at index {idx}: expected {e64[idx]}, got {g64[idx]}"
+            f"{name}: NaN mismatch at index {idx}: expected {e64[idx].item()}, got {g64[idx].item()}"
             f" ({int(np.sum(nan_g & ~nan_e))} unexpected NaNs, {int(np.sum(nan_e & ~nan_g))} missing)"
         )
     with np.errstate(invalid="ignore", over="ignore"):
@@ -98,7 +98,7 @@ def assert_close(got, expected, *, rtol: float, atol: float, name: str = "result
     lines = [
         f"{name}: {int(bad.sum())} of {bad.size} values differ from the expected ones "
         f"(tolerance: atol={atol:g}, rtol={rtol:g})",
-        f"  worst at index {idx}: expected {e64[idx]!r}, got {g64[idx]!r} "
+        f"  worst at index {idx}: expected {e64[idx].item()!r}, got {g64[idx].item()!r} "
         f"(abs error {diff[idx]:.3g}, rel error {rel:.3g})",
     ]
     if g.size <= _SMALL:
