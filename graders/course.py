@@ -34,6 +34,8 @@ c.Exchange.root = {exchange!r}
 c.Execute.timeout = {timeout}
 # Grade with the llmlabs kernel (silenced stderr, offline Hugging Face, fixed threads).
 c.Execute.kernel_name = {kernel!r}
+# The grading kernel hides these from the notebooks it runs (see graders/sandbox.py).
+os.environ["LLMLABS_HIDE_PATHS"] = os.pathsep.join([_here, c.Exchange.root])
 os.environ["JUPYTER_PATH"] = os.pathsep.join(
     [os.path.join(_here, ".llmlabs", "jupyter")] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
 )
