@@ -107,6 +107,8 @@ def _print_result(result, unit, seconds: float) -> None:
     out.print(table)
     if result.error:
         out.print(f"grading error: {result.error}", markup=False)
+    for flag in result.flags:
+        out.print(f"suspected tampering: {flag}", markup=False)
     out.print(f"Total: {result.score:g}/{result.max_score:g} points ({seconds:.1f} s)")
 
 

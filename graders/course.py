@@ -82,12 +82,13 @@ def init_course(
     *,
     course_id: str = "llmlabs",
     exchange: Path | None = None,
+    cell_timeout: int | None = None,
 ) -> Path:
     """Create (or refresh) a course directory holding `units` as nbgrader sources."""
     course_dir = Path(course_dir).resolve()
     course_dir.mkdir(parents=True, exist_ok=True)
     exchange = Path(exchange).resolve() if exchange else course_dir / "exchange"
-    timeout = max((u.cell_timeout for u in units), default=60)
+    timeout = cell_timeout or max((u.cell_timeout for u in units), default=60)
     (course_dir / "nbgrader_config.py").write_text(
         CONFIG_TEMPLATE.format(course_id=course_id, exchange=str(exchange), timeout=timeout, kernel=KERNEL_NAME)
     )

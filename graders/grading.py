@@ -19,7 +19,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from graders.audit import audit_notebook
 from graders.course import init_course
+from graders.submission import SubmissionError, check_submission
 from graders.units import Unit
 
 
@@ -42,6 +44,7 @@ class Result:
     cells: list[CellResult] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    flags: list[str] = field(default_factory=list)  # suspected tampering (graders.audit)
 
     @property
     def score(self) -> float:
@@ -122,6 +125,7 @@ def grade_submissions(
     on_event: Callable[[dict], None] | None = None,
     keep_dir: Path | None = None,
     timeout: float | None = None,
+    cell_timeout: int | None = None,
 ) -> dict[str, Result]:
     """Grade each submission (student id -> notebook path) of `unit` in one nbgrader run."""
     for student in submissions:
@@ -133,23 +137,49 @@ def grade_submissions(
         course_dir = Path(tmp) / "course"
     else:
         course_dir = Path(keep_dir)
+    results = {s: Result(unit.name, s) for s in submissions}
+    gradable = []
+    for student, path in submissions.items():
+        # A damaged notebook (corrupt, another unit's, duplicated or missing graded cells)
+        # would abort or silently skew nbgrader's batch: it gets zero and the reason instead.
+        try:
+            check_submission(Path(path), unit.name)
+        except SubmissionError as e:
+            results[student].error = str(e)
+            results[student].cells = [
+                CellResult(gid, 0.0, float(m.get("points", 0)), "not graded")
+                for gid, m in unit.graded_cells().items()
+                if m.get("grade")
+            ]
+            continue
+        gradable.append(student)
+        try:
+            results[student].flags = audit_notebook(json.loads(Path(path).read_text()), unit.notebook())
+        except ValueError:
+            pass
     try:
-        init_course(course_dir, [unit], course_id="llmlabs-check")
-        for student, path in submissions.items():
+        init_course(course_dir, [unit], course_id="llmlabs-check", cell_timeout=cell_timeout)
+        for student in gradable:
             target = course_dir / "submitted" / student / unit.name
             target.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target / unit.notebook_path.name)
-        results = {s: Result(unit.name, s) for s in submissions}
+            shutil.copyfile(submissions[student], target / unit.notebook_path.name)
         if timeout is None:
             # Generous: a unit's cells rarely all hit the limit; per-cell limits do the real work.
             timeout = 120 + len(submissions) * unit.cell_timeout * 10
-        _run_job(course_dir, unit, list(submissions), results, on_event, timeout)
-        for student, result in results.items():
-            result.cells = _read_gradebook(course_dir, unit, student)
+        if gradable:
+            _run_job(course_dir, unit, gradable, results, on_event, timeout)
+        for student in gradable:
+            result = results[student]
+            result.cells = _read_gradebook(course_dir, unit, student) or [
+                CellResult(gid, 0.0, float(m.get("points", 0)))
+                for gid, m in unit.graded_cells().items()
+                if m.get("grade")
+            ]
             messages = _cell_messages(course_dir / "autograded" / student / unit.name / unit.notebook_path.name)
             for cell in result.cells:
                 if not cell.passed:
-                    cell.message = messages.get(cell.grade_id, "no error shown; the cell returned a partial score")
+                    fallback = "not run: " + result.error if result.error else "the cell returned a partial score"
+                    cell.message = messages.get(cell.grade_id, fallback)
             if result.error is None and not result.cells:
                 result.error = "nbgrader recorded no grades for this submission"
         return results

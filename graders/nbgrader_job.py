@@ -21,8 +21,19 @@ def _emit(**event) -> None:
     print(json.dumps(event), flush=True)
 
 
+KNOWN_FAILURES = (
+    ("Kernel died", "the kernel died while running the notebook (os._exit, a crash, or the memory limit)"),
+    ("DeadKernelError", "the kernel died while running the notebook (os._exit, a crash, or the memory limit)"),
+    ("notebook time limit", "the notebook ran past its total time limit"),
+    ("UnresponsiveKernelError", "the kernel stopped responding"),
+)
+
+
 def _last_error_line(result: dict) -> str:
     text = (result.get("error") or "") + "\n" + (result.get("log") or "")
+    for needle, reason in KNOWN_FAILURES:
+        if needle in text:
+            return reason
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for line in reversed(lines):
         if "[AutogradeApp | ERROR]" in line or "Error" in line or "error" in line:
