@@ -19,9 +19,16 @@ __all__ = ["assert_close", "assert_shape", "assert_dtype", "assert_scalar_close"
 
 _SMALL = 16  # arrays with at most this many elements are printed in full
 
+# Captured when this module is imported (a notebook's locked setup cell, before any
+# learner code), so a notebook that later monkeypatches NumPy functions or builtins
+# cannot change what these checks compute. The audit flags such patching too.
+_abs, _isinstance, _float, _type, _len = abs, isinstance, float, type, len
+_np_abs, _np_isnan, _np_isinf, _np_where, _np_any = np.abs, np.isnan, np.isinf, np.where, np.any
+_np_sum, _np_argmax, _np_argwhere, _np_array = np.sum, np.argmax, np.argwhere, np.array
+
 
 def _is_torch_tensor(x) -> bool:
-    mod = type(x).__module__ or ""
+    mod = _type(x).__module__ or ""
     return mod.startswith("torch") and hasattr(x, "detach")
 
 
@@ -31,13 +38,13 @@ def to_numpy(x, name: str = "result") -> np.ndarray:
         t = x.detach().cpu()
         if str(t.dtype) in ("torch.bfloat16", "torch.float16"):
             t = t.float()
-        return np.array(t.numpy(), copy=True)
-    if isinstance(x, np.ndarray):
-        return np.array(x, copy=True)
-    if isinstance(x, (numbers.Number, np.generic, list, tuple)):
-        return np.array(x)
+        return _np_array(t.numpy(), copy=True)
+    if _isinstance(x, np.ndarray):
+        return _np_array(x, copy=True)
+    if _isinstance(x, (numbers.Number, np.generic, list, tuple)):
+        return _np_array(x)
     raise AssertionError(
-        f"{name}: expected an array (NumPy or torch), got an object of type {type(x).__name__}"
+        f"{name}: expected an array (NumPy or torch), got an object of type {_type(x).__name__}"
     )
 
 
@@ -76,27 +83,27 @@ def assert_close(got, expected, *, rtol: float, atol: float, name: str = "result
     if g.dtype.kind not in "biufc":
         raise AssertionError(f"{name}: expected numbers, got dtype {g.dtype}")
     g64, e64 = g.astype(np.complex128 if g.dtype.kind == "c" else np.float64), e.astype(np.float64 if e.dtype.kind != "c" else np.complex128)
-    nan_g, nan_e = np.isnan(g64), np.isnan(e64)
-    if np.any(nan_g != nan_e):
-        idx = tuple(int(i) for i in np.argwhere(nan_g != nan_e)[0])
+    nan_g, nan_e = _np_isnan(g64), _np_isnan(e64)
+    if _np_any(nan_g != nan_e):
+        idx = tuple(int(i) for i in _np_argwhere(nan_g != nan_e)[0])
         raise AssertionError(
             f"{name}: NaN mismatch at index {idx}: expected {e64[idx].item()}, got {g64[idx].item()}"
             f" ({int(np.sum(nan_g & ~nan_e))} unexpected NaNs, {int(np.sum(nan_e & ~nan_g))} missing)"
         )
     with np.errstate(invalid="ignore", over="ignore"):
-        inf_mismatch = (np.isinf(g64) | np.isinf(e64)) & (g64 != e64)
-        diff = np.where(nan_e | (np.isinf(e64) & (g64 == e64)), 0.0, np.abs(g64 - e64))
-        diff = np.where(inf_mismatch, np.inf, diff)
-        bad = diff > atol + rtol * np.abs(np.where(np.isinf(e64), 0.0, e64))
-    if not np.any(bad):
+        inf_mismatch = (_np_isinf(g64) | _np_isinf(e64)) & (g64 != e64)
+        diff = _np_where(nan_e | (_np_isinf(e64) & (g64 == e64)), 0.0, _np_abs(g64 - e64))
+        diff = _np_where(inf_mismatch, np.inf, diff)
+        bad = diff > atol + rtol * _np_abs(_np_where(_np_isinf(e64), 0.0, e64))
+    if not _np_any(bad):
         return
-    flat = int(np.argmax(np.where(bad, diff, -1.0)))
+    flat = int(_np_argmax(_np_where(bad, diff, -1.0)))
     idx = np.unravel_index(flat, g.shape) if g.shape else ()
     idx = tuple(int(i) for i in idx)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel = diff[idx] / abs(e64[idx]) if e64[idx] != 0 else np.inf
+        rel = diff[idx] / _abs(e64[idx]) if e64[idx] != 0 else np.inf
     lines = [
-        f"{name}: {int(bad.sum())} of {bad.size} values differ from the expected ones "
+        f"{name}: {int(_np_sum(bad))} of {bad.size} values differ from the expected ones "
         f"(tolerance: atol={atol:g}, rtol={rtol:g})",
         f"  worst at index {idx}: expected {e64[idx].item()!r}, got {g64[idx].item()!r} "
         f"(abs error {diff[idx]:.3g}, rel error {rel:.3g})",
@@ -107,15 +114,15 @@ def assert_close(got, expected, *, rtol: float, atol: float, name: str = "result
 
 
 def assert_scalar_close(got, expected: float, *, rtol: float, atol: float, name: str = "result") -> None:
-    if _is_torch_tensor(got) or isinstance(got, np.ndarray):
+    if _is_torch_tensor(got) or _isinstance(got, np.ndarray):
         arr = to_numpy(got, name)
         if arr.size != 1:
             raise AssertionError(f"{name}: expected a single number, got an array of shape {arr.shape}")
         got = arr.reshape(()).item()
-    if not isinstance(got, (numbers.Real, np.generic)) or isinstance(got, bool):
-        raise AssertionError(f"{name}: expected a number, got {type(got).__name__}: {got!r}")
-    value = float(got)
-    if not abs(value - expected) <= atol + rtol * abs(expected):
+    if not _isinstance(got, (numbers.Real, np.generic)) or _isinstance(got, bool):
+        raise AssertionError(f"{name}: expected a number, got {_type(got).__name__}: {got!r}")
+    value = _float(got)
+    if not _abs(value - expected) <= atol + rtol * _abs(expected):
         raise AssertionError(
             f"{name}: expected {expected!r} (atol={atol:g}, rtol={rtol:g}), got {value!r}"
         )
