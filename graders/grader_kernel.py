@@ -180,7 +180,10 @@ def main() -> int:
     # hides; the launcher itself ties the kernel's life to nbgrader's instead.
     env.pop("JPY_PARENT_PID", None)
     cgroup = Cgroup(f"{os.getpid()}-{uuid.uuid4().hex[:8]}", limits) if os.geteuid() == 0 else None
-    nproc = None if os.geteuid() == 0 else _processes_of_user() + limits.processes
+    # RLIMIT_NPROC counts all of the user's processes (root is exempt); only on Linux,
+    # where /proc lets us count what the user already runs.
+    linux = sys.platform.startswith("linux")
+    nproc = _processes_of_user() + limits.processes if linux and os.geteuid() != 0 else None
 
     info_r = info_w = None
     if mode == "bwrap":
