@@ -179,6 +179,10 @@ def main() -> int:
     # ipykernel shuts down when it cannot see its parent's pid, which a PID namespace
     # hides; the launcher itself ties the kernel's life to nbgrader's instead.
     env.pop("JPY_PARENT_PID", None)
+    # The kernel must not learn where the course lives; nor find it through the
+    # launcher's cwd (/proc/PPID/cwd) when there is no PID namespace.
+    env.pop("LLMLABS_HIDE_PATHS", None)
+    os.chdir(scratch)
     cgroup = Cgroup(f"{os.getpid()}-{uuid.uuid4().hex[:8]}", limits) if os.geteuid() == 0 else None
     # RLIMIT_NPROC counts all of the user's processes (root is exempt); only on Linux,
     # where /proc lets us count what the user already runs.
