@@ -29,9 +29,27 @@ def graded(unit_name: str, tmp_root: str):
     release = release_unit(unit, root / "release")
     subs = {"reference": unit.notebook_path, "release": release}
     mutants = {m.name: m for m in load_mutants(unit)}
+    if unit.extra.get("mutants") == "kernel":
+        # Heavy unit: mutants share one kernel (graders.mutant_kernel); see its docstring.
+        results = grade_submissions(unit, subs)
+        results["kernel_mutants"] = _kernel_mutants(unit)
+        return release, results
     for m in mutants.values():
         subs[f"mutant_{m.name}"] = write_mutant(unit, m, root / "mutants")
     return release, grade_submissions(unit, subs)
+
+
+def _kernel_mutants(unit):
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "graders.mutant_kernel", unit.name], capture_output=True, text=True, timeout=1800
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +112,14 @@ def test_release_leaks_no_solution_or_hidden_test(unit_name, tmp_root):
 )
 def test_mutant_loses_points(unit_name, mutant_name, tmp_root):
     _, results = graded(unit_name, tmp_root)
-    mutant = {m.name: m for m in load_mutants(get_unit(unit_name))}[mutant_name]
+    unit = get_unit(unit_name)
+    mutant = {m.name: m for m in load_mutants(unit)}[mutant_name]
+    if "kernel_mutants" in results:
+        scores = results["kernel_mutants"][mutant_name]
+        points = {g: m.get("points", 0) for g, m in unit.graded_cells().items()}
+        kept = [t for t in mutant.must_fail if scores.get(t, points[t]) >= points[t]]
+        assert not kept, f"mutant {mutant_name} ({mutant.why}) kept full marks on {kept}"
+        return
     res = results[f"mutant_{mutant_name}"]
     assert res.error is None, res.error
     cells = res.by_id()
