@@ -23,9 +23,11 @@ SUSPICIOUS_CALLS = {
     "sys.setprofile": "installs a profile function",
     "gc.get_referrers": "searches the interpreter's objects",
     "gc.get_objects": "searches the interpreter's objects",
+    "get_ipython": "reaches into the kernel",
+    "vars": "reads a namespace's dictionary",
 }
 SUSPICIOUS_IMPORTS = {"ctypes", "gc", "builtins", "inspect", "nbgrader", "sqlite3"}
-SECRET_WORDS = re.compile(r"gradebook|\.ipynb|nbgrader|BEGIN HIDDEN|autograded", re.I)
+SECRET_WORDS = re.compile(r"gradebook|\.ipynb|nbgrader|BEGIN HIDDEN|autograded|kernel_guard|get_ipython|__dict__", re.I)
 FAKE_PASS = re.compile(r"\b(all )?tests? passed\b|\bpassed\b.*✓|full marks", re.I)
 
 
@@ -76,6 +78,8 @@ def audit_source(source: str, protected_names: set[str]) -> list[str]:
             for mod in mods:
                 if mod.split(".")[0] in SUSPICIOUS_IMPORTS:
                     found.append(f"imports {mod}")
+        if isinstance(node, ast.Attribute) and node.attr in ("__dict__", "__class__", "__globals__", "__builtins__"):
+            found.append(f"reaches into {node.attr}")
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and SECRET_WORDS.search(node.value):
             found.append(f"mentions {SECRET_WORDS.search(node.value).group(0)!r}")
     return sorted(set(found))

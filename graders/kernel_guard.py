@@ -1,14 +1,22 @@
-"""Installed in every grading kernel at start-up: caps the bytes a notebook may print.
+"""Installed in every grading kernel at start-up, before any notebook code runs.
 
-A notebook printing megabytes would bloat the graded notebook and the gradebook's
-feedback; past the budget, output is dropped and one note says so.
+1. Caps the bytes a notebook may print: a notebook printing megabytes would bloat the
+   graded notebook; past the budget output is dropped and one note says so.
+2. Undoes monkeypatching before each cell: after the first cell (the locked setup cell)
+   it snapshots the builtins, the attributes of the test-helper and testing modules
+   (graders.asserts, graders.measure, numpy, numpy.testing, torch, torch.testing) and
+   the notebook names bound to graders' helpers; before every later cell it puts back
+   whatever a notebook changed. A test cell therefore runs with the genuine helpers even
+   if an answer cell patched them. The static audit (graders.audit) names the attempt.
 """
 
 from __future__ import annotations
 
+import builtins
 import sys
 
 NOTE = "\n[output truncated by the grader: this notebook printed more than {mb} MB]\n"
+GUARDED_MODULES = ("graders.asserts", "graders.measure", "numpy", "numpy.testing", "torch", "torch.testing")
 
 
 class _Budget:
@@ -32,14 +40,67 @@ class LimitedStream:
                 return n
         if not budget.noted:
             budget.noted = True
-            sys.__dict__.get("stdout", self._stream).write(NOTE.format(mb=self._mb))
+            self._stream.write(NOTE.format(mb=self._mb))
         return n
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
 
 
+class Restorer:
+    def __init__(self, shell):
+        self.shell = shell
+        self.snapshot = None
+        self.restored: list[str] = []
+
+    def _take(self) -> dict:
+        modules = {name: dict(vars(sys.modules[name])) for name in GUARDED_MODULES if name in sys.modules}
+        names = {
+            k: v
+            for k, v in self.shell.user_ns.items()
+            if not k.startswith("_") and (getattr(v, "__module__", None) or "").startswith("graders")
+        }
+        return {"builtins": dict(vars(builtins)), "modules": modules, "names": names}
+
+    def post_run_cell(self, result=None) -> None:
+        # Start-up code (this module's own install line) runs without history; the first
+        # cell a client sends is the notebook's locked setup cell.
+        info = getattr(result, "info", None)
+        if self.snapshot is None and getattr(info, "store_history", True):
+            self.snapshot = self._take()
+
+    def pre_run_cell(self, info=None) -> None:
+        snap = self.snapshot
+        if snap is None:
+            return
+        self._restore(vars(builtins), snap["builtins"], "builtins")
+        for name, attrs in snap["modules"].items():
+            module = sys.modules.get(name)
+            if module is not None:
+                self._restore(vars(module), attrs, name)
+        ns = self.shell.user_ns
+        for key, value in snap["names"].items():
+            if ns.get(key) is not value:
+                ns[key] = value
+                self.restored.append(key)
+
+    def _restore(self, current: dict, saved: dict, where: str) -> None:
+        for key, value in saved.items():
+            if current.get(key) is not value:
+                current[key] = value
+                self.restored.append(f"{where}.{key}")
+
+
 def install(output_mb: int) -> None:
     budget = _Budget(output_mb * 2**20)
     sys.stdout = LimitedStream(sys.stdout, budget, output_mb)
     sys.stderr = LimitedStream(sys.stderr, budget, output_mb)
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return
+    shell = get_ipython()
+    if shell is not None:
+        restorer = Restorer(shell)
+        shell.events.register("post_run_cell", restorer.post_run_cell)
+        shell.events.register("pre_run_cell", restorer.pre_run_cell)

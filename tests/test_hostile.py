@@ -211,10 +211,11 @@ def test_hostile_batch(tmp_path, monkeypatch):
         r = results[name]
         if not (r.error and words in r.error and r.score == 0 and r.cells):
             problems.append(f"{name}: expected zero with a reason containing {words!r}, got {r.error!r} {r.score}")
-    # Cheats that swap in a wrong answer must not earn the exercise's points silently.
-    for name in ("patch_helpers", "patch_numpy_testing", "fake_pass"):
-        if results[name].score == full:
-            problems.append(f"{name} kept full marks: {results[name].flags}")
+    # Cheats that swap in a wrong answer lose the exercise's points (the kernel guard puts
+    # the genuine helpers back before each cell) and are named in the report.
+    for name in ("patch_helpers", "rebind_helpers", "patch_numpy_testing", "patch_builtins", "fake_pass"):
+        if results[name].score == full or not results[name].flags:
+            problems.append(f"{name} kept full marks or went unflagged: {results[name].score} {results[name].flags}")
     assert not problems, "\n".join(problems)
 
     assert _digest(watched) == before, "a submission changed files outside its scratch directory"
