@@ -1,0 +1,101 @@
+"""Fast checks of the sandbox's parts: limits from the environment, the static audit,
+the output cap and the data copy."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from graders.audit import audit_notebook, audit_source, locked_names
+from graders.grader_kernel import build_command, copy_data_files
+from graders.kernel_guard import LimitedStream, _Budget
+from graders.sandbox import Limits, sandbox_mode
+
+
+def test_limits_from_env():
+    assert Limits.from_env({}) == Limits()
+    lim = Limits.from_env({"LLMLABS_LIMIT_MEMORY_MB": "512", "LLMLABS_LIMIT_PROCESSES": "8"})
+    assert lim.memory_mb == 512 and lim.processes == 8
+    with pytest.raises(ValueError, match="LLMLABS_LIMIT_MEMORY_MB must be an integer"):
+        Limits.from_env({"LLMLABS_LIMIT_MEMORY_MB": "lots"})
+    with pytest.raises(ValueError, match="must be positive"):
+        Limits.from_env({"LLMLABS_LIMIT_PROCESSES": "0"})
+    assert Limits.from_env(Limits(output_mb=3).env()) == Limits(output_mb=3)
+
+
+def test_sandbox_mode_choice():
+    assert sandbox_mode({"LLMLABS_SANDBOX": "none"}) == "none"
+    assert sandbox_mode({"LLMLABS_SANDBOX": "rlimits"}) == "rlimits"
+    assert sandbox_mode({}) in ("bwrap", "rlimits")
+    with pytest.raises(ValueError):
+        sandbox_mode({"LLMLABS_SANDBOX": "docker"})
+
+
+@pytest.mark.parametrize(
+    "code,expected",
+    [
+        ("import graders.asserts\ngraders.asserts.assert_close = print", "assigns to graders.asserts.assert_close"),
+        ("np.testing.assert_allclose = lambda *a: None", "assigns to np.testing.assert_allclose"),
+        ("import builtins\nbuiltins.abs = len", "assigns to builtins.abs"),
+        ("assert_close = print", "rebinds assert_close"),
+        ("def assert_close(*a):\n    pass", "redefines assert_close"),
+        ("print('All tests passed!')", "fake success"),
+        ("open('../../gradebook.db')", "mentions 'gradebook'"),
+        ("import os\nos._exit(0)", "exits the kernel"),
+        ("setattr(np, 'allclose', print)", "setattr"),
+        ("g = globals().__dict__", "__dict__"),
+    ],
+)
+def test_audit_names_the_cheat(code, expected):
+    findings = audit_source(code, {"assert_close", "np"})
+    assert any(expected in f for f in findings), findings
+
+
+def test_audit_is_quiet_on_honest_code():
+    honest = "def softmax(x, axis=-1):\n    z = x - x.max(axis=axis, keepdims=True)\n    return np.exp(z) / np.exp(z).sum(axis, keepdims=True)\n"
+    assert audit_source(honest, {"assert_close", "np"}) == []
+    assert audit_source("this is not python (", set()) == []
+
+
+def test_audit_skips_locked_cells_and_names_the_cell():
+    source = {"cells": [{"cell_type": "code", "source": "from graders.asserts import assert_close",
+                         "metadata": {"nbgrader": {"locked": True, "grade_id": "setup"}}}]}
+    assert locked_names(source) == {"assert_close"}
+    sub = {"cells": [
+        {"cell_type": "code", "source": "assert_close = print", "metadata": {"nbgrader": {"locked": True}}},
+        {"cell_type": "code", "source": ["assert_close", " = print"], "metadata": {"nbgrader": {"grade_id": "ans"}}},
+    ]}
+    assert audit_notebook(sub, source) == ["ans: rebinds assert_close, which a locked cell defines"]
+
+
+def test_output_cap_truncates_once():
+    sink = io.StringIO()
+    stream = LimitedStream(sink, _Budget(10), mb=1)
+    stream.write("0123456789abc")
+    stream.write("more")
+    text = sink.getvalue()
+    assert text.startswith("0123456789") and "abc" not in text and text.count("truncated") == 1
+
+
+def test_data_copy_skips_notebooks_links_and_oversize(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "data").mkdir(parents=True)
+    (src / "unit.ipynb").write_text("{hidden tests}")
+    (src / "data" / "a.txt").write_text("a" * 10)
+    (src / "big.bin").write_bytes(b"x" * 100)
+    (src / "link").symlink_to("/etc/passwd")
+    copy_data_files(src, dst, max_bytes=50)
+    assert sorted(p.name for p in dst.rglob("*") if p.is_file()) == ["a.txt"]
+
+
+def test_bwrap_command_hides_tmp_and_binds_the_scratch(tmp_path, monkeypatch):
+    hidden = tmp_path / "course"
+    hidden.mkdir()
+    monkeypatch.setenv("LLMLABS_HIDE_PATHS", str(hidden))
+    cmd, _ = build_command(["python", "-m", "ipykernel_launcher", "-f", "/x/conn.json"], tmp_path / "w", "bwrap", None)
+    joined = " ".join(cmd)
+    assert "--ro-bind / /" in joined and "--tmpfs /tmp" in joined and "--unshare-pid" in joined
+    assert "--cap-drop ALL" in joined and "--ro-bind /x/conn.json /x/conn.json" in joined
+    cmd, cwd = build_command(["python", "-f", "c"], tmp_path / "w", "rlimits", None)
+    assert cmd == ["python", "-f", "c"] and cwd == tmp_path / "w"
