@@ -609,9 +609,10 @@ lengths = [256, 512, 1024, 2048]
 peaks = {"naive attention": [], "tiled attention (128-key blocks)": []}
 for t in lengths:
     qm, km, vm = (torch.randn(1, 2, t, 32, device=device) for _ in range(3))
-    peaks["naive attention"].append(peak_memory_torch(lambda: attention(qm, km, vm, causal=True), device=device)[1])
-    peaks["tiled attention (128-key blocks)"].append(
-        peak_memory_torch(lambda: tiled_attention(qm, km, vm, causal=True), device=device)[1])
+    naive_call = lambda q=qm, k=km, v=vm: attention(q, k, v, causal=True)  # noqa: E731
+    tiled_call = lambda q=qm, k=km, v=vm: tiled_attention(q, k, v, causal=True)  # noqa: E731
+    peaks["naive attention"].append(peak_memory_torch(naive_call, device=device)[1])
+    peaks["tiled attention (128-key blocks)"].append(peak_memory_torch(tiled_call, device=device)[1])
 fig, ax = plt.subplots(figsize=(5.5, 4))
 for label, values in peaks.items():
     ax.loglog(lengths, [p / 2**20 for p in values], "o-", label=label)
@@ -621,7 +622,7 @@ ax.set_ylabel("peak memory (MiB)")
 ax.set_title("attention memory: quadratic vs linear")
 ax.legend()
 plt.show()
-for t, a, b in zip(lengths, *peaks.values()):
+for t, a, b in zip(lengths, *peaks.values(), strict=True):
     print(f"T={t:5d}: naive {a / 2**20:7.1f} MiB, tiled {b / 2**20:6.1f} MiB")
 
 # %% [markdown]
