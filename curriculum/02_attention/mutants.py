@@ -95,16 +95,19 @@ MUTANTS = [
        ("test_tiled_visible", "test_tiled_correct"), "forgets to rescale the running sum when the maximum grows"),
     _m("tiled_acc_not_rescaled", "tiled", [("acc = acc * correction + p @", "acc = acc + p @")],
        ("test_tiled_visible", "test_tiled_correct"), "forgets to rescale the accumulated output when the maximum grows"),
-    _m("tiled_block_local_positions", "tiled",
-       [("torch.arange(start, end, device=q.device)[None, :]", "torch.arange(0, end - start, device=q.device)[None, :]")],
+    _m("tiled_tile_local_positions", "tiled",
+       [("torch.arange(k0, k1, device=q.device)[None, :]", "torch.arange(0, k1 - k0, device=q.device)[None, :]")],
        ("test_tiled_visible", "test_tiled_correct"), "causal mask uses key positions within the tile, not in the sequence"),
-    _m("tiled_one_big_block", "tiled",
-       [("    for start in range(0, t_k, block_size):\n",
-         "    block_size = t_k  # one tile: simpler and just as exact\n    for start in range(0, t_k, block_size):\n")],
-       ("test_tiled_memory",), "a single tile of all keys: exact, but holds the whole T x T score matrix"),
+    _m("tiled_one_big_tile", "tiled",
+       [("    offset = t_k - t_q  # query i sits at position offset + i\n",
+         "    offset = t_k - t_q  # query i sits at position offset + i\n"
+         "    block_size = max(t_q, t_k)  # one tile: simpler and just as exact\n")],
+       ("test_tiled_memory",), "a single tile of all queries and keys: exact, but holds the whole T x T score matrix"),
     _m("tiled_key_by_key", "tiled",
-       [("    for start in range(0, t_k, block_size):\n",
-         "    block_size = 1  # the textbook online softmax, one key at a time\n    for start in range(0, t_k, block_size):\n")],
+       [("        for k0 in range(0, stop, block_size):  # inner loop: tiles of keys, online softmax\n"
+         "            k1 = min(k0 + block_size, stop)\n",
+         "        for k0 in range(0, stop):  # the textbook online softmax, one key at a time\n"
+         "            k1 = k0 + 1\n")],
        ("test_tiled_speed",), "an online softmax over single keys: tiny memory but a Python loop per key"),
     # --- 5. KV cache -------------------------------------------------------------------------
     _m("cache_prepends", "kv_cache",
