@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     lengths = args.lengths or ([512, 1024, 2048] if device.type == "cpu" else [1024, 2048, 4096, 8192])
-    block = args.block_size or (128 if device.type == "cpu" else 512)
+    block = args.block_size or (128 if device.type == "cpu" else 2048)
     ref = load_reference()
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"attention benchmark: torch {torch.__version__} on {name}; causal, B=1, H=8, d=64, fp32, "
