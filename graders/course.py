@@ -34,6 +34,9 @@ c.Exchange.root = {exchange!r}
 c.Execute.timeout = {timeout}
 # Grade with the llmlabs kernel (silenced stderr, offline Hugging Face, fixed threads).
 c.Execute.kernel_name = {kernel!r}
+# nbgrader runs its `alembic` helper by name: find it beside this Python even when the
+# virtual environment is not activated (`.venv/bin/nbgrader autograde ...`).
+os.environ["PATH"] = os.pathsep.join([{bindir!r}, os.environ.get("PATH", "")])
 # The grading kernel hides these from the notebooks it runs (see graders/sandbox.py).
 os.environ["LLMLABS_HIDE_PATHS"] = os.pathsep.join([_here, c.Exchange.root])
 os.environ["JUPYTER_PATH"] = os.pathsep.join(
@@ -90,7 +93,10 @@ def init_course(
     exchange = Path(exchange).resolve() if exchange else course_dir / "exchange"
     timeout = cell_timeout or max((u.cell_timeout for u in units), default=60)
     (course_dir / "nbgrader_config.py").write_text(
-        CONFIG_TEMPLATE.format(course_id=course_id, exchange=str(exchange), timeout=timeout, kernel=KERNEL_NAME)
+        CONFIG_TEMPLATE.format(
+            course_id=course_id, exchange=str(exchange), timeout=timeout, kernel=KERNEL_NAME,
+            bindir=str(Path(sys.executable).parent),
+        )
     )
     write_kernelspec(course_dir)
     for unit in units:

@@ -16,6 +16,10 @@ import os
 import sys
 import time
 
+# nbgrader runs `alembic` by name; a virtual environment's bin/ is on PATH only when it
+# was activated, so put this interpreter's bin/ first.
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+
 
 def _emit(**event) -> None:
     print(json.dumps(event), flush=True)
