@@ -1,24 +1,905 @@
 # %% [markdown]
-# # Linear algebra
+# # Unit 01 — Linear algebra for LLM engineers (NumPy)
 #
-# Placeholder.
+# Every layer of a language model is a handful of matrix products, a softmax and some
+# reshaping. This unit practises the linear algebra underneath, in plain NumPy, on the
+# questions an LLM engineer actually meets:
+#
+# 1. pairwise distances without a Python loop (broadcasting, one matrix product, and the
+#    round-off trap that comes with it), graded on speed and memory;
+# 2. a softmax and a log-sum-exp that never overflow, whatever the logits;
+# 3. low-rank compression of a weight matrix with the SVD: how much rank does 95% of the
+#    spectral energy cost, and how much error does it leave?
+# 4. power iteration for the largest eigenvalue of a Hessian, and why gradient descent
+#    explodes above the learning rate $2/\lambda_{\max}$;
+# 5. PCA through the SVD, and attention scores with `einsum`.
+#
+# ## Learning objectives
+#
+# After this unit you can
+# - replace loops by broadcasting and matrix products, and check the gain with an honest,
+#   interleaved timing;
+# - explain why $\lVert x\rVert^2 - 2x\cdot y + \lVert y\rVert^2$ can come out negative, and
+#   guard against it;
+# - write a softmax and a log-sum-exp that survive logits of $\pm 10^4$ and fully masked rows;
+# - pick a rank from the singular-value spectrum, compute the compression ratio, and predict
+#   the approximation error exactly (Eckart–Young);
+# - estimate $\lambda_{\max}$ with matrix–vector products only, and use it to bound a stable
+#   learning rate;
+# - compute PCA from the SVD of centred data, and write batched tensor contractions with
+#   `einsum` while keeping shapes and dtypes right.
+#
+# ## Prerequisites
+#
+# Python and NumPy basics (arrays, indexing, `@`, `axis=` arguments), matrix products, and
+# the definitions of eigenvalues, eigenvectors and orthonormal bases. Gradients of a
+# quadratic function ($\nabla \tfrac12 w^\top H w = H w$ for a symmetric $H$) are used once.
+#
+# ## Time, device, skills
+#
+# - **Time:** about 2 hours.
+# - **Device:** CPU only, NumPy only; the whole notebook runs in a few seconds on 2 cores.
+#   No GPU is needed (the matrices are small; on a GPU the same code runs with CuPy by
+#   swapping `numpy` for `cupy`). The setup cell asks OpenBLAS (NumPy's matrix library) for
+#   one thread: at these sizes threads do not help, and on a busy machine they make
+#   timings erratic.
+# - **Skills practised** (see the course skill map): *Linear algebra* (matrix products,
+#   eigenvalues, SVD and low-rank structure, PCA, tensor shapes); *Optimisation* (gradient
+#   descent and the stability bound $\eta < 2/\lambda_{\max}$); *The transformer* (the softmax,
+#   attention-score shapes); *Engineering habits* (vectorisation, honest measurement, dtypes).
+#
+# Run the cell below first. It fixes seeds and threads and silences library warnings (the
+# grader scores any test cell that writes to stderr as 0).
 
 # %% setup id=setup
-import numpy as np
+import math
+import os
+
+# One BLAS thread: must be set before NumPy is first imported (see the notes above).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 from graders.kernel import setup
-from graders.asserts import assert_close
+
 setup()
+
+import matplotlib.pyplot as plt
+import numpy as np
+from graders.asserts import assert_close, assert_dtype, assert_scalar_close, assert_shape
+from graders.measure import peak_memory_numpy, speedup
+
+print(f"NumPy {np.__version__}")
+
+# %% [markdown]
+# ## 1. Pairwise distances: broadcasting and one matrix product
+#
+# Nearest-neighbour search over embeddings, k-means, retrieval for RAG and the RBF kernel
+# all need every squared distance between the rows of $X \in \mathbb{R}^{n\times d}$ and the
+# rows of $Y \in \mathbb{R}^{m\times d}$:
+#
+# $$ D_{ij} = \lVert x_i - y_j\rVert^2 = \lVert x_i\rVert^2 - 2\, x_i\cdot y_j + \lVert y_j\rVert^2 .$$
+#
+# The right-hand side needs no loop at all: a column of squared norms ($n\times 1$), the
+# matrix product $X Y^\top$ ($n\times m$), and a row of squared norms ($1\times m$).
+# **Broadcasting** stretches the column and the row to $n\times m$ without copying them: two
+# shapes are compatible when, comparing from the right, each pair of sizes is equal or one
+# of them is 1. `a[:, None]` turns a vector of shape `(n,)` into a column `(n, 1)`.
+#
+# Why not `((X[:, None, :] - Y[None, :, :]) ** 2).sum(-1)`? It is correct and loop-free, but it
+# builds an $n \times m \times d$ temporary: for 10 000 queries against 100 000 keys of
+# dimension 768 that is 6 TB. The expansion only ever holds $n\times m$ numbers, and its
+# work is one matrix product, which BLAS runs at close to the machine's peak speed.
+#
+# **The catch.** The expansion subtracts large, nearly equal numbers. When $x_i \approx y_j$
+# (a point and itself, or a near-duplicate) the exact result is $\approx 0$, but round-off
+# leaves something of the order of $\varepsilon\,\lVert x_i\rVert^2$ — and about half the
+# time it is *negative*. A negative squared distance breaks `np.sqrt` (NaN), kernels
+# $e^{-D}$ and any code that assumes $D \ge 0$. Clamp at zero. (Round-off also means the
+# expansion is inaccurate for points far from the origin but close to each other, in float32
+# especially; centring the data first helps.)
+#
+# **Dtypes.** A float32 input should give a float32 result: memory is half that of float64
+# and that is why embeddings are stored in float32. With NumPy 2, a Python number such as
+# `2` or `0.0` keeps an array's dtype, while a NumPy float64 scalar (for example
+# `np.sqrt(2.0)`) promotes float32 arrays to float64.
+#
+# The loop version below is given; it is the oracle of the tests and the baseline of the
+# speed test.
+
+# %% setup id=dists_loop
+def pairwise_sq_dists_loop(X, Y):
+    """Squared Euclidean distances with two Python loops (slow, but obviously right)."""
+    out = np.empty((X.shape[0], Y.shape[0]), dtype=np.result_type(X, Y))
+    for i in range(X.shape[0]):
+        for j in range(Y.shape[0]):
+            diff = X[i] - Y[j]
+            out[i, j] = diff @ diff
+    return out
+
+# %% answer id=dists
+def pairwise_sq_dists(X, Y):
+    """All squared Euclidean distances between the rows of X and the rows of Y.
+
+    X: (n, d), Y: (m, d), both float32 or both float64.
+    Returns D of shape (n, m) and the inputs' dtype, D[i, j] = ||X[i] - Y[j]||^2, computed
+    without Python loops through ||x||^2 - 2 x.y + ||y||^2 (one matrix product, no (n, m, d)
+    temporary), and never negative: round-off below zero is clamped to 0.
+    """
+    ### BEGIN SOLUTION
+    sq_x = np.einsum("ij,ij->i", X, X)[:, None]  # (n, 1)
+    sq_y = np.einsum("ij,ij->i", Y, Y)[None, :]  # (1, m)
+    dists = sq_x - 2 * (X @ Y.T) + sq_y
+    return np.maximum(dists, 0)
+    ### END SOLUTION
+
+# %% test id=test_dists_visible points=1
+X0 = np.array([[0.0, 0.0], [1.0, 2.0], [3.0, 4.0]])
+Y0 = np.array([[0.0, 0.0], [1.0, 1.0]])
+D0 = pairwise_sq_dists(X0, Y0)
+assert_shape(D0, (3, 2), name="pairwise_sq_dists(X of shape (3, 2), Y of shape (2, 2))")
+# Worked by hand: |(1,2)-(1,1)|^2 = 1, |(3,4)|^2 = 25, ...; small integers are exact in float64.
+assert_close(D0, np.array([[0.0, 2.0], [5.0, 1.0], [25.0, 13.0]]), rtol=0, atol=1e-12,
+             name="pairwise_sq_dists on the 3 x 2 example")
+rng = np.random.default_rng(0)
+Xv, Yv = rng.standard_normal((5, 3)), rng.standard_normal((4, 3))
+# float64 values of size ~10: the expansion's round-off is ~1e-15, 1e-10 is generous.
+assert_close(pairwise_sq_dists(Xv, Yv), pairwise_sq_dists_loop(Xv, Yv), rtol=1e-10, atol=1e-10,
+             name="pairwise_sq_dists vs the loop version on a random 5 x 4 case")
+
+# %% test id=test_dists_hidden points=2
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(101)
+for n, m, d in [(7, 11, 5), (1, 9, 4), (12, 1, 3), (1, 1, 8), (30, 20, 64)]:
+    Xh, Yh = 3 * rng.standard_normal((n, d)), rng.standard_normal((m, d)) + 1
+    # float64, values up to ~600: round-off ~1e-13; a wrong formula errs by > 1.
+    assert_close(pairwise_sq_dists(Xh, Yh), pairwise_sq_dists_loop(Xh, Yh), rtol=1e-9, atol=1e-9,
+                 name=f"pairwise_sq_dists for n={n}, m={m}, d={d}")
+# float32 in, float32 out, compared with float64 distances of the same float32 points.
+X32, Y32 = rng.standard_normal((25, 16)).astype(np.float32), rng.standard_normal((15, 16)).astype(np.float32)
+D32 = pairwise_sq_dists(X32, Y32)
+assert_dtype(D32, np.float32, name="pairwise_sq_dists of float32 inputs")
+# float32 eps is 1.2e-7; norms ~16 and distances ~32 give errors ~1e-5, so 1e-4 absolute.
+assert_close(D32, pairwise_sq_dists_loop(X32.astype(np.float64), Y32.astype(np.float64)), rtol=1e-5, atol=1e-4,
+             name="pairwise_sq_dists in float32 (vs float64 distances)")
+# Points far from the origin, compared with themselves: the expansion's round-off is
+# ~1e-9 here, of either sign. The result must be clamped: no value below zero.
+far = 1000.0 + rng.standard_normal((40, 8))
+D_far = pairwise_sq_dists(far, far)
+assert D_far.min() >= 0, (
+    f"pairwise_sq_dists(X, X) for points ~1000 from the origin: expected no negative value (clamp at 0), "
+    f"got a minimum of {D_far.min():.3g}"
+)
+# Diagonal: exact 0 minus round-off of ~1e-9 (norms ~8e6 times eps 2.2e-16 times a few).
+assert_close(np.diag(D_far), np.zeros(40), rtol=0, atol=1e-6, name="diagonal of pairwise_sq_dists(X, X)")
+assert_close(D_far, pairwise_sq_dists_loop(far, far), rtol=1e-6, atol=1e-6,
+             name="pairwise_sq_dists(X, X) for points far from the origin")
+### END HIDDEN TESTS
+assert True
+
+# %% test id=test_dists_speed points=2
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(102)
+# 100 x 120 pairs in dimension 16: small enough that even a threaded BLAS runs this product
+# on one thread, so the ratio does not depend on the machine's load.
+Xs, Ys = rng.standard_normal((100, 16)), rng.standard_normal((120, 16))
+speed = speedup(lambda: pairwise_sq_dists(Xs, Ys), lambda: pairwise_sq_dists_loop(Xs, Ys), repeats=5, warmup=1)
+# A ratio of medians from one interleaved run, never an absolute time. The reference is
+# ~150-200x faster than the double loop on a 2-core machine; a loop over rows with
+# broadcasting inside is ~20x, a loop over pairs ~1x. 5x leaves a wide margin for noise.
+assert speed.ratio >= 5, (
+    f"pairwise_sq_dists on 100 x 120 points (d=16): expected at least 5x faster than the double loop, "
+    f"got {speed.ratio:.1f}x ({speed.fast.median * 1e3:.2f} ms vs {speed.slow.median * 1e3:.2f} ms)"
+)
+### END HIDDEN TESTS
+assert True
+
+# %% test id=test_dists_memory points=1
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(103)
+Xm, Ym = rng.standard_normal((200, 128)), rng.standard_normal((200, 128))
+_, peak = peak_memory_numpy(lambda: pairwise_sq_dists(Xm, Ym))
+one_matrix = 200 * 200 * 8  # bytes of one (n, m) float64 array
+# Deterministic byte counts (NumPy reports its buffers to tracemalloc). The expansion holds
+# the result and a few (n, m) temporaries: ~3 matrices. An (n, m, d) difference tensor is
+# 128 matrices. 16 matrices separates the two with room on both sides.
+assert peak <= 16 * one_matrix, (
+    f"pairwise_sq_dists for n=m=200, d=128: expected a peak of at most 16 (n, m) arrays "
+    f"({16 * one_matrix:,} bytes), got {peak:,} bytes ({peak / one_matrix:.0f} arrays): "
+    f"is there an (n, m, d) temporary?"
+)
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# How much faster, on this machine? `speedup` times the two versions *interleaved* (A, B, A,
+# B, ...) and compares medians, so that a burst of load from another process hits both.
+
+# %%
+rng_demo = np.random.default_rng(1)
+Xd, Yd = rng_demo.standard_normal((100, 16)), rng_demo.standard_normal((120, 16))
+print(speedup(lambda: pairwise_sq_dists(Xd, Yd), lambda: pairwise_sq_dists_loop(Xd, Yd), repeats=5))
+
+# %% [markdown]
+# ## 2. A softmax and a log-sum-exp that never overflow
+#
+# A language model's last layer outputs *logits* $z \in \mathbb{R}^V$, one per vocabulary
+# entry; the next-token distribution is
+#
+# $$ \operatorname{softmax}(z)_i = \frac{e^{z_i}}{\sum_j e^{z_j}}, \qquad
+#    \log \operatorname{softmax}(z)_i = z_i - \operatorname{LSE}(z), \qquad
+#    \operatorname{LSE}(z) = \log \sum_j e^{z_j} .$$
+#
+# In float64, $e^{z}$ overflows to `inf` for $z > 709$ and underflows to 0 for $z < -745$
+# (float32: 88 and $-103$). Logits of a few hundred are rare but not unheard of, and masked
+# positions are set to $-\infty$ on purpose. The fix is one identity: for any constant $c$,
+#
+# $$ \operatorname{softmax}(z) = \operatorname{softmax}(z - c), \qquad
+#    \operatorname{LSE}(z) = c + \log \sum_j e^{z_j - c} .$$
+#
+# Take $c = \max_j z_j$: every exponent is then $\le 0$ (no overflow) and the largest is
+# exactly $e^0 = 1$, so the sum is $\ge 1$ (no $\log 0$, no division by zero).
+#
+# **Fully masked slices.** If every entry of a slice is $-\infty$ (a query that may attend to
+# nothing), then $c = -\infty$ and $z - c = -\infty - (-\infty) = \text{NaN}$. We define:
+# - `logsumexp` of such a slice is $-\infty$ (the log of an empty sum, $\log 0$);
+# - `softmax` of such a slice is **all zeros**, the convention of PyTorch's fused attention
+#   kernels and FlashAttention (unit 02 relies on it), rather than NaNs that would spread.
+#
+# A simple way: where the maximum is not finite, shift by 0 instead. Both functions work on
+# any axis of an array of any shape and keep the input's dtype (float32 or float64).
+# `np.max(..., keepdims=True)` keeps the reduced axis with size 1, ready to broadcast back.
 
 # %% answer id=softmax
 def softmax(x, axis=-1):
+    """Softmax of x along `axis`, stable for any finite logits.
+
+    x: float32 or float64 array of any shape, entries finite or -inf. axis: an int.
+    Returns an array of x's shape and dtype whose slices along `axis` are >= 0 and sum to 1;
+    a slice whose entries are all -inf gives all zeros.
+    """
     ### BEGIN SOLUTION
-    z = x - np.max(x, axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
+    shift = np.max(x, axis=axis, keepdims=True)
+    shift = np.where(np.isfinite(shift), shift, 0.0)  # all -inf: shift by 0, exp gives 0
+    e = np.exp(x - shift)
+    total = np.sum(e, axis=axis, keepdims=True)
+    return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
     ### END SOLUTION
 
-# %% test id=test_softmax points=2
-assert_close(softmax(np.array([0.0, 0.0])), np.array([0.5, 0.5]), rtol=0, atol=1e-12)
+# %% test id=test_softmax_visible points=1
+p0 = softmax(np.array([1.0, 2.0, 3.0]))
+# e / sum(e) for (1, 2, 3), to 6 decimals; float64 round-off is ~1e-16.
+assert_close(p0, np.array([0.090031, 0.244728, 0.665241]), rtol=0, atol=1e-6, name="softmax([1, 2, 3])")
+x0 = np.arange(24.0).reshape(2, 3, 4) / 10
+p1 = softmax(x0, axis=1)
+assert_shape(p1, (2, 3, 4), name="softmax(x of shape (2, 3, 4), axis=1)")
+# Sums of 3 numbers <= 1: exact to a few ulps.
+assert_close(p1.sum(axis=1), np.ones((2, 4)), rtol=0, atol=1e-12, name="softmax(x, axis=1).sum(axis=1)")
+
+# %% test id=test_softmax_hidden points=2
 ### BEGIN HIDDEN TESTS
-assert_close(softmax(np.array([1000.0, 1000.0])), np.array([0.5, 0.5]), rtol=0, atol=1e-12)
+def _softmax_oracle(x, axis):
+    # NumPy's own stable reduction logaddexp gives log-sum-exp; exp(x - LSE) is the softmax.
+    lse = np.logaddexp.reduce(x.astype(np.float64), axis=axis, keepdims=True)
+    return np.exp(x - lse)
+
+
+rng = np.random.default_rng(201)
+xs = 3 * rng.standard_normal((3, 4, 5))
+for ax in (0, 1, 2, -1, -2):
+    # float64 round-off of a few exp and one division: ~1e-16 relative.
+    assert_close(softmax(xs, axis=ax), _softmax_oracle(xs, ax), rtol=1e-10, atol=1e-14,
+                 name=f"softmax(x of shape (3, 4, 5), axis={ax})")
+# Huge and tiny logits: adding a constant must not change anything.
+base = rng.standard_normal((4, 6))
+for c in (1000.0, 1e4, -1000.0, -1e4):
+    # Shifting by c moves the logits by up to 1 ulp of c (~2e-12 at 1e4) before exp.
+    assert_close(softmax(base + c), _softmax_oracle(base, -1), rtol=1e-9, atol=1e-12,
+                 name=f"softmax(x + {c:g}) (expected softmax(x): no overflow or underflow)")
+# Rows on very different scales in one array: each row needs its own maximum.
+mixed = np.array([[0.0, 1.0, 2.0], [1000.0, 1001.0, 1002.0], [-800.0, -801.0, -802.0]])
+assert_close(softmax(mixed), _softmax_oracle(mixed, -1), rtol=1e-10, atol=1e-14,
+             name="softmax of rows with logits near 0, 1000 and -800")
+# float32 in, float32 out; float32 round-off ~1e-7 relative.
+x32 = (5 * rng.standard_normal((8, 10))).astype(np.float32)
+p32 = softmax(x32, axis=0)
+assert_dtype(p32, np.float32, name="softmax of a float32 array")
+assert_close(p32, _softmax_oracle(x32, 0), rtol=1e-5, atol=1e-7, name="softmax in float32")
+# -inf entries are masked out; a row of only -inf gives zeros.
+masked = np.array([[0.0, -np.inf, 0.0, -np.inf], [-np.inf] * 4, [5.0, -np.inf, -np.inf, -np.inf]])
+expected_masked = np.array([[0.5, 0.0, 0.5, 0.0], [0.0] * 4, [1.0, 0.0, 0.0, 0.0]])
+assert_close(softmax(masked), expected_masked, rtol=0, atol=1e-15,
+             name="softmax with -inf entries (a fully masked row must give zeros)")
+assert_close(softmax(masked.T, axis=0), expected_masked.T, rtol=0, atol=1e-15,
+             name="softmax(axis=0) with a fully masked column")
 ### END HIDDEN TESTS
+assert True
+
+# %% answer id=logsumexp
+def logsumexp(x, axis=-1, keepdims=False):
+    """log(sum(exp(x))) along `axis`, stable for any finite logits.
+
+    x: float32 or float64 array of any shape, entries finite or -inf. axis: an int.
+    Returns an array of x's dtype and of x's shape without `axis` (with it, of size 1, when
+    keepdims=True). A slice whose entries are all -inf gives -inf.
+    """
+    ### BEGIN SOLUTION
+    shift = np.max(x, axis=axis, keepdims=True)
+    shift = np.where(np.isfinite(shift), shift, 0.0)
+    with np.errstate(divide="ignore"):  # log(0) = -inf is the documented answer
+        out = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
+    return out if keepdims else np.squeeze(out, axis=axis)
+    ### END SOLUTION
+
+# %% test id=test_logsumexp_visible points=1
+# log(e^0 + e^0) = log 2, and log(e^1 + e^2 + e^3) = 3 + log(1 + e^-1 + e^-2).
+assert_scalar_close(logsumexp(np.array([0.0, 0.0])), math.log(2), rtol=1e-12, atol=0, name="logsumexp([0, 0])")
+assert_scalar_close(logsumexp(np.array([1.0, 2.0, 3.0])), 3 + math.log(1 + math.exp(-1) + math.exp(-2)),
+                    rtol=1e-12, atol=0, name="logsumexp([1, 2, 3])")
+x1 = np.arange(24.0).reshape(2, 3, 4)
+assert_shape(logsumexp(x1, axis=1), (2, 4), name="logsumexp(x of shape (2, 3, 4), axis=1)")
+assert_shape(logsumexp(x1, axis=1, keepdims=True), (2, 1, 4), name="logsumexp(x, axis=1, keepdims=True)")
+
+# %% test id=test_logsumexp_hidden points=2
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(202)
+xl = 4 * rng.standard_normal((3, 4, 5))
+for ax in (0, 1, 2, -1):
+    # NumPy's logaddexp reduction as the oracle; float64 round-off ~1e-15.
+    assert_close(logsumexp(xl, axis=ax), np.logaddexp.reduce(xl, axis=ax), rtol=1e-12, atol=1e-12,
+                 name=f"logsumexp(x of shape (3, 4, 5), axis={ax})")
+assert_close(logsumexp(xl, axis=0, keepdims=True), np.logaddexp.reduce(xl, axis=0, keepdims=True),
+             rtol=1e-12, atol=1e-12, name="logsumexp(x, axis=0, keepdims=True)")
+# Huge and tiny logits: LSE(x + c) = LSE(x) + c.
+small = rng.standard_normal((5, 7))
+for c in (1000.0, 1e4, -1000.0, -1e4):
+    # Adding c rounds each logit by up to 1 ulp of c: ~2e-12 absolute at 1e4.
+    assert_close(logsumexp(small + c), np.logaddexp.reduce(small, axis=-1) + c, rtol=1e-12, atol=1e-11,
+                 name=f"logsumexp(x + {c:g}) (expected logsumexp(x) + {c:g})")
+mixed = np.array([[0.0, 1.0, 2.0], [1000.0, 1001.0, 1002.0], [-800.0, -801.0, -802.0]])
+assert_close(logsumexp(mixed), np.logaddexp.reduce(mixed, axis=-1), rtol=1e-12, atol=1e-12,
+             name="logsumexp of rows with logits near 0, 1000 and -800")
+x32 = (10 * rng.standard_normal((6, 9))).astype(np.float32)
+l32 = logsumexp(x32, axis=1)
+assert_dtype(l32, np.float32, name="logsumexp of a float32 array")
+# float32: ~1e-7 relative on values ~20.
+assert_close(l32, np.logaddexp.reduce(x32.astype(np.float64), axis=1), rtol=1e-5, atol=1e-5,
+             name="logsumexp in float32")
+masked = np.array([[0.0, -np.inf, 0.0], [-np.inf, -np.inf, -np.inf], [-np.inf, 3.0, -np.inf]])
+# log 2, log 0 = -inf, and 3: the -inf entries contribute nothing.
+assert_close(logsumexp(masked), np.array([math.log(2), -np.inf, 3.0]), rtol=1e-12, atol=1e-12,
+             name="logsumexp with -inf entries (a fully masked row must give -inf)")
+assert_close(logsumexp(masked.T, axis=0, keepdims=True), np.array([[math.log(2), -np.inf, 3.0]]),
+             rtol=1e-12, atol=1e-12, name="logsumexp(axis=0, keepdims=True) with a fully masked column")
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# ## 3. Low-rank compression with the SVD
+#
+# Every real matrix $W \in \mathbb{R}^{m\times n}$ factors as $W = U \Sigma V^\top$ with
+# orthonormal columns in $U$ and $V$ and singular values $\sigma_1 \ge \sigma_2 \ge \dots \ge 0$
+# on the diagonal of $\Sigma$. Keeping the first $r$ of them gives
+#
+# $$ W_r = \sum_{i=1}^{r} \sigma_i\, u_i v_i^\top = A B, \qquad A = U_{:, :r}\,\Sigma_{:r,:r} \in \mathbb{R}^{m\times r},
+#    \quad B = V^\top_{:r, :} \in \mathbb{R}^{r\times n}. $$
+#
+# **Eckart–Young:** $W_r$ is the best rank-$r$ approximation of $W$ in the Frobenius norm,
+# and its error is exactly what was dropped:
+#
+# $$ \lVert W - W_r \rVert_F^2 = \sum_{i > r} \sigma_i^2 , \qquad
+#    \frac{\lVert W - W_r\rVert_F}{\lVert W\rVert_F} = \sqrt{1 - \frac{\sum_{i\le r}\sigma_i^2}{\sum_i \sigma_i^2}} .$$
+#
+# The *spectral energy* is $\sum_i \sigma_i^2 = \lVert W\rVert_F^2$; we keep the smallest $r$
+# whose first singular values carry at least a fraction $e$ of it. Storing $A$ and $B$ costs
+# $r(m+n)$ numbers instead of $mn$, a **compression ratio** of $mn / (r(m+n))$ — a gain only
+# when $r < mn/(m+n)$.
+#
+# A common rule of thumb says that keeping 95% of a weight matrix's energy compresses it
+# about 4:1. That depends entirely on how fast the spectrum decays; you will check it on a
+# matrix with a power-law spectrum, and see below that a random matrix does not compress
+# at all. Note also what 95% of the *energy* means for the *error*: $\sqrt{0.05} \approx 22\%$.
+#
+# `np.linalg.svd(W, full_matrices=False)` returns `U, s, Vt` with `s` sorted in decreasing
+# order and `Vt` $= V^\top$ already transposed. `np.cumsum` and `np.searchsorted` find the
+# rank without a loop (mind the off-by-one between an index and a count).
+
+# %% setup id=spectrum_helper
+def decaying_matrix(m, n, decay=1.5, knee=10.0, seed=0):
+    """A float64 (m, n) matrix U diag(s) V^T with random orthonormal U, V and the power-law
+    spectrum s_i = (1 + i / knee) ** -decay, i = 0 .. min(m, n) - 1. Returns (W, s)."""
+    rng = np.random.default_rng(seed)
+    k = min(m, n)
+    u, _ = np.linalg.qr(rng.standard_normal((m, k)))
+    v, _ = np.linalg.qr(rng.standard_normal((n, k)))
+    s = (1.0 + np.arange(k) / knee) ** -decay
+    return (u * s) @ v.T, s
+
+# %% answer id=svd
+def low_rank_compress(W, energy=0.95):
+    """Compress W (m, n), float64, into factors A (m, r) and B (r, n) with the SVD.
+
+    r is the smallest rank whose leading singular values keep at least `energy` of the
+    spectral energy: sum(s[:r] ** 2) >= energy * sum(s ** 2), for 0 < energy <= 1
+    (energy = 1 keeps all min(m, n) singular values). A @ B is the truncated SVD of W.
+    Returns (A, B, ratio, rel_error):
+        ratio     = m * n / (r * (m + n)), a float: parameters of W per parameter of A and B;
+        rel_error = ||W - A @ B||_F / ||W||_F, a float.
+    """
+    ### BEGIN SOLUTION
+    U, s, Vt = np.linalg.svd(W, full_matrices=False)
+    energies = s**2
+    kept = np.cumsum(energies) / energies.sum()
+    r = min(int(np.searchsorted(kept, energy)) + 1, len(s))  # first index reaching `energy`, as a count
+    A = U[:, :r] * s[:r]
+    B = Vt[:r]
+    m, n = W.shape
+    ratio = m * n / (r * (m + n))
+    rel_error = math.sqrt(energies[r:].sum() / energies.sum())
+    return A, B, ratio, rel_error
+    ### END SOLUTION
+
+# %% test id=test_svd_visible points=1
+# A 4 x 6 matrix with singular values 3, 2, 1, 0.5 (energies 9, 4, 1, 0.25 of 14.25).
+W0 = np.zeros((4, 6))
+W0[[0, 1, 2, 3], [0, 1, 2, 3]] = [3.0, 2.0, 1.0, 0.5]
+A0, B0, ratio0, err0 = low_rank_compress(W0, energy=0.9)
+# 9/14.25 = 0.63 < 0.9 <= 13/14.25 = 0.91: rank 2.
+assert_shape(A0, (4, 2), name="A from low_rank_compress(W0, energy=0.9) (rank 2 keeps 91%)")
+assert_shape(B0, (2, 6), name="B from low_rank_compress(W0, energy=0.9)")
+# The rank-2 truncation keeps the 3 and the 2 and drops the rest (exact in float64 up to ~1e-15).
+W0_2 = np.zeros((4, 6))
+W0_2[[0, 1], [0, 1]] = [3.0, 2.0]
+assert_close(A0 @ B0, W0_2, rtol=0, atol=1e-12, name="A @ B for the rank-2 truncation of W0")
+assert_scalar_close(ratio0, 24 / (2 * 10), rtol=1e-12, atol=0, name="compression ratio (4*6 / (2*(4+6)))")
+assert_scalar_close(err0, math.sqrt(1.25 / 14.25), rtol=1e-9, atol=0, name="relative error sqrt(1.25/14.25)")
+
+# %% test id=test_svd_hidden points=2
+### BEGIN HIDDEN TESTS
+def _expected_rank(s, energy):
+    fractions = np.cumsum(s**2) / np.sum(s**2)
+    return next((i + 1 for i, f in enumerate(fractions) if f >= energy), len(s))
+
+
+rng = np.random.default_rng(301)
+for m, n, energy in [(20, 12, 0.9), (12, 20, 0.5), (30, 30, 0.99), (8, 5, 0.3), (15, 9, 1.0)]:
+    Wh = rng.standard_normal((m, n)) * (0.7 ** np.arange(n))  # columns on decaying scales
+    s = np.linalg.svd(Wh, compute_uv=False)
+    r = _expected_rank(s, energy)
+    A, B, ratio, err = low_rank_compress(Wh, energy)
+    assert_shape(A, (m, r), name=f"A for a {m} x {n} matrix at energy {energy} (expected rank {r})")
+    assert_shape(B, (r, n), name=f"B for a {m} x {n} matrix at energy {energy} (expected rank {r})")
+    # The truncated SVD, rebuilt independently: both in float64, ~1e-15 relative.
+    U, _, Vt = np.linalg.svd(Wh, full_matrices=False)
+    assert_close(A @ B, (U[:, :r] * s[:r]) @ Vt[:r], rtol=1e-9, atol=1e-10,
+                 name=f"A @ B vs the rank-{r} truncated SVD ({m} x {n}, energy {energy})")
+    assert_scalar_close(ratio, m * n / (r * (m + n)), rtol=1e-12, atol=0,
+                        name=f"compression ratio for {m} x {n} at rank {r} (m*n / (r*(m+n)))")
+    # Eckart-Young: the error is exactly the dropped energy (1e-9: SVD round-off only).
+    dropped = math.sqrt(np.sum(s[r:] ** 2) / np.sum(s**2))
+    assert_scalar_close(err, dropped, rtol=1e-7, atol=1e-12,
+                        name=f"relative Frobenius error at rank {r} (expected sqrt(dropped energy))")
+    assert_scalar_close(err, np.linalg.norm(Wh - A @ B) / np.linalg.norm(Wh), rtol=1e-7, atol=1e-12,
+                        name=f"relative error returned vs ||W - A @ B|| / ||W|| at rank {r}")
+# A tie: four equal singular values, energy 0.5 is reached exactly at rank 2 (">=", not ">").
+Wt = np.diag([2.0, 2.0, 2.0, 2.0])
+At, Bt, ratio_t, _ = low_rank_compress(Wt, energy=0.5)
+assert_shape(At, (4, 2), name="A for diag(2, 2, 2, 2) at energy 0.5 (2 of 4 equal values keep exactly 50%)")
+### END HIDDEN TESTS
+assert True
+
+# %% test id=test_svd_claim points=1
+### BEGIN HIDDEN TESTS
+Wc, sc = decaying_matrix(256, 256)
+Ac, Bc, ratio_c, err_c = low_rank_compress(Wc, energy=0.95)
+kept_c = np.sum(sc[: Ac.shape[1]] ** 2) / np.sum(sc**2)
+# The power-law spectrum needs rank 33 of 256 for 95%: 256*256 / (33*512) = 3.88, "about 4:1".
+assert Ac.shape[1] == 33, f"decaying_matrix(256, 256) at 95% energy: expected rank 33, got rank {Ac.shape[1]}"
+assert 3.5 <= ratio_c <= 4.5, f"decaying_matrix(256, 256) at 95% energy: expected about 4:1 (3.88), got {ratio_c:.3f}"
+# The exact check: relative error = sqrt(1 - kept energy), here ~0.221 (SVD round-off ~1e-15).
+assert_scalar_close(err_c, math.sqrt(1 - kept_c), rtol=1e-7, atol=0,
+                    name="relative error at 95% energy (expected sqrt(1 - kept fraction))")
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# The spectrum of the power-law matrix against a random Gaussian matrix of the same size and
+# norm, and the cumulative energy with the rank chosen for 95% marked. A random matrix's
+# singular values are all of the same order (the Marchenko–Pastur law): no rank is much
+# cheaper than another, and 95% of its energy needs most of its rank.
+
+# %%
+W_demo, s_demo = decaying_matrix(256, 256)
+G_demo = np.random.default_rng(2).standard_normal((256, 256))
+G_demo *= np.linalg.norm(W_demo) / np.linalg.norm(G_demo)
+s_rand = np.linalg.svd(G_demo, compute_uv=False)
+A_demo, _, ratio_demo, err_demo = low_rank_compress(W_demo, 0.95)
+A_rand, _, ratio_rand, err_rand = low_rank_compress(G_demo, 0.95)
+r_demo, r_rand = A_demo.shape[1], A_rand.shape[1]
+
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+ax1.semilogy(np.arange(1, 257), s_demo, label="power-law spectrum")
+ax1.semilogy(np.arange(1, 257), s_rand, label="random Gaussian matrix")
+ax1.axvline(r_demo, color="k", ls=":", label=f"rank {r_demo} (95% energy)")
+ax1.set_xlabel("index i")
+ax1.set_ylabel(r"singular value $\sigma_i$")
+ax1.set_title("singular-value spectra (256 x 256)")
+ax1.legend()
+for s_vals, label in [(s_demo, "power-law spectrum"), (s_rand, "random Gaussian matrix")]:
+    ax2.plot(np.arange(1, 257), np.cumsum(s_vals**2) / np.sum(s_vals**2), label=label)
+ax2.axhline(0.95, color="gray", ls="--", lw=1)
+ax2.axvline(r_demo, color="k", ls=":")
+ax2.axvline(r_rand, color="C1", ls=":")
+ax2.set_xlabel("rank r")
+ax2.set_ylabel("fraction of energy kept")
+ax2.set_title("cumulative energy")
+ax2.legend(loc="lower right")
+plt.tight_layout()
+plt.show()
+print(f"power-law: rank {r_demo}, ratio {ratio_demo:.2f}:1, relative error {err_demo:.3f}")
+print(f"random:    rank {r_rand}, ratio {ratio_rand:.2f}:1, relative error {err_rand:.3f}")
+
+# %% [markdown]
+# ## 4. Power iteration, and the largest stable learning rate
+#
+# Near a minimum, a loss looks like a quadratic $L(w) = \tfrac12 w^\top H w - b^\top w$ whose
+# Hessian $H$ is symmetric positive semi-definite. Least squares is exactly this: for data
+# $A \in \mathbb{R}^{N\times d}$ and targets $y$, $\frac{1}{2N}\lVert Aw - y\rVert^2$ has
+# $H = A^\top A / N$ and $b = A^\top y / N$ (plus a constant).
+#
+# **Power iteration** finds the largest eigenvalue with matrix–vector products only — which
+# is all you can afford for a network's Hessian, where $Hv$ comes from automatic
+# differentiation without ever forming $H$. Write a random start $v_0$ in $H$'s eigenvector
+# basis, $v_0 = \sum_i c_i q_i$; then $H^k v_0 = \sum_i c_i \lambda_i^k q_i$, and the term of
+# $\lambda_1 = \lambda_{\max}$ dominates as $(\lambda_2/\lambda_1)^k \to 0$. So repeat
+#
+# $$ v \leftarrow \frac{H v}{\lVert H v\rVert}, \qquad \lambda \approx v^\top H v \ \ \text{(the Rayleigh quotient, for } \lVert v\rVert = 1\text{)}.$$
+#
+# Normalising every step keeps $v$ from overflowing (or vanishing when $\lambda < 1$). Start
+# from a *random* vector: a fixed one such as $e_1$ can be orthogonal to the top eigenvector,
+# and then power iteration never finds it.
+#
+# **Gradient descent** on the quadratic, $w \leftarrow w - \eta\,(Hw - b)$, moves the error
+# $w - w^*$ (with $Hw^* = b$) by $(I - \eta H)$ each step. Along eigenvector $q_i$ the error
+# is multiplied by $1 - \eta\lambda_i$, which shrinks only if $|1 - \eta\lambda_i| < 1$, i.e.
+# $0 < \eta < 2/\lambda_i$. The tightest of these is
+#
+# $$ \eta < \frac{2}{\lambda_{\max}} .$$
+#
+# Just below the bound the steepest direction oscillates but shrinks; just above it the
+# oscillation grows geometrically and the loss explodes. (The bound is $2/\lambda$, not
+# $1/\lambda$: at $\eta = 1/\lambda_{\max}$ the steepest direction converges in one step, which
+# is the fastest rate for that direction, not the edge of stability.)
+
+# %% answer id=power
+def power_iteration(H, num_iters=1000, tol=1e-10, seed=0):
+    """Largest eigenvalue and a unit eigenvector of a symmetric positive semi-definite H.
+
+    H: (n, n) float64. Start from a random unit vector drawn with np.random.default_rng(seed),
+    repeat v <- H v / ||H v|| and estimate lambda by the Rayleigh quotient v^T H v. Stop when
+    the estimate changes by at most tol * |lambda| between two iterations, or after num_iters.
+    Returns (lam, v): lam a float, v of shape (n,) with ||v|| = 1 and H v ≈ lam v.
+    """
+    ### BEGIN SOLUTION
+    v = np.random.default_rng(seed).standard_normal(H.shape[0])
+    v /= np.linalg.norm(v)
+    lam = 0.0
+    for _ in range(num_iters):
+        hv = H @ v
+        new_lam = float(v @ hv)
+        norm = np.linalg.norm(hv)
+        if norm == 0.0:  # H v = 0: v is in the null space and lambda_max may be 0
+            return 0.0, v
+        v = hv / norm
+        converged = abs(new_lam - lam) <= tol * abs(new_lam)
+        lam = new_lam
+        if converged:
+            break
+    return float(v @ H @ v), v
+    ### END SOLUTION
+
+# %% test id=test_power_visible points=1
+lam0, v0 = power_iteration(np.diag([1.0, 5.0, 3.0]))
+# Eigenvalues 5, 3, 1: the error falls like (3/5)^(2k); 1e-8 is far above what remains.
+assert_scalar_close(lam0, 5.0, rtol=1e-8, atol=0, name="power_iteration(diag(1, 5, 3)) eigenvalue")
+assert_shape(v0, (3,), name="eigenvector from power_iteration(diag(1, 5, 3))")
+# The eigenvector is +-e_2. Its error falls like (3/5)^k, only half as fast as the
+# eigenvalue's: ~1e-5 when the eigenvalue has converged to 1e-10, hence 1e-3.
+assert_close(np.abs(v0), np.array([0.0, 1.0, 0.0]), rtol=0, atol=1e-3, name="|v| for diag(1, 5, 3) (expected +-e_2)")
+
+# %% test id=test_power_hidden points=2
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(401)
+cases = []
+for N, d in [(200, 50), (100, 20), (40, 8)]:
+    A = rng.standard_normal((N, d)) * rng.uniform(0.5, 2.0, d)
+    cases.append((f"A^T A / N with A of shape ({N}, {d})", A.T @ A / N))
+q, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+cases.append(("a 30 x 30 matrix with eigenvalues 50, 45, 1 ... (gap ratio 0.9)",
+              (q * np.r_[50.0, 45.0, np.linspace(1.0, 20.0, 28)]) @ q.T))
+cases.append(("a 12 x 12 rank-1 matrix", np.outer(np.arange(1.0, 13.0), np.arange(1.0, 13.0))))
+cases.append(("a 1 x 1 matrix", np.array([[7.0]])))
+cases.append(("a scaled 10 x 10 matrix (eigenvalues ~1e-6)", 1e-6 * (cases[1][1][:10, :10] + np.eye(10))))
+for label, H in cases:
+    ev, vecs = np.linalg.eigh(H)
+    lam, v = power_iteration(H)
+    # Converged to tol=1e-10 in the estimate; even a 0.97 gap ratio leaves < 1e-8 relative.
+    assert_scalar_close(lam, ev[-1], rtol=1e-6, atol=0, name=f"power_iteration eigenvalue for {label} (eigvalsh)")
+    assert_scalar_close(np.linalg.norm(v), 1.0, rtol=1e-9, atol=0, name=f"||v|| from power_iteration for {label}")
+    # H v = lam v up to the leftover of the other eigenvectors: 1e-3 relative is ample.
+    assert_close(H @ v, ev[-1] * v, rtol=0, atol=1e-3 * ev[-1], name=f"H v vs lambda_max v for {label}")
+# A start must not be a fixed vector orthogonal to the top eigenvector.
+lam_e, _ = power_iteration(np.diag([1.0, 0.0, 4.0, 2.0]))
+assert_scalar_close(lam_e, 4.0, rtol=1e-8, atol=0, name="power_iteration(diag(1, 0, 4, 2)) eigenvalue")
+### END HIDDEN TESTS
+assert True
+
+# %% answer id=gd
+def gd_quadratic(H, b, lr, steps, w0=None):
+    """Gradient descent on L(w) = 0.5 * w^T H w - b^T w.
+
+    H: (d, d) symmetric PSD, b: (d,), float64; lr: the learning rate; steps: an int >= 0;
+    w0: the start, (d,), zeros when None. Each step is w <- w - lr * (H w - b).
+    Returns (w, losses): w the final (d,) iterate and losses, float64 of shape (steps + 1,),
+    the loss at w0 followed by the loss after each step.
+    """
+    ### BEGIN SOLUTION
+    w = np.zeros_like(b, dtype=np.float64) if w0 is None else np.array(w0, dtype=np.float64)
+    losses = [0.5 * w @ H @ w - b @ w]
+    for _ in range(steps):
+        w = w - lr * (H @ w - b)
+        losses.append(0.5 * w @ H @ w - b @ w)
+    return w, np.array(losses)
+    ### END SOLUTION
+
+
+def max_stable_lr(H):
+    """The largest learning rate for which gradient descent on a quadratic with Hessian H
+    (symmetric PSD, (d, d)) converges: 2 / lambda_max, with lambda_max from your
+    power_iteration. Returns a float."""
+    ### BEGIN SOLUTION
+    lam, _ = power_iteration(H)
+    return 2.0 / lam
+    ### END SOLUTION
+
+# %% test id=test_gd_visible points=1
+H0, b0 = np.diag([2.0, 1.0]), np.array([2.0, 1.0])
+w1, losses1 = gd_quadratic(H0, b0, lr=0.25, steps=2)
+# Worked by hand: w0 = 0 (loss 0); the gradient is (-2, -1), so w1 = (0.5, 0.25), loss
+# 0.5*(2*0.25 + 0.0625) - (1 + 0.25) = -0.96875; w2 = (0.75, 0.4375), loss -1.279296875.
+assert_shape(losses1, (3,), name="losses from gd_quadratic(..., steps=2)")
+assert_close(losses1, np.array([0.0, -0.96875, -1.279296875]), rtol=0, atol=1e-12,
+             name="losses of 2 steps of lr=0.25 on diag(2, 1)")
+assert_close(w1, np.array([0.75, 0.4375]), rtol=0, atol=1e-12, name="w after 2 steps")
+# lambda_max = 2: the bound is 2 / 2 = 1.
+assert_scalar_close(max_stable_lr(H0), 1.0, rtol=1e-8, atol=0, name="max_stable_lr(diag(2, 1))")
+
+# %% test id=test_gd_hidden points=2
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(402)
+q, _ = np.linalg.qr(rng.standard_normal((20, 20)))
+Hg = (q * np.linspace(0.5, 10.0, 20)) @ q.T  # eigenvalues 0.5 .. 10, condition number 20
+Ad = rng.standard_normal((300, 12)) * rng.uniform(0.3, 3.0, 12)
+Hls, bls = Ad.T @ Ad / 300, Ad.T @ rng.standard_normal(300) / 300  # a least-squares problem
+for label, H, b in [("eigenvalues 0.5..10", Hg, rng.standard_normal(20)), ("least squares, d=12", Hls, bls)]:
+    lam_max = np.linalg.eigvalsh(H)[-1]
+    w_star = np.linalg.solve(H, b)
+    loss_star = -0.5 * b @ w_star
+    bound = max_stable_lr(H)
+    # power_iteration converges to ~1e-9; 1e-6 relative leaves room.
+    assert_scalar_close(bound, 2 / lam_max, rtol=1e-6, atol=0, name=f"max_stable_lr for {label} (2 / lambda_max)")
+    w_end, losses = gd_quadratic(H, b, lr=0.5 / lam_max, steps=5)
+    manual = [np.zeros_like(b)]
+    for _ in range(5):
+        manual.append(manual[-1] - 0.5 / lam_max * (H @ manual[-1] - b))
+    # Five steps reproduced by hand: float64 round-off only.
+    assert_close(losses, np.array([0.5 * w @ H @ w - b @ w for w in manual]), rtol=1e-10, atol=1e-12,
+                 name=f"losses of 5 steps for {label}")
+    assert_close(w_end, manual[-1], rtol=1e-10, atol=1e-12, name=f"final w of 5 steps for {label}")
+    start = rng.standard_normal(b.shape[0])
+    for factor in (0.9, 1.1):
+        _, losses = gd_quadratic(H, b, lr=factor * bound, steps=300, w0=start)
+        gap0, gap_end = losses[0] - loss_star, losses[-1] - loss_star
+        if factor < 1:
+            # Condition numbers 20 and ~18: the slowest direction contracts by ~0.91 per step,
+            # so the loss gap by 0.91^600 ~ 1e-25 in 300 steps.
+            assert gap_end <= 1e-10 * gap0, (
+                f"gd_quadratic on {label} at 0.9 x max_stable_lr: expected convergence (loss gap below "
+                f"1e-10 x the start's {gap0:.3g}), got a gap of {gap_end:.3g} after 300 steps"
+            )
+        else:
+            # The top direction grows by |1 - 2.2| = 1.2 per step: 1.2^600 ~ 1e47 in loss.
+            assert gap_end >= 1e10 * gap0, (
+                f"gd_quadratic on {label} at 1.1 x max_stable_lr: expected divergence (loss gap above "
+                f"1e10 x the start's {gap0:.3g}), got a gap of {gap_end:.3g} after 300 steps: "
+                f"is max_stable_lr really the edge of stability?"
+            )
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# Loss curves (distance to the optimum, log scale) for learning rates on both sides of the
+# bound. Below it, the curve falls along a straight line (geometric convergence) whose slope
+# is set by the *slowest* direction; above it, the steepest direction's error grows by
+# $|1 - \eta\lambda_{\max}| > 1$ per step and swamps everything.
+
+# %%
+rng_plot = np.random.default_rng(3)
+q_demo, _ = np.linalg.qr(rng_plot.standard_normal((20, 20)))
+H_demo = (q_demo * np.linspace(0.5, 10.0, 20)) @ q_demo.T
+b_demo = rng_plot.standard_normal(20)
+loss_opt = -0.5 * b_demo @ np.linalg.solve(H_demo, b_demo)
+bound_demo = max_stable_lr(H_demo)
+fig, ax = plt.subplots(figsize=(6, 4))
+for factor in (0.5, 0.9, 1.0, 1.05, 1.1):
+    _, curve = gd_quadratic(H_demo, b_demo, lr=factor * bound_demo, steps=150)
+    ax.semilogy(curve - loss_opt, label=rf"$\eta$ = {factor:g} $\times\ 2/\lambda_{{\max}}$")
+ax.set_xlabel("step")
+ax.set_ylabel(r"$L(w_k) - L(w^*)$")
+ax.set_title(rf"gradient descent, $\lambda_{{\max}}$ = {2 / bound_demo:.2f}")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# ## 5. PCA through the SVD, and attention scores with `einsum`
+#
+# **PCA.** For data $X \in \mathbb{R}^{n\times d}$ (one sample per row), centre each column,
+# $X_c = X - \bar x$, and take the thin SVD $X_c = U\Sigma V^\top$. The covariance is
+#
+# $$ C = \frac{X_c^\top X_c}{n-1} = V \,\frac{\Sigma^2}{n-1}\, V^\top ,$$
+#
+# so the rows of $V^\top$ are the principal directions (the eigenvectors of $C$), the
+# variance along direction $i$ is $\sigma_i^2/(n-1)$, and the **explained variance ratio** is
+# $\sigma_i^2 / \sum_j \sigma_j^2$ (the denominator is the total variance over *all*
+# directions, not only the $k$ kept). The projection of the data is $Z = X_c V_{:, :k}$.
+# Working on $X_c$ instead of forming $C$ avoids squaring the condition number. Without the
+# centring, the first "component" just points at the mean. Eigenvectors have no preferred
+# sign; tests compare up to sign. PCA of a model's hidden states is the usual first look at
+# what a layer represents (and how the "anisotropy" of embeddings shows up).
+#
+# **einsum.** Attention compares every query with every key, per batch element and head:
+#
+# $$ S_{b,h,q,k} = \frac{1}{\sqrt{d}} \sum_{e=1}^{d} Q_{b,h,q,e}\, K_{b,h,k,e} .$$
+#
+# `np.einsum("bhqd,bhkd->bhqk", Q, K)` writes exactly this: indices in both inputs and in the
+# output are batched, an index missing from the output is summed over. (`Q @ K.swapaxes(-1,
+# -2)` does the same with a batched matrix product.) Keep the dtype: divide by
+# `math.sqrt(d)`, a Python float, since a NumPy float64 scalar turns float32 scores into
+# float64 (see section 1).
+
+# %% answer id=pca
+def pca(X, k):
+    """Principal component analysis of X (n, d), float64, rows are samples, via the SVD.
+
+    1 <= k <= min(n, d). Returns (components, ratio, Z):
+        components: (k, d), orthonormal rows, the top-k principal directions by decreasing variance;
+        ratio: (k,), the fraction of the total variance of X along each component;
+        Z: (n, k), the centred data projected on the components (Z = (X - mean) @ components.T).
+    Each component's sign is arbitrary (Z follows it).
+    """
+    ### BEGIN SOLUTION
+    centred = X - X.mean(axis=0)
+    _, s, Vt = np.linalg.svd(centred, full_matrices=False)
+    components = Vt[:k]
+    ratio = s[:k] ** 2 / np.sum(s**2)
+    return components, ratio, centred @ components.T
+    ### END SOLUTION
+
+# %% test id=test_pca_visible points=1
+# Six points around (10, 5): four on the diagonal direction, two across it.
+Xp = np.array([[-2.0, -2.0], [-1.0, -1.0], [1.0, 1.0], [2.0, 2.0], [0.5, -0.5], [-0.5, 0.5]]) + [10.0, 5.0]
+comps0, ratio0, Z0 = pca(Xp, 2)
+assert_shape(comps0, (2, 2), name="components from pca(X of shape (6, 2), k=2)")
+assert_shape(Z0, (6, 2), name="Z from pca(X of shape (6, 2), k=2)")
+# Sums of squares along (1, 1)/sqrt 2 and (1, -1)/sqrt 2: 20 and 1, so ratios 20/21 and 1/21.
+assert_close(ratio0, np.array([20 / 21, 1 / 21]), rtol=1e-10, atol=1e-12, name="explained variance ratio")
+# Up to sign (float64 SVD, ~1e-15).
+assert_close(np.abs(comps0), np.full((2, 2), 1 / math.sqrt(2)), rtol=1e-10, atol=1e-12,
+             name="|components| (expected +-(1, 1)/sqrt 2 and +-(1, -1)/sqrt 2)")
+
+# %% test id=test_pca_hidden points=2
+### BEGIN HIDDEN TESTS
+def _pca_oracle(X, k):
+    # Eigendecomposition of the covariance matrix, sorted by decreasing eigenvalue.
+    evals, evecs = np.linalg.eigh(np.cov(X, rowvar=False))
+    order = np.argsort(evals)[::-1]
+    return evecs[:, order[:k]].T, evals[order[:k]] / np.sum(evals)
+
+
+rng = np.random.default_rng(501)
+scales = np.array([6.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.7, 0.5, 0.3, 0.2])
+rotation, _ = np.linalg.qr(rng.standard_normal((10, 10)))
+for label, X, k in [
+    ("500 x 10 data with mean 20", rng.standard_normal((500, 10)) * scales @ rotation + 20.0, 4),
+    ("500 x 10 data, all components", rng.standard_normal((500, 10)) * scales @ rotation - 5.0, 10),
+    ("8 x 20 data (fewer samples than features)", rng.standard_normal((8, 20)) * np.linspace(3, 0.5, 20) + 3.0, 5),
+]:
+    comps, ratio, Z = pca(X, k)
+    ref_comps, ref_ratio = _pca_oracle(X, k)
+    assert_shape(comps, (k, X.shape[1]), name=f"components for {label}")
+    # Two float64 routes (SVD of X_c, eigh of the covariance): agree to ~1e-12 for separated eigenvalues.
+    assert_close(ratio, ref_ratio, rtol=1e-8, atol=1e-10, name=f"explained variance ratio for {label}")
+    signs = np.sign(np.sum(comps * ref_comps, axis=1))[:, None]  # align the arbitrary signs
+    assert_close(comps * signs, ref_comps, rtol=0, atol=1e-6, name=f"components for {label} (up to sign)")
+    assert_close(comps @ comps.T, np.eye(k), rtol=0, atol=1e-10, name=f"components @ components.T for {label}")
+    assert_close(Z, (X - X.mean(axis=0)) @ comps.T, rtol=1e-9, atol=1e-9, name=f"Z for {label}")
+    if k == X.shape[1]:
+        assert_scalar_close(np.sum(ratio), 1.0, rtol=1e-10, atol=0, name=f"sum of all explained variance ratios for {label}")
+### END HIDDEN TESTS
+assert True
+
+# %% answer id=scores
+def attention_scores(Q, K):
+    """Scaled dot-product scores of every query with every key, per batch and head.
+
+    Q: (B, H, T_q, d), K: (B, H, T_k, d), both float32 or both float64.
+    Returns S of shape (B, H, T_q, T_k) and the inputs' dtype,
+    S[b, h, q, k] = sum_e Q[b, h, q, e] * K[b, h, k, e] / sqrt(d).
+    """
+    ### BEGIN SOLUTION
+    return np.einsum("bhqd,bhkd->bhqk", Q, K) / math.sqrt(Q.shape[-1])
+    ### END SOLUTION
+
+# %% test id=test_scores_visible points=1
+Qv = np.array([[[[1.0, 0.0], [1.0, 1.0]]]])  # (1, 1, 2, 2): two queries, d = 2
+Kv = np.array([[[[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]]]])  # (1, 1, 3, 2): three keys
+Sv = attention_scores(Qv, Kv)
+assert_shape(Sv, (1, 1, 2, 3), name="attention_scores(Q of shape (1, 1, 2, 2), K of shape (1, 1, 3, 2))")
+# Dot products (1, 0, 1) and (1, 2, 2), divided by sqrt(2): float64, exact to ~1e-16.
+assert_close(Sv[0, 0], np.array([[1.0, 0.0, 1.0], [1.0, 2.0, 2.0]]) / math.sqrt(2), rtol=0, atol=1e-12,
+             name="attention_scores on the 2-query, 3-key example")
+
+# %% test id=test_scores_hidden points=2
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(502)
+for b, h, t_q, t_k, d in [(2, 3, 5, 7, 16), (1, 4, 1, 9, 64), (3, 2, 6, 6, 8), (2, 1, 4, 3, 1)]:
+    Qh, Kh = rng.standard_normal((b, h, t_q, d)), rng.standard_normal((b, h, t_k, d))
+    expected = Qh @ np.swapaxes(Kh, -1, -2) / math.sqrt(d)
+    # float64, sums of at most 64 products: round-off ~1e-15.
+    assert_close(attention_scores(Qh, Kh), expected, rtol=1e-10, atol=1e-12,
+                 name=f"attention_scores for B={b}, H={h}, T_q={t_q}, T_k={t_k}, d={d}")
+Q32 = rng.standard_normal((2, 2, 5, 32)).astype(np.float32)
+K32 = rng.standard_normal((2, 2, 4, 32)).astype(np.float32)
+S32 = attention_scores(Q32, K32)
+assert_dtype(S32, np.float32, name="attention_scores of float32 inputs (divide by a Python float)")
+# float32 sums of 32 products ~N(0, 1): errors ~1e-6.
+assert_close(S32, Q32.astype(np.float64) @ np.swapaxes(K32, -1, -2).astype(np.float64) / math.sqrt(32),
+             rtol=1e-4, atol=1e-5, name="attention_scores in float32")
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# ## Wrap-up
+#
+# You vectorised a distance computation (and clamped its round-off), wrote a softmax and a
+# log-sum-exp that survive any logits, compressed a matrix with the truncated SVD and
+# predicted its error exactly, estimated a Hessian's top eigenvalue from matrix–vector
+# products and watched gradient descent cross the $2/\lambda_{\max}$ edge, and computed PCA
+# and attention scores. What real systems do differently:
+#
+# - **Distances at scale.** `torch.cdist`, FAISS and vector databases use the same
+#   $\lVert x\rVert^2 - 2x\cdot y + \lVert y\rVert^2$ expansion on GPUs, in tiles so that the
+#   $n\times m$ matrix never exists, keeping only the $k$ best per query; the norms of the
+#   database are precomputed once. Approximate indexes (IVF, HNSW, product quantization)
+#   avoid comparing against every key at all.
+# - **Softmax in practice** is fused: PyTorch's `cross_entropy` takes logits and computes
+#   `log_softmax` internally (never `log(softmax(x))`, which underflows to $-\infty$);
+#   FlashAttention keeps a running maximum and sum instead of the whole row (unit 02).
+# - **Low rank in LLMs.** Trained weight matrices usually have much flatter spectra than our
+#   power law, so 95% of the energy often needs a large fraction of the rank, and energy is
+#   not what matters: the error on the layer's *outputs* for real activations is. Methods
+#   such as ASVD and SVD-LLM weight the SVD by activation statistics, and compressed models
+#   are fine-tuned afterwards. LoRA turns the idea around: the *update* to a weight matrix
+#   is trained as a low-rank product $AB$ from the start. Large SVDs are computed with
+#   randomized algorithms (Halko, Martinsson and Tropp), not a full `np.linalg.svd`.
+# - **Curvature of real networks.** Tools such as PyHessian run power iteration (or Lanczos)
+#   on Hessian–vector products from autodiff. In full-batch training the top eigenvalue
+#   ("sharpness") tends to rise until it reaches $2/\eta$ and then hovers there — the
+#   *edge of stability* (Cohen et al., 2021) — and adaptive optimizers like Adam rescale the
+#   directions, so $2/\lambda_{\max}$ is a guide for warm-up and learning-rate choices rather
+#   than a rule.
+# - **PCA at scale** uses randomized or incremental SVD on mini-batches; for embedding
+#   analysis, centring matters as much as here, since transformer hidden states share a
+#   large common component.
+# - **einsum** is the lingua franca of papers and of `torch.einsum`/`jax.numpy.einsum`;
+#   libraries such as `opt_einsum` choose the contraction order of multi-operand
+#   expressions, and compilers lower them to the same batched GEMMs you would write by hand.

@@ -1,0 +1,158 @@
+"""Wrong-but-plausible answers for the linear algebra unit; each must lose points.
+
+Every mutant is the reference answer cell (read from `linear_algebra.py`, solution
+markers removed) with one mistake edited in, so a mutant cannot drift from the reference:
+if the reference text changes and an edit no longer applies, loading this file fails
+loudly. The notebook runs in a few seconds, so mutants are graded as whole notebooks.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from graders.mutants import Mutant
+
+_TEXT = (Path(__file__).resolve().parent / "linear_algebra.py").read_text()
+
+
+def _answer(cell_id: str) -> str:
+    match = re.search(rf"^# %% answer id={cell_id}\n(.*?)(?=^# %%)", _TEXT, re.S | re.M)
+    if match is None:
+        raise LookupError(f"no answer cell {cell_id!r} in linear_algebra.py")
+    lines = [ln for ln in match.group(1).splitlines() if ln.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")]
+    return "\n".join(lines).strip("\n") + "\n"
+
+
+def _edit(cell_id: str, *edits: tuple[str, str]) -> str:
+    source = _answer(cell_id)
+    for old, new in edits:
+        if old not in source:
+            raise ValueError(f"mutant edit does not apply to cell {cell_id!r}: {old!r}")
+        source = source.replace(old, new)
+    return source
+
+
+def _m(name, cell, edits, must_fail, why):
+    return Mutant(name=name, cell=cell, source=_edit(cell, *edits), must_fail=tuple(must_fail), why=why)
+
+
+DISTS = ("test_dists_visible", "test_dists_hidden")
+SOFTMAX = ("test_softmax_visible", "test_softmax_hidden")
+LSE = ("test_logsumexp_visible", "test_logsumexp_hidden")
+SVD = ("test_svd_visible", "test_svd_hidden", "test_svd_claim")
+POWER = ("test_power_visible", "test_power_hidden")
+GD = ("test_gd_visible", "test_gd_hidden")
+PCA = ("test_pca_visible", "test_pca_hidden")
+SCORES = ("test_scores_visible", "test_scores_hidden")
+
+_DISTS_BODY = (
+    '    sq_x = np.einsum("ij,ij->i", X, X)[:, None]  # (n, 1)\n'
+    '    sq_y = np.einsum("ij,ij->i", Y, Y)[None, :]  # (1, m)\n'
+    "    dists = sq_x - 2 * (X @ Y.T) + sq_y\n"
+    "    return np.maximum(dists, 0)\n"
+)
+
+MUTANTS = [
+    # --- 1. pairwise distances ---------------------------------------------------------------
+    _m("dists_no_clamp", "dists", [("    return np.maximum(dists, 0)\n", "    return dists\n")],
+       ("test_dists_hidden",), "forgets to clamp: round-off gives small negative squared distances"),
+    _m("dists_missing_factor_two", "dists", [("sq_x - 2 * (X @ Y.T) + sq_y", "sq_x - (X @ Y.T) + sq_y")], DISTS,
+       "drops the factor 2 of the cross term"),
+    _m("dists_pair_loop", "dists",
+       [(_DISTS_BODY,
+         "    out = np.empty((len(X), len(Y)), dtype=np.result_type(X, Y))\n"
+         "    for i in range(len(X)):\n"
+         "        for j in range(len(Y)):\n"
+         "            out[i, j] = np.sum((X[i] - Y[j]) ** 2)\n"
+         "    return out\n")],
+       ("test_dists_speed",), "right answer from a Python loop over all pairs: no faster than the baseline"),
+    _m("dists_difference_tensor", "dists",
+       [(_DISTS_BODY, "    return ((X[:, None, :] - Y[None, :, :]) ** 2).sum(axis=-1)\n")],
+       ("test_dists_memory",), "broadcasts an (n, m, d) difference tensor: right and loop-free, but d times the memory"),
+    # --- 2. softmax ----------------------------------------------------------------------------
+    _m("softmax_no_max_shift", "softmax",
+       [("    shift = np.max(x, axis=axis, keepdims=True)\n"
+         "    shift = np.where(np.isfinite(shift), shift, 0.0)  # all -inf: shift by 0, exp gives 0\n"
+         "    e = np.exp(x - shift)\n", "    e = np.exp(x)\n")],
+       ("test_softmax_hidden",), "forgets to subtract the max: exp overflows for large logits"),
+    _m("softmax_global_max", "softmax",
+       [("shift = np.max(x, axis=axis, keepdims=True)", "shift = np.max(x)")], ("test_softmax_hidden",),
+       "subtracts the maximum of the whole array: rows far below it underflow to 0/0"),
+    _m("softmax_masked_row_nan", "softmax",
+       [("    shift = np.where(np.isfinite(shift), shift, 0.0)  # all -inf: shift by 0, exp gives 0\n", ""),
+        ("np.divide(e, total, out=np.zeros_like(e), where=total > 0)", "e / total")],
+       ("test_softmax_hidden",), "the textbook stable softmax: a fully masked row gives NaN instead of zeros"),
+    _m("softmax_ignores_axis", "softmax", [("axis=axis", "axis=-1")], SOFTMAX,
+       "always normalises along the last axis"),
+    # --- 2. log-sum-exp ---------------------------------------------------------------------------
+    _m("lse_no_shift", "logsumexp",
+       [("np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift",
+         "np.log(np.sum(np.exp(x), axis=axis, keepdims=True))")],
+       ("test_logsumexp_hidden",), "no max shift: overflows to inf for large logits, -inf for very negative ones"),
+    _m("lse_forgets_to_add_shift", "logsumexp",
+       [("np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift",
+         "np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True))")],
+       LSE, "subtracts the max before exp but forgets to add it back"),
+    _m("lse_masked_row_nan", "logsumexp",
+       [("    shift = np.where(np.isfinite(shift), shift, 0.0)\n", "")], ("test_logsumexp_hidden",),
+       "a fully masked row gives -inf - (-inf) = NaN instead of -inf"),
+    _m("lse_keepdims_ignored", "logsumexp",
+       [("return out if keepdims else np.squeeze(out, axis=axis)", "return np.squeeze(out, axis=axis)")], LSE,
+       "ignores keepdims=True"),
+    # --- 3. SVD compression ------------------------------------------------------------------------
+    _m("svd_energy_from_sigma", "svd", [("energies = s**2", "energies = s")], SVD,
+       "measures energy with the singular values instead of their squares"),
+    _m("svd_rank_off_by_one", "svd",
+       [("int(np.searchsorted(kept, energy)) + 1, len(s))", "int(np.searchsorted(kept, energy)), len(s))")],
+       SVD, "uses the index where the energy is reached as the rank: one singular value short"),
+    _m("svd_rank_strict", "svd",
+       [("np.searchsorted(kept, energy)", 'np.searchsorted(kept, energy, side="right")')], ("test_svd_hidden",),
+       "requires strictly more than the energy fraction, so an exact tie takes one rank too many"),
+    _m("svd_ratio_inverted", "svd", [("ratio = m * n / (r * (m + n))", "ratio = r * (m + n) / (m * n)")], SVD,
+       "compression ratio upside down (factor parameters over W's)"),
+    _m("svd_error_not_sqrt", "svd",
+       [("rel_error = math.sqrt(energies[r:].sum() / energies.sum())", "rel_error = energies[r:].sum() / energies.sum()")],
+       SVD, "reports the dropped energy fraction as the relative error (forgets the square root)"),
+    _m("svd_columns_of_vt", "svd", [("B = Vt[:r]", "B = Vt[:, :r].T")], ("test_svd_visible", "test_svd_hidden"),
+       "takes columns of Vt, as if svd returned V instead of V^T"),
+    # --- 4. power iteration ----------------------------------------------------------------------------
+    _m("power_no_normalisation", "power", [("v = hv / norm", "v = hv")], POWER,
+       "never normalises v: it overflows (or vanishes) and the Rayleigh quotient is off"),
+    _m("power_fixed_start", "power",
+       [("v = np.random.default_rng(seed).standard_normal(H.shape[0])", "v = np.eye(H.shape[0])[0]")], POWER,
+       "starts from e_1, which can be orthogonal to the top eigenvector"),
+    _m("power_twenty_iterations", "power", [("for _ in range(num_iters):", "for _ in range(20):")],
+       ("test_power_hidden",), "a fixed 20 iterations: not converged when the top two eigenvalues are close"),
+    _m("power_absolute_tolerance", "power",
+       [("abs(new_lam - lam) <= tol * abs(new_lam)", "abs(new_lam - lam) <= tol")], ("test_power_hidden",),
+       "absolute stopping tolerance: stops far too early when the eigenvalues are tiny"),
+    # --- 4. gradient descent ----------------------------------------------------------------------------
+    _m("gd_bound_one_over_lambda", "gd", [("return 2.0 / lam", "return 1.0 / lam")], GD,
+       "learning-rate bound 1/lambda_max instead of 2/lambda_max"),
+    _m("gd_bound_from_diagonal", "gd", [("lam, _ = power_iteration(H)", "lam = float(np.max(np.diag(H)))")],
+       ("test_gd_hidden",), "takes the largest diagonal entry of H for lambda_max (true only for diagonal H)"),
+    _m("gd_gradient_ascent", "gd", [("w = w - lr * (H @ w - b)", "w = w + lr * (H @ w - b)")], GD,
+       "steps along the gradient instead of against it"),
+    _m("gd_gradient_without_b", "gd", [("w = w - lr * (H @ w - b)", "w = w - lr * (H @ w)")], GD,
+       "gradient H w instead of H w - b: converges to 0, not to the minimum"),
+    _m("gd_loss_without_half", "gd", [("0.5 * w @ H @ w - b @ w", "w @ H @ w - b @ w")], GD,
+       "loss w^T H w - b^T w, without the 1/2 that makes H w - b its gradient"),
+    # --- 5. PCA ---------------------------------------------------------------------------------------
+    _m("pca_not_centred", "pca", [("centred = X - X.mean(axis=0)", "centred = X")], PCA,
+       "forgets to centre: the first component points at the mean"),
+    _m("pca_variance_from_sigma", "pca", [("ratio = s[:k] ** 2 / np.sum(s**2)", "ratio = s[:k] / np.sum(s)")], PCA,
+       "explained variance from singular values instead of their squares"),
+    _m("pca_ratio_of_kept", "pca", [("ratio = s[:k] ** 2 / np.sum(s**2)", "ratio = s[:k] ** 2 / np.sum(s[:k] ** 2)")],
+       ("test_pca_hidden",), "divides by the variance of the k kept components instead of the total"),
+    _m("pca_columns_of_vt", "pca", [("components = Vt[:k]", "components = Vt[:, :k].T")], ("test_pca_hidden",),
+       "takes columns of Vt as the principal directions"),
+    # --- 5. einsum attention scores ---------------------------------------------------------------------
+    _m("scores_no_scale", "scores", [(" / math.sqrt(Q.shape[-1])", "")], SCORES, "forgets the 1/sqrt(d) scale"),
+    _m("scores_divide_by_d", "scores", [("math.sqrt(Q.shape[-1])", "Q.shape[-1]")], SCORES,
+       "divides by d instead of sqrt(d)"),
+    _m("scores_transposed", "scores", [('"bhqd,bhkd->bhqk"', '"bhqd,bhkd->bhkq"')], SCORES,
+       "output indices swapped: (B, H, T_k, T_q) instead of (B, H, T_q, T_k)"),
+    _m("scores_numpy_sqrt", "scores", [("math.sqrt(", "np.sqrt(")], ("test_scores_hidden",),
+       "divides by np.sqrt(d), a float64 scalar: float32 scores come back as float64"),
+]
