@@ -72,6 +72,7 @@ from graders.asserts import assert_close, assert_dtype, assert_scalar_close, ass
 from graders.data import load_model, load_tokenizer, model_source, validation_ids
 from graders.lm import perplexity
 from graders.measure import CallCounter, speedup, synchronize
+from transformers import LlamaConfig
 
 device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 print(f"torch {torch.__version__}, running on {device}")
@@ -870,6 +871,7 @@ class QuantLinear(nn.Module):
 torch.manual_seed(9)
 lin = nn.Linear(64, 48, bias=False).to(device)
 x_l = torch.randn(5, 64, device=device)
+rel_errors = {}
 for bits, q_shape, q_dtype, s_shape, s_dtype in [(8, (48, 64), torch.int8, (48,), torch.float32),
                                                  (4, (48, 32), torch.uint8, (48, 2), torch.float16)]:
     ql = QuantLinear(lin, bits)
@@ -880,9 +882,12 @@ for bits, q_shape, q_dtype, s_shape, s_dtype in [(8, (48, 64), torch.int8, (48,)
     assert {n for n, _ in ql.named_buffers()} >= {"qweight", "scale"}, f"QuantLinear(bits={bits}): qweight and scale must be buffers"
     y_l = ql(x_l)
     assert_shape(y_l, (5, 48), name=f"QuantLinear(bits={bits})(x (5, 64))")
-    # Weight rounding: ~0.5% relative at 8 bits, ~10% at 4 bits.
-    rel = float((y_l - lin(x_l)).norm() / lin(x_l).norm())
-    assert rel < (0.01 if bits == 8 else 0.2), f"QuantLinear(bits={bits}): relative output error {rel:.2%} is too large"
+    rel_errors[bits] = float((y_l - lin(x_l)).norm() / lin(x_l).norm())
+# Weight rounding of N(0, 1/64)-ish weights: ~0.5% relative output error at 8 bits, ~10% at 4 bits.
+assert rel_errors[8] < 0.01 and rel_errors[4] < 0.2, (
+    f"QuantLinear: expected relative output errors < 1% (8 bits) and < 20% (4 bits), got "
+    f"{rel_errors[8]:.2%} and {rel_errors[4]:.2%}"
+)
 
 # %% test id=test_quant_linear_hidden points=3
 ### BEGIN HIDDEN TESTS
@@ -1347,7 +1352,6 @@ assert attainable(0.5, 1e12, 1e11) == 5e10 and attainable(100, 1e12, 1e11) == 1e
 
 # %% test id=test_roofline_hidden points=2
 ### BEGIN HIDDEN TESTS
-from transformers import LlamaConfig  # noqa: E402
 cfg = LlamaConfig(hidden_size=512, intermediate_size=1376, num_attention_heads=8, num_key_value_heads=2,
                   head_dim=64, num_hidden_layers=3)
 got_shapes = linear_shapes(cfg)
