@@ -27,6 +27,9 @@ KERNEL_ENV = {
     "TORCH_CPP_LOG_LEVEL": "ERROR",
     "PYTHONWARNINGS": "ignore",
     "PYTHONHASHSEED": "0",
+    # One BLAS thread for NumPy: on a loaded machine OpenBLAS's spinning threads can make
+    # a small SVD 500x slower. torch's thread count is set by setup() below.
+    "OPENBLAS_NUM_THREADS": "1",
     "MPLBACKEND": "module://matplotlib_inline.backend_inline",
 }
 

@@ -93,6 +93,15 @@ class Restorer:
 
 def install(output_mb: int) -> None:
     budget = _Budget(output_mb * 2**20)
+    # pyzmq starts a garbage-collector thread the first time a message over 64 KB (a plot)
+    # is sent; under the process cap a notebook that spawned processes could no longer
+    # start it, and the kernel would fail to send any large output. Start it now.
+    try:
+        from zmq.utils.garbage import gc as zmq_gc
+
+        zmq_gc.start()
+    except Exception:  # pragma: no cover - a pyzmq without it just keeps its lazy start
+        pass
     sys.stdout = LimitedStream(sys.stdout, budget, output_mb)
     sys.stderr = LimitedStream(sys.stderr, budget, output_mb)
     try:

@@ -50,6 +50,7 @@ def apply_mutant(notebook: dict, mutant: Mutant) -> dict:
 def write_mutant(unit: Unit, mutant: Mutant, directory: Path) -> Path:
     import json
 
+    Path(directory).mkdir(parents=True, exist_ok=True)
     path = Path(directory) / f"{mutant.name}.ipynb"
     path.write_text(json.dumps(apply_mutant(unit.notebook(), mutant)))
     return path
