@@ -36,6 +36,7 @@ import sysconfig
 from collections import Counter
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # keep datasets/ free of __pycache__ (it ships in the wheel)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_corpus import collect, in_validation, normalise  # noqa: E402
 

@@ -7,7 +7,7 @@ Usage:
     python datasets/train_model.py --fast --out /tmp/m # CI: a small slice, 3 steps, a few seconds
 
 Needs the tokenizer first (datasets/train_tokenizer.py writes it into the same folder).
-Everything is seeded (SEED) and runs with 2 threads in float32, so a rerun on the same
+Everything is seeded (SEED) and runs with THREADS threads in float32, so a rerun on the same
 machine and library versions gives the same weights; a fixed number of steps (not a time
 budget) decides where training stops.
 
@@ -51,6 +51,11 @@ STEPS = 600
 PEAK_LR = 2e-3
 WARMUP = 20
 VAL_TOKENS = 16384
+# One thread: on the shared 2-core build machine (load 6-8) two OpenMP threads spent most of
+# their time waiting for each other (7.5 s/step against 3.5 s/step with one). On an idle
+# machine `--threads 2` is about twice as fast; the thread count changes float32 summation
+# order, so it is recorded in train_report.json.
+THREADS = 1
 SAMPLE_PROMPTS = ["Return the", "This module provides", "Create a new", "If the file", "The socket"]
 
 ARCH = dict(
@@ -153,7 +158,7 @@ training split.
 
 ## Pre-training
 
-`python datasets/train_model.py` (seed {seed}, torch {torch}, {threads} threads, float32 on CPU).
+`python datasets/train_model.py` (seed {seed}, torch {torch}, {threads} thread(s), float32 on CPU).
 Each document is `<bos> text <eos>`; documents are concatenated and cut into {seq_len}-token
 sequences; seeded shuffle every epoch. AdamW (betas 0.9/0.95, weight decay 0.1 on
 matrices), peak learning rate {peak_lr}, {warmup_steps} warm-up steps, cosine decay to 10 %,
@@ -164,7 +169,8 @@ gradient clipping 1.0, batches of {batch_size} sequences.
 | steps | {steps} |
 | tokens seen | {tokens_seen:,} ({epochs} epochs of {train_corpus_tokens:,} training tokens) |
 | wall time of the training loop | {train_seconds:.0f} s ({train_minutes:.1f} min) on the 2-core build machine, shared with other jobs |
-| throughput | {tokens_per_second:.0f} tokens/s |
+| CPU time of the training loop | {train_cpu_seconds:.0f} s (what an idle machine would need, roughly, with {threads} thread(s)) |
+| throughput | {tokens_per_second:.0f} tokens/s of wall time |
 
 Loss every 20 steps is in `train_report.json`.
 
@@ -241,6 +247,7 @@ def main(argv=None) -> dict:
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     p.add_argument("--max-docs", type=int, default=None, help="use only the first N training documents")
     p.add_argument("--val-tokens", type=int, default=VAL_TOKENS)
+    p.add_argument("--threads", type=int, default=THREADS)
     p.add_argument("--interim", action="store_true", help="mark the checkpoint as interim (INTERIM file)")
     p.add_argument("--fast", action="store_true", help="CI smoke run: 40 documents, 3 steps, 1024 val tokens")
     args = p.parse_args(argv)
@@ -248,7 +255,7 @@ def main(argv=None) -> dict:
         args.steps, args.batch_size, args.max_docs, args.val_tokens = 3, 2, 40, 1024
 
     hf_logging.disable_progress_bar()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
     tok = AutoTokenizer.from_pretrained(args.tokenizer)
     train_ids = encode_documents(tok, read_texts(args.corpus / "train.jsonl", args.max_docs))
@@ -277,7 +284,7 @@ def main(argv=None) -> dict:
         betas=(0.9, 0.95),
     )
     model.train()
-    log, start = [], time.perf_counter()
+    log, start, cpu_start = [], time.perf_counter(), time.process_time()
     stream = batches(sequences, args.batch_size, SEED)
     for step in range(args.steps):
         for group in opt.param_groups:
@@ -293,6 +300,7 @@ def main(argv=None) -> dict:
             log.append({"step": step, "loss": round(loss.item(), 4), "seconds": round(elapsed, 1)})
             print(f"step {step:4d}  loss {loss.item():.3f}  {elapsed:6.0f} s", flush=True)
     train_seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     model.eval()
     tokens_seen = args.steps * args.batch_size * SEQ_LEN
     ppl_trained = perplexity(model, val_ids, seq_len=SEQ_LEN)
@@ -318,6 +326,7 @@ def main(argv=None) -> dict:
         "epochs": round(tokens_seen / (n_seq * SEQ_LEN), 2),
         "train_seconds": round(train_seconds, 1),
         "tokens_per_second": round(tokens_seen / train_seconds, 1),
+        "train_cpu_seconds": round(cpu_seconds, 1),
         "validation_tokens": len(val_ids),
         "perplexity": {"trained": ppl_trained, "untrained": ppl_untrained, "unigram_add_one": ppl_unigram},
         "loss_log": log,

@@ -33,10 +33,12 @@ def script(name: str):
     spec = importlib.util.spec_from_file_location(f"_ds_{name}", DATASETS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(DATASETS))
+    bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ in datasets/
     try:
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(DATASETS))
+        sys.dont_write_bytecode = bytecode
     return module
 
 
