@@ -39,7 +39,7 @@
 # ## Time, device, skills
 #
 # - **Time:** about 3 hours.
-# - **Device:** CPU by default; the whole notebook takes about a minute on 2 cores (the tiny
+# - **Device:** CPU by default; the whole notebook takes one to two minutes on 2 cores (the tiny
 #   model has a few million parameters). If a CUDA GPU is present, `device` becomes `"cuda"` and
 #   the same code runs there; timings then need `torch.cuda.synchronize()`, which your
 #   benchmark helper will do.
@@ -812,7 +812,7 @@ plt.show()
 # the matrix product). Embeddings, norms and `lm_head` stay in float32, as bitsandbytes and
 # llama.cpp keep them by default; they are small here and sensitive everywhere.
 #
-# Perplexity (unit 03's metric: $\exp$ of the mean next-token negative log-likelihood) on a fixed
+# Perplexity ($\exp$ of the mean next-token negative log-likelihood, `graders.lm.perplexity`) on a fixed
 # slice of the validation split judges the result. The cell below loads the model and measures
 # the float baseline once.
 
@@ -993,13 +993,14 @@ ppl_q8 = perplexity(quantize_model(copy.deepcopy(model), 8), ppl_ids, seq_len=25
 ppl_q4 = perplexity(quantize_model(copy.deepcopy(model), 4), ppl_ids, seq_len=256, batch_size=8)
 print(f"perplexity: float {ppl_float:.3f}, int8 {ppl_q8:.3f} ({ppl_q8 / ppl_float - 1:+.2%}), "
       f"4-bit {ppl_q4:.3f} ({ppl_q4 / ppl_float - 1:+.2%})")
-# Bounds calibrated on the reference (see unit.toml): int8 per-row weights cost well under 1%,
-# 4-bit blocks of 32 a few percent. A wrong axis, a mean-based scale or a missing clamp costs far more.
-assert ppl_q8 < ppl_float * 1.01, (
-    f"int8 weight-only model: expected perplexity within +1% of float ({ppl_float:.3f}), got {ppl_q8:.3f}"
+# Bounds calibrated on the reference with the bundled model (2048 validation tokens): int8 per row
+# +0.001%, 4-bit blocks of 32 +0.12% (+0.05% on 16k tokens). A scale from the mean magnitude
+# costs +37% and 2-bit blocks +9%; the bounds, +0.5% and +2%, sit well between.
+assert ppl_q8 < ppl_float * 1.005, (
+    f"int8 weight-only model: expected perplexity within +0.5% of float ({ppl_float:.3f}), got {ppl_q8:.3f}"
 )
-assert ppl_q4 < ppl_float * 1.10, (
-    f"4-bit (blocks of 32) model: expected perplexity within +10% of float ({ppl_float:.3f}), got {ppl_q4:.3f}"
+assert ppl_q4 < ppl_float * 1.02, (
+    f"4-bit (blocks of 32) model: expected perplexity within +2% of float ({ppl_float:.3f}), got {ppl_q4:.3f}"
 )
 ### END HIDDEN TESTS
 assert True
@@ -1008,6 +1009,13 @@ assert True
 # Perplexity against bits per weight. The 3- and 2-bit points reuse your `quantize_blocks` with
 # the dequantized weights put straight into a copy of the model (we have no packing for them);
 # their size is computed with `bits_per_weight`.
+#
+# Expect a surprise: this small model hardly notices 8, 4 or even 3 bits (a fraction of a
+# percent), and only 2 bits hurt. Its weights are smooth and it has no outlier features. Models
+# with billions of parameters are far more sensitive at 4 bits and below, which is why GPTQ,
+# AWQ and k-quants exist (see the wrap-up). The perplexity test therefore catches *broken*
+# quantizers (saturating scales, lost scales, scrambled layouts); the byte counts and the library
+# oracle check the format itself.
 
 # %%
 def _fake_quantized(model, bits):
@@ -1283,7 +1291,7 @@ ratio = speedup(lambda: greedy_generate(model, speed_prompt, 8, use_cache=True),
 print(f"8 tokens after {tuple(speed_prompt.shape)}: {8 / ratio.fast.median:.0f} steps/s with the cache, "
       f"{8 / ratio.slow.median:.0f} without ({ratio.ratio:.2f}x)")
 # A ratio measured in one run, never an absolute time. The reference measures 2-4x on 2 busy
-# CPU cores and about 1.5x on an H100 (launch-bound); the thresholds leave room for noise,
+# CPU cores and 1.5-2.4x on an H100 (launch-bound); the thresholds leave room for noise,
 # and a cache that is not used gives about 1x (the count above catches it for certain).
 assert ratio.ratio > min_ratio, (
     f"greedy_generate with the cache must be faster than without (expected > {min_ratio}x for 8 new tokens "
