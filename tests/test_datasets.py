@@ -157,6 +157,17 @@ def test_task_answers_are_single_tokens_after_prompt(bundled):
     assert {e["answer"] for e in val} == {" class", " function", " module"}
 
 
+def test_task_baselines_show_room_for_fine_tuning():
+    """The datasheet's figures: the base model is poor, a short LoRA run clearly better."""
+    res = json.loads((DATASETS / "docstring_task" / "baselines.json").read_text())
+    assert res["validation_examples"] == len(data.load_task("validation"))
+    assert res["base"]["choice_accuracy"] < 0.45 and res["base"]["accuracy"] < 0.2
+    assert res["lora"]["accuracy"] > res["base"]["choice_accuracy"] + 0.15
+    assert res["lora"]["answer_loss"] < res["base"]["answer_loss"] - 2.0
+    sheet = (DATASETS / "docstring_task" / "DATASHEET.md").read_text()
+    assert f"{res['lora']['accuracy']:.3f}" in sheet
+
+
 # --- model ------------------------------------------------------------------------------
 
 
