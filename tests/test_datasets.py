@@ -289,6 +289,12 @@ def test_corpus_and_task_rebuild_byte_identical(tmp_path):
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     script("build_corpus").build(stdlib, tmp_path / "corpus")
     script("build_task").build(stdlib, tmp_path / "task")
+    # The tokenizer too: trained in full from the bundled training split, it is byte-identical.
+    script("train_tokenizer").main(["--out", str(tmp_path / "tok")])
+    assert (
+        data.sha256_file(tmp_path / "tok" / "tokenizer.json")
+        == data.read_manifest(DATASETS / "tiny_llama")["tokenizer.json"]
+    ), "retraining the tokenizer gives a different tokenizer.json"
     for folder, out in (("pystdlib_docs", "corpus"), ("docstring_task", "task")):
         for name in ("train.jsonl", "validation.jsonl", "build_report.json"):
             assert data.sha256_file(tmp_path / out / name) == data.read_manifest(DATASETS / folder)[name], (
@@ -308,6 +314,13 @@ def test_build_scripts_fast_mode(tmp_path):
         ["--fast", "--corpus", str(corpus), "--tokenizer", str(model), "--out", str(model)]
     )
     assert rep["steps"] == 3 and (model / "model.safetensors").is_file()
+    again = script("train_model").main(
+        ["--fast", "--corpus", str(corpus), "--tokenizer", str(model), "--out", str(tmp_path / "again")]
+    )
+    assert again["loss_log"] == rep["loss_log"], "pre-training is not deterministic (seeded) any more"
+    assert data.sha256_file(tmp_path / "again" / "model.safetensors") == data.sha256_file(
+        model / "model.safetensors"
+    )
     rep = script("build_task").build(stdlib, task, max_files=150)
     assert rep["examples"]["train"] > 0 and rep["examples"]["validation"] > 0
     res = script("evaluate_task").main(["--fast", "--model", str(model), "--task", str(task)])
