@@ -14,7 +14,7 @@ digests and how to restore it.
 
 The switch: `LLMLABS_MODEL=<hub id or local dir>` makes `load_model` and `load_tokenizer`
 (and so `validation_ids`) use that checkpoint instead of the bundled one, e.g.
-`LLMLABS_MODEL=meta-llama/Llama-3.2-1B` with internet access, or a local directory saved
+`LLMLABS_MODEL=HuggingFaceTB/SmolLM2-135M` with internet access, or a local directory saved
 with `save_pretrained`. A foreign checkpoint is not hash-checked.
 """
 
