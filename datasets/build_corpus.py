@@ -63,7 +63,6 @@ EXCLUDE_DIRS = {
     "turtledemo",
     "lib2to3/tests",
     "ensurepip",
-    "config-3.11-x86_64-linux-gnu",
     "__phello__",
     "lib-dynload",
     "pydoc_data",
@@ -88,9 +87,10 @@ def module_name(root: Path, path: Path) -> str:
 
 def excluded(rel: Path) -> bool:
     text = rel.as_posix()
-    return any(part in EXCLUDE_DIRS for part in rel.parts) or any(
-        "/" in d and (text.startswith(d + "/") or f"/{d}/" in text) for d in EXCLUDE_DIRS
-    )
+    # config-3.11-<platform>: the interpreter's build files, named after the platform.
+    if any(part in EXCLUDE_DIRS or part.startswith("config-3") for part in rel.parts):
+        return True
+    return any("/" in d and (text.startswith(d + "/") or f"/{d}/" in text) for d in EXCLUDE_DIRS)
 
 
 def stdlib_files(root: Path) -> list[Path]:
