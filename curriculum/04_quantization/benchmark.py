@@ -11,6 +11,10 @@ bundled tiny Llama model (or the one `LLMLABS_MODEL` names):
 - greedy generation with and without the KV cache: tokens per second, timed interleaved;
 - forward latency against batch size, with the reference `benchmark` helper (median, p90).
 
+On a CPU shared with other busy processes, two or more torch threads can wait on each other
+and turn timings erratic (a batch of 1 slower than a batch of 8); `--threads 1` gives
+repeatable figures there.
+
 The reference code is not copied here: the setup cell and the answer cells of
 `quantization.py` (the notebook's text form) are executed, solution markers dropped.
 Targets (see the unit's issue): int8 model bytes about 1/4 of float for the quantized layers
