@@ -42,8 +42,9 @@
 # ## Time, device, skills
 #
 # - **Time:** about 3 hours.
-# - **Device:** CPU by default; the whole notebook runs in about two minutes on 2 cores
-#   (it trains the bundled tiny Llama several times). If a CUDA GPU is present, `device`
+# - **Device:** CPU by default; the whole notebook runs in about a minute on 2 idle cores
+#   (it trains the bundled tiny Llama four times; a busy shared machine can make that
+#   several minutes), about 20 seconds on a GPU. If a CUDA GPU is present, `device`
 #   below becomes `"cuda"` and the same code runs there. With internet access you can set
 #   the environment variable `LLMLABS_MODEL` to a hub model id of the Llama family (for
 #   example `HuggingFaceTB/SmolLM2-135M`) before starting Jupyter: everything then runs on
@@ -986,7 +987,7 @@ assert True
 
 # %% [markdown]
 # The data, fixed once for every run below: `STEPS` batches of 16 training examples drawn
-# without repetition in a seeded order. The batches are *length-grouped* (the chosen
+# without repetition (within each pass over the 480 examples) in a seeded order. The batches are *length-grouped* (the chosen
 # examples sorted by length, cut into batches, the batches shuffled), as `transformers`'
 # `group_by_length` does: a batch then holds prompts of similar length and wastes little
 # compute on padding (here about 2x faster than random batches). The validation split,
@@ -996,8 +997,8 @@ assert True
 # chance is 1/3).
 
 # %%
-BATCH_SIZE, STEPS, SEED = 16, 24, 0
-LR = {"lora": 1e-2, "full": 1e-3}  # LoRA usually wants a learning rate several times higher
+BATCH_SIZE, STEPS, SEED = 16, 120, 0  # 4 passes over the 480 training examples
+LR = {"lora": 2e-3, "full": 3e-4}  # LoRA usually wants a learning rate several times higher
 train_examples, val_examples = load_task("train"), load_task("validation")
 
 
@@ -1006,11 +1007,16 @@ def _length(ex):
 
 
 def make_batches(examples, n_batches, batch_size, seed):
+    """n_batches length-grouped batches; each pass over the data (epoch) uses a fresh seeded order."""
     gen = torch.Generator().manual_seed(seed)
-    chosen = [examples[i] for i in torch.randperm(len(examples), generator=gen)[: n_batches * batch_size].tolist()]
-    chosen.sort(key=_length)
-    groups = [chosen[i * batch_size:(i + 1) * batch_size] for i in range(n_batches)]
-    return [sft_batch(tokenizer, groups[i], device=device) for i in torch.randperm(n_batches, generator=gen).tolist()]
+    batches = []
+    while len(batches) < n_batches:
+        n = min(n_batches - len(batches), len(examples) // batch_size)
+        chosen = [examples[i] for i in torch.randperm(len(examples), generator=gen)[: n * batch_size].tolist()]
+        chosen.sort(key=_length)
+        groups = [chosen[i * batch_size:(i + 1) * batch_size] for i in range(n)]
+        batches += [sft_batch(tokenizer, groups[i], device=device) for i in torch.randperm(n, generator=gen).tolist()]
+    return batches
 
 
 train_batches = make_batches(train_examples, STEPS, BATCH_SIZE, SEED)
@@ -1036,7 +1042,7 @@ def evaluate(model):
     return total_loss / count, correct / count
 
 
-def run(kind, r=8, alpha=16.0, lr=None, every=6):
+def run(kind, r=8, alpha=16.0, lr=None, every=20):
     """Train a fresh copy of the model on train_batches; return (model, history)."""
     torch.manual_seed(SEED)
     model = load_model(device=device)
@@ -1075,7 +1081,7 @@ assert n_trainable < 0.1 * n_total_base, (
 # The graded outcome, calibrated on the bundled model over repeated runs (see the unit's
 # notes): the base model starts far above the threshold, LoRA ends far below it, and a run
 # that does not learn stays near the base value.
-LORA_LOSS_THRESHOLD = 3.5
+LORA_LOSS_THRESHOLD = 2.0
 assert lora_run["final_loss"] < LORA_LOSS_THRESHOLD, (
     f"LoRA fine-tune ({STEPS} steps of {BATCH_SIZE}): expected a validation answer loss below {LORA_LOSS_THRESHOLD} "
     f"(the base model has {base_loss:.3f}), got {lora_run['final_loss']:.3f}")
@@ -1125,26 +1131,34 @@ sweep = {8: lora_run}
 for r in ranks:
     if r not in sweep:
         sweep[r] = run("lora", r=r, alpha=2.0 * r, every=0)[1]
-fig, ax = plt.subplots(figsize=(5, 3.5))
-ax.semilogx(ranks, [sweep[r]["final_loss"] for r in ranks], "o-", base=2, label="LoRA, all linear layers")
-ax.axhline(full_run["final_loss"], color="C1", linestyle="--", label="full fine-tuning")
-ax.axhline(base_loss, color="gray", linestyle=":", label="base model")
-ax.set_xlabel("rank r")
-ax.set_ylabel("validation answer loss (nats)")
-ax.set_title(f"metric vs rank ({STEPS} steps each)")
-ax.legend(fontsize=8)
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+for ax, key, label, reference in [(axes[0], "final_loss", "validation answer loss (nats)", base_loss),
+                                  (axes[1], "accuracy", "validation choice accuracy", 1 / 3)]:
+    ax.semilogx(ranks, [sweep[r][key] for r in ranks], "o-", base=2, label="LoRA, all linear layers")
+    ax.axhline(full_run[key], color="C1", linestyle="--", label="full fine-tuning")
+    ax.axhline(reference, color="gray", linestyle=":", label="base model" if key == "final_loss" else "chance")
+    ax.set_xlabel("rank r")
+    ax.set_ylabel(label)
+    ax.legend(fontsize=8)
+fig.suptitle(f"metric vs rank ({STEPS} steps each, alpha = 2r)")
 plt.show()
 for r in ranks:
     print(f"r={r:>3}: {lora_param_count(base_config, 'all-linear', r):>8,} trainable, validation answer loss "
           f"{sweep[r]['final_loss']:.3f}, choice accuracy {sweep[r]['accuracy']:.3f}")
 
 # %% [markdown]
-# What the numbers say on this tiny model (your run prints them above): both fine-tunes
-# quickly learn the *format* (the answer is one of three words), which is most of the drop
-# from the base model's loss; full fine-tuning gets there faster because it also moves the
-# token embeddings and the output head, which LoRA leaves frozen. Telling a class from a
-# function from the docstring alone needs more steps, or a larger model (try
-# `LLMLABS_MODEL` on a GPU). Notice also that the trainable fraction here (a few percent)
+# What the numbers say on this tiny model (your run prints them above; we measured, on the
+# bundled model: validation answer loss 7.04 and chance accuracy before training; after 120
+# steps, LoRA r=8 1.30 and 0.53-0.57, full fine-tuning 0.79 and 0.69; the accuracy, on 102
+# examples, moves by a few points between a CPU and a GPU run). Both fine-tunes first
+# learn the *format* (the answer is one of three words), which is most of the drop in loss
+# and happens in the first 20 steps while the accuracy stays at chance; only then do they
+# start to tell a class from a function from the docstring. Full fine-tuning is ahead
+# at equal steps on this model because it also moves the token embeddings and the output
+# head, which LoRA leaves frozen, and because the whole model has only 4 million
+# parameters. The rank matters at the low end (r = 1 barely leaves chance); r = 32 does
+# no better than r = 8 at this budget. With more steps LoRA keeps improving (0.70 after 200 steps, see
+# `datasets/docstring_task/baselines.json`). Notice also that the trainable fraction here (a few percent)
 # is far above the 0.06-0.6 % of a 7B model: LoRA's saving grows with the width of the
 # matrices, since $r(d_\text{in}+d_\text{out})/(d_\text{in}d_\text{out}) \approx 2r/d$.
 #

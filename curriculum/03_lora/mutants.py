@@ -163,7 +163,7 @@ MUTANTS = [
        [("targets = batch[\"labels\"][:, 1:]", "targets = batch[\"labels\"]"), ("logits[:, :-1].reshape", "logits.reshape")],
        SFT, "does not shift: the logits at t are scored against the token at t"),
     _m("loss_mean_over_all_positions", "sft",
-       [('targets.reshape(-1), ignore_index=-100)', 'targets.reshape(-1), ignore_index=-100, reduction="sum") / targets.numel(')],
+       [('targets.reshape(-1), ignore_index=-100)', 'targets.reshape(-1), ignore_index=-100, reduction="sum") / targets.numel()')],
        SFT, "divides the summed loss by every position, padding and prompt included"),
     # --- 7. training loop and optimizer bytes --------------------------------------------------------
     _m("train_all_parameters", "train",
