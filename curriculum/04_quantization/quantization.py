@@ -39,7 +39,7 @@
 # ## Time, device, skills
 #
 # - **Time:** about 3 hours.
-# - **Device:** CPU by default; the whole notebook takes one to two minutes on 2 cores (the tiny
+# - **Device:** CPU by default; the whole notebook takes under a minute on 2 idle cores (the tiny
 #   model has a few million parameters). If a CUDA GPU is present, `device` becomes `"cuda"` and
 #   the same code runs there; timings then need `torch.cuda.synchronize()`, which your
 #   benchmark helper will do.
