@@ -271,9 +271,10 @@ assert True
 #
 # `inject_lora` freezes **every** parameter of the model (embeddings, norms, the head: full
 # fine-tuning would train them all), then replaces each chosen `nn.Linear` by a `LoRALinear`
-# wrapping it, in place, with `setattr` on its parent module (`model.get_submodule(name)`
-# finds a module by dotted name). Collect the names first and replace afterwards: changing
-# a module tree while iterating over it is asking for trouble.
+# wrapping it, in place: `model.get_submodule(name)` finds a module by its dotted name and
+# `model.set_submodule(name, new_module)` puts another in its place. Collect the names
+# first and replace afterwards: changing a module tree while iterating over it is asking
+# for trouble.
 
 # %% answer id=inject
 LLAMA_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -296,9 +297,7 @@ def inject_lora(model, target_modules, r=8, alpha=16.0, dropout=0.0, use_rslora=
         if (target_modules == "all-linear" and last != "lm_head") or last in target_modules:
             chosen.append(name)
     for name in chosen:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, LoRALinear(getattr(parent, child), r, alpha, dropout, use_rslora))
+        model.set_submodule(name, LoRALinear(model.get_submodule(name), r, alpha, dropout, use_rslora))
     return sorted(chosen)
     ### END SOLUTION
 
@@ -1116,14 +1115,14 @@ ax.set_ylabel("answer loss (nats)")
 ax.set_title("LoRA vs full fine-tuning, same data and steps")
 ax.legend(fontsize=8)
 plt.show()
-full_state = optimizer_state_bytes(full_run["optimizer"])
-lora_state = optimizer_state_bytes(lora_run["optimizer"])
+full_opt_bytes = optimizer_state_bytes(full_run["optimizer"])
+lora_opt_bytes = optimizer_state_bytes(lora_run["optimizer"])
 print(f"{'':>18} | {'trainable params':>16} | {'optimizer state':>15} | {'val loss':>8} | {'accuracy':>8} | {'train s':>7}")
 for label, model, h in [("LoRA r=8", lora_model, lora_run), ("full fine-tuning", full_model, full_run)]:
     print(f"{label:>18} | {count_parameters(model, trainable_only=True):>16,} | {optimizer_state_bytes(h['optimizer']):>15,} | "
           f"{h['final_loss']:>8.3f} | {h['accuracy']:>8.3f} | {h['seconds']:>7.1f}")
 print(f"LoRA / full: {count_parameters(lora_model, trainable_only=True) / count_parameters(full_model, trainable_only=True):.2%} "
-      f"of the trainable parameters, {lora_state / full_state:.2%} of the optimizer state")
+      f"of the trainable parameters, {lora_opt_bytes / full_opt_bytes:.2%} of the optimizer state")
 
 # %%
 ranks = [1, 8, 32]

@@ -81,8 +81,8 @@ MUTANTS = [
     _m("inject_full_name_match", "inject", [("or last in target_modules", "or name in target_modules")], INJECT,
        "compares the full dotted name with the target names, so nothing matches"),
     _m("inject_drops_rslora", "inject",
-       [("LoRALinear(getattr(parent, child), r, alpha, dropout, use_rslora)",
-         "LoRALinear(getattr(parent, child), r, alpha, dropout)")],
+       [("LoRALinear(model.get_submodule(name), r, alpha, dropout, use_rslora)",
+         "LoRALinear(model.get_submodule(name), r, alpha, dropout)")],
        ("test_inject_hidden",), "does not pass use_rslora on to the layers"),
     # --- 3. counts ----------------------------------------------------------------------------
     _m("count_no_gqa", "count",
