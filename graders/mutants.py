@@ -25,6 +25,37 @@ class Mutant:
     why: str = ""  # the mistake, in a learner's words
 
 
+class EditedMutants:
+    """Mutants written as edits of the reference answer cells of a unit's text form, so a
+    mutant cannot drift from the reference: an edit that no longer applies fails loudly.
+
+        _m = EditedMutants(Path(__file__).with_name("attention.py"))
+        _m("sdpa_scale_by_d", "sdpa", [("/ math.sqrt(d)", "/ d")], ("test_sdpa_hidden",), "why")
+    """
+
+    def __init__(self, text_path: Path):
+        from graders.reference import reference_cells
+
+        self.text_path = Path(text_path)
+        self.answers = reference_cells(self.text_path)
+
+    def answer(self, cell_id: str) -> str:
+        if cell_id not in self.answers:
+            raise LookupError(f"no answer cell {cell_id!r} in {self.text_path.name}")
+        return self.answers[cell_id]
+
+    def edit(self, cell_id: str, *edits: tuple[str, str]) -> str:
+        source = self.answer(cell_id)
+        for old, new in edits:
+            if old not in source:
+                raise ValueError(f"mutant edit does not apply to cell {cell_id!r}: {old!r}")
+            source = source.replace(old, new)
+        return source
+
+    def __call__(self, name: str, cell: str, edits, must_fail, why: str) -> Mutant:
+        return Mutant(name=name, cell=cell, source=self.edit(cell, *edits), must_fail=tuple(must_fail), why=why)
+
+
 def load_mutants(unit: Unit) -> list[Mutant]:
     path = unit.directory / "mutants.py"
     if not path.exists():

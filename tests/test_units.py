@@ -133,3 +133,18 @@ def test_every_unit_has_mutants_for_every_answer_cell():
         mutated = {m.cell for m in load_mutants(unit)}
         missing = [a for a in answers if sum(m.cell == a for m in load_mutants(unit)) < 3]
         assert not missing, f"{unit.name}: answer cells with fewer than 3 mutants: {missing} (have {sorted(mutated)})"
+
+
+def test_every_mutant_parses():
+    # A mutant with a syntax error proves nothing: in a whole-notebook run its tests fail
+    # for the wrong reason, and in the shared mutant kernel the reference stays defined.
+    import ast
+
+    broken = []
+    for unit in all_units():
+        for m in load_mutants(unit):
+            try:
+                ast.parse(m.source)
+            except SyntaxError as exc:
+                broken.append(f"{unit.name}/{m.name}: {exc}")
+    assert not broken, "mutants that do not parse:\n" + "\n".join(broken)

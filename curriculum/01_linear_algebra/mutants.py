@@ -8,33 +8,11 @@ loudly. The notebook runs in a few seconds, so mutants are graded as whole noteb
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from graders.mutants import Mutant
+from graders.mutants import EditedMutants
 
-_TEXT = (Path(__file__).resolve().parent / "linear_algebra.py").read_text()
-
-
-def _answer(cell_id: str) -> str:
-    match = re.search(rf"^# %% answer id={cell_id}\n(.*?)(?=^# %%)", _TEXT, re.S | re.M)
-    if match is None:
-        raise LookupError(f"no answer cell {cell_id!r} in linear_algebra.py")
-    lines = [ln for ln in match.group(1).splitlines() if ln.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")]
-    return "\n".join(lines).strip("\n") + "\n"
-
-
-def _edit(cell_id: str, *edits: tuple[str, str]) -> str:
-    source = _answer(cell_id)
-    for old, new in edits:
-        if old not in source:
-            raise ValueError(f"mutant edit does not apply to cell {cell_id!r}: {old!r}")
-        source = source.replace(old, new)
-    return source
-
-
-def _m(name, cell, edits, must_fail, why):
-    return Mutant(name=name, cell=cell, source=_edit(cell, *edits), must_fail=tuple(must_fail), why=why)
+_m = EditedMutants(Path(__file__).resolve().parent / "linear_algebra.py")
 
 
 DISTS = ("test_dists_visible", "test_dists_hidden")

@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -40,23 +39,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from graders.measure import peak_memory_torch, speedup, synchronize  # noqa: E402
+from graders.reference import exec_reference  # noqa: E402
 
 TEXT_FORM = Path(__file__).resolve().parent / "attention.py"
 
 
 def load_reference(path: Path = TEXT_FORM) -> dict:
     """Execute the answer cells of the text form (the reference solutions); return their names."""
-    text = path.read_text()
-    cells = re.findall(r"^# %% answer id=\w+\n(.*?)(?=^# %%|\Z)", text, re.S | re.M)
-    if not cells:
-        raise RuntimeError(f"no answer cells found in {path}")
-    code = "\n\n".join(
-        "\n".join(ln for ln in cell.splitlines() if ln.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
-        for cell in cells
-    )
-    namespace = {"math": math, "torch": torch, "F": F, "__name__": "attention_reference"}
-    exec(compile(code, str(path), "exec"), namespace)
-    return namespace
+    return exec_reference(path, {"math": math, "torch": torch, "F": F, "__name__": "attention_reference"}, kinds=("answer",))
 
 
 def bench_attention(ref: dict, lengths: list[int], device: torch.device, heads: int = 8, head_dim: int = 64,

@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
 import time
 import warnings
@@ -46,23 +45,14 @@ if str(ROOT) not in sys.path:
 
 from graders.data import load_model, load_task, load_tokenizer, model_source  # noqa: E402
 from graders.measure import count_parameters, speedup, synchronize  # noqa: E402
+from graders.reference import exec_reference  # noqa: E402
 
 TEXT_FORM = Path(__file__).resolve().parent / "lora.py"
 
 
 def load_reference(path: Path = TEXT_FORM) -> dict:
     """Execute the answer cells of the text form (the reference solutions); return their names."""
-    text = path.read_text()
-    cells = re.findall(r"^# %% answer id=\w+\n(.*?)(?=^# %%|\Z)", text, re.S | re.M)
-    if not cells:
-        raise RuntimeError(f"no answer cells found in {path}")
-    code = "\n\n".join(
-        "\n".join(ln for ln in cell.splitlines() if ln.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
-        for cell in cells
-    )
-    namespace = {"math": math, "torch": torch, "nn": nn, "F": F, "__name__": "lora_reference"}
-    exec(compile(code, str(path), "exec"), namespace)
-    return namespace
+    return exec_reference(path, {"math": math, "torch": torch, "nn": nn, "F": F, "__name__": "lora_reference"}, kinds=("answer",))
 
 
 def _bytes(tensors) -> int:

@@ -28,7 +28,6 @@ import argparse
 import copy
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -44,23 +43,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from graders.measure import speedup, synchronize  # noqa: E402
+from graders.reference import exec_reference  # noqa: E402
 
 TEXT_FORM = Path(__file__).resolve().parent / "quantization.py"
 
 
 def load_reference(path: Path = TEXT_FORM) -> dict:
     """Execute the setup cell and the answer cells of the text form; return their names."""
-    text = path.read_text()
-    cells = re.findall(r"^# %% (?:setup|answer) id=\w+\n(.*?)(?=^# %%|\Z)", text, re.S | re.M)
-    if len(cells) < 2:
-        raise RuntimeError(f"no setup/answer cells found in {path}")
-    code = "\n\n".join(
-        "\n".join(ln for ln in cell.splitlines() if ln.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
-        for cell in cells
-    )
-    namespace = {"__name__": "quantization_reference"}
-    exec(compile(code, str(path), "exec"), namespace)
-    return namespace
+    return exec_reference(path, {"__name__": "quantization_reference"}, kinds=("setup", "answer"))
 
 
 def bench_models(ref: dict, ppl_tokens: int) -> list[dict]:
