@@ -138,6 +138,21 @@ def _hidden_paths() -> list[str]:
     return out
 
 
+def _needed_under_tmp() -> list[str]:
+    """What the kernel needs that lives under /tmp (a checkout or virtual environment
+    there, as on a CI machine): the sandbox hides /tmp, so these are bound back read-only.
+    Only these: a course directory beside them stays hidden."""
+    from graders.paths import datasets_dir
+
+    needed = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.abspath(__file__))}
+    try:
+        needed.add(str(datasets_dir()))
+    except FileNotFoundError:
+        pass
+    real = {os.path.realpath(p) for p in needed}
+    return sorted(p for p in real if p.startswith("/tmp/") and os.path.isdir(p))
+
+
 def build_command(kernel_argv: list[str], work: Path, mode: str, info_fd: int | None) -> tuple[list[str], Path]:
     """The command that runs ipykernel, and the directory it sees as its cwd."""
     if mode != "bwrap":
@@ -146,6 +161,8 @@ def build_command(kernel_argv: list[str], work: Path, mode: str, info_fd: int | 
         "bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
         "--cap-drop", "ALL", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
     ]
+    for needed in _needed_under_tmp():
+        cmd += ["--ro-bind", needed, needed]
     for hidden in _hidden_paths():
         cmd += ["--tmpfs", hidden]
     cmd += ["--bind", str(work), INNER_WORK, "--chdir", INNER_WORK]
