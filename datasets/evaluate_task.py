@@ -125,7 +125,8 @@ def baselines_table(result: dict) -> str:
         f"of {result['batch_size']} examples from the {result['train_examples']} training examples, "
         f"{result['threads']} thread(s).",
         "",
-        "| model | accuracy (greedy exact match) | choice accuracy (of 3) | answer loss (nats) | training time |",
+        "| model | accuracy (greedy exact match) | choice accuracy (of 3) | answer loss (nats) "
+        "| training time |",
         "|---|---:|---:|---:|---:|",
     ]
     names = {

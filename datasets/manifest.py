@@ -9,7 +9,7 @@ For each folder (pystdlib_docs, tiny_llama, docstring_task) every file except
 `SHA256SUMS` and `DATASHEET.md` is hashed; `SHA256SUMS` gets one `<sha256>  <name>` line
 per file (the `sha256sum` format: `cd datasets/tiny_llama && sha256sum -c SHA256SUMS`
 checks it), and the table between the `sha256:begin` / `sha256:end` markers of
-DATASHEET.md is rewritten. `graders.data` checks files against `SHA256SUMS`.
+DATASHEET.md is rewritten. `graders.notebook.data` checks files against `SHA256SUMS`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ concatenated and cut into SEQ_LEN-token sequences (a document may span two seque
 every epoch visits them in a new seeded order. AdamW, linear warm-up then cosine decay
 to 10 % of the peak learning rate, gradient clipping at 1.0.
 
-At the end the script measures, on the fixed validation slice (`graders.data.validation_ids`:
+At the end the script measures, on the fixed validation slice (`graders.notebook.data.validation_ids`:
 the first 16384 tokens of the validation split, 256-token windows), the perplexity of the
 trained model, of the same model before training and of an add-one unigram model
 fitted on the training tokens, writes greedy samples, and saves everything to
@@ -41,8 +41,8 @@ import torch  # noqa: E402
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-from graders.data import encode_documents  # noqa: E402
-from graders.lm import perplexity, unigram_perplexity  # noqa: E402
+from graders.notebook.data import encode_documents  # noqa: E402
+from graders.notebook.lm import perplexity, unigram_perplexity  # noqa: E402
 
 SEED = 0
 SEQ_LEN = 256
@@ -127,7 +127,7 @@ It is small enough to fine-tune, quantize and inspect on a 2-core CPU in seconds
 ## Load
 
 ```python
-from graders.data import load_model, load_tokenizer
+from graders.notebook.data import load_model, load_tokenizer
 model, tok = load_model(), load_tokenizer()   # sha256-checked, offline
 # or: AutoModelForCausalLM.from_pretrained("datasets/tiny_llama"), AutoTokenizer.from_pretrained(...)
 ```
@@ -147,7 +147,8 @@ training split.
 | vocabulary | {vocab} |
 | hidden size | {hidden_size} |
 | layers | {num_hidden_layers} |
-| attention heads / key-value heads | {num_attention_heads} / {num_key_value_heads} (grouped-query attention) |
+| attention heads / key-value heads | {num_attention_heads} / {num_key_value_heads} \
+(grouped-query attention) |
 | head dimension | {head_dim} |
 | MLP | SwiGLU, intermediate size {intermediate_size} |
 | normalisation | RMSNorm, eps {rms_norm_eps} |
@@ -168,17 +169,19 @@ gradient clipping 1.0, batches of {batch_size} sequences.
 |---|---|
 | steps | {steps} |
 | tokens seen | {tokens_seen:,} ({epochs} epochs of {train_corpus_tokens:,} training tokens) |
-| wall time of the training loop | {train_seconds:.0f} s ({train_minutes:.1f} min) on the 2-core build machine, shared with other jobs |
-| CPU time of the training loop | {train_cpu_seconds:.0f} s (what an idle machine would need, roughly, with {threads} thread(s)) |
+| wall time of the training loop | {train_seconds:.0f} s ({train_minutes:.1f} min) on the 2-core build \
+machine, shared with other jobs |
+| CPU time of the training loop | {train_cpu_seconds:.0f} s (what an idle machine would need, roughly, \
+with {threads} thread(s)) |
 | throughput | {tokens_per_second:.0f} tokens/s of wall time |
 
 Loss every 20 steps is in `train_report.json`.
 
 ## Validation perplexity
 
-On the fixed slice `graders.data.validation_ids({validation_tokens})`: the first
+On the fixed slice `graders.notebook.data.validation_ids({validation_tokens})`: the first
 {validation_tokens:,} tokens of the validation split (held-out modules), scored by
-`graders.lm.perplexity(model, ids, seq_len={seq_len})` (non-overlapping {seq_len}-token windows).
+`graders.notebook.lm.perplexity(model, ids, seq_len={seq_len})` (non-overlapping {seq_len}-token windows).
 
 | model | perplexity |
 |---|---:|

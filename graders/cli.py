@@ -1,14 +1,15 @@
 """`llmlabs`: list units, start one, check a notebook, set up an nbgrader course.
 
 Every score printed here comes from real nbgrader (generate_assignment + autograde, the
-gradebook) via `graders.grading`. Bad input gets one line on stderr and exit code 2.
-Exit codes: 0 full marks / success, 1 graded but not full marks, 2 bad input or a
-grading failure.
+gradebook) via `graders.grading.grade`. Bad input gets one line on stderr and exit code 2
+(every `graders.errors.LLMLabsError` is caught in `main`). Exit codes: 0 full marks /
+success, 1 graded but not full marks, 2 bad input or a grading failure.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -18,8 +19,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from graders.submission import SubmissionError, check_submission
-from graders.units import UnknownUnit, all_units, get_unit
+from graders import settings
+from graders.errors import LLMLabsError
+from graders.grading.grade import Result
+from graders.grading.units import Unit, all_units, get_unit
 
 app = typer.Typer(
     help="LLM Labs: auto-graded notebooks for large-model engineers, graded by real nbgrader.",
@@ -39,36 +42,47 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _unit_or_fail(name: str):
-    try:
-        return get_unit(name)
-    except UnknownUnit as e:
-        raise fail(str(e)) from None
-
-
 @app.command()
-def units(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False):
-    """List the units: name, title, estimated time, points, CPU/GPU notes."""
-    rows = [
-        {
-            "number": u.number,
-            "name": u.name,
-            "title": u.title,
-            "minutes": u.minutes,
-            "points": u.points,
-            "device": u.device,
-        }
-        for u in all_units()
-    ]
+def units(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    long: Annotated[
+        bool, typer.Option("--long", help="Also print each unit's device notes and summary.")
+    ] = False,
+):
+    """List the units in learning order: name, title, time, points, where they run."""
+    chosen = all_units()
     if as_json:
+        rows = [
+            {
+                "number": u.number,
+                "name": u.name,
+                "title": u.title,
+                "minutes": u.minutes,
+                "points": u.points,
+                "runs_on": u.runs_on,
+                "device": u.device,
+                "summary": u.summary,
+                "skills": list(u.skills),
+            }
+            for u in chosen
+        ]
         out.print_json(json.dumps(rows))
         return
     table = Table(title="LLM Labs units")
-    for col in ("#", "unit", "title", "time", "points", "CPU/GPU"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(f"{r['number']:02d}", r["name"], r["title"], f"{r['minutes']} min", str(r["points"]), r["device"])
+    for col in ("#", "unit", "title", "time", "pts", "runs on"):
+        table.add_column(col, overflow="fold")
+    for u in chosen:
+        title = re.sub(r"\s*\([^()]*\)$", "", u.title)  # "(PyTorch)" is in --long
+        table.add_row(f"{u.number:02d}", u.name, title, f"{u.minutes}m", str(u.points), u.runs_on)
     out.print(table)
+    if not long:
+        out.print("Device notes and summaries: llmlabs units --long")
+        return
+    for u in chosen:
+        out.print(f"\n{u.number:02d} {u.name}: {u.title}", markup=False)
+        out.print(f"  device: {u.device}", markup=False)
+        out.print(f"  skills: {', '.join(u.skills)}", markup=False)
+        out.print(f"  {u.summary}", markup=False)
 
 
 @app.command()
@@ -78,9 +92,9 @@ def start(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing notebook there.")] = False,
 ):
     """Write the student version of UNIT (solutions and hidden tests removed) into DIRECTORY."""
-    from graders.release import ReleaseError, release_unit
+    from graders.grading.release import release_unit
 
-    u = _unit_or_fail(unit)
+    u = get_unit(unit)
     dest = directory or Path(u.name)
     target = dest / u.notebook_path.name
     if target.exists() and not force:
@@ -88,15 +102,20 @@ def start(
     if dest.exists() and not dest.is_dir():
         raise fail(f"{dest} exists and is not a directory")
     with err.status(f"Releasing {u.name} with nbgrader generate_assignment…"):
-        try:
-            path = release_unit(u, dest)
-        except ReleaseError as e:
-            raise fail(str(e)) from None
+        path = release_unit(u, dest)
     out.print(f"Wrote {path}")
-    out.print(f"Open it in JupyterLab (`jupyter lab {path}`); when done, grade it with `llmlabs check {path}`.")
+    out.print(
+        f"Open it in JupyterLab (`jupyter lab {path}`); when done, grade it with `llmlabs check {path}`."
+    )
 
 
-def _print_result(result, unit, seconds: float) -> None:
+def _sandbox_line(result: Result) -> str | None:
+    if not result.sandbox.not_applied:
+        return None
+    return f"sandbox: {result.sandbox.mode}, without: {'; '.join(result.sandbox.not_applied)}"
+
+
+def _print_result(result: Result, unit: Unit, seconds: float) -> None:
     table = Table(title=f"{unit.name}: {unit.title}")
     table.add_column("test")
     table.add_column("points", justify="right")
@@ -109,41 +128,39 @@ def _print_result(result, unit, seconds: float) -> None:
         out.print(f"grading error: {result.error}", markup=False)
     for flag in result.flags:
         out.print(f"suspected tampering: {flag}", markup=False)
+    line = _sandbox_line(result)
+    if line:
+        out.print(line, markup=False)
     out.print(f"Total: {result.score:g}/{result.max_score:g} points ({seconds:.1f} s)")
 
 
 @app.command()
 def check(
     notebook: Annotated[Path, typer.Argument(help="The notebook to grade.")],
-    unit: Annotated[str | None, typer.Option("--unit", help="Refuse the notebook unless it is of this unit.")] = None,
+    unit: Annotated[
+        str | None, typer.Option("--unit", help="Refuse the notebook unless it is of this unit.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ):
     """Grade NOTEBOOK exactly as an instructor's nbgrader autograde would, hidden tests included.
 
     Exit code 0 only on full marks (1: points lost, 2: could not grade).
     """
-    if unit is not None:
-        _unit_or_fail(unit)
-    try:
-        u = check_submission(notebook, unit)
-    except SubmissionError as e:
-        raise fail(str(e)) from None
-    from graders.grading import GradingError, grade_submissions
+    from graders.grading.grade import grade_submissions
+    from graders.grading.submission import check_submission
 
+    if unit is not None:
+        get_unit(unit)
+    u = check_submission(notebook, unit)
     started = time.perf_counter()
-    stages = {
-        "generated": "Running your notebook and the hidden tests (nbgrader autograde)…",
-    }
+    stages = {"generated": "Running your notebook and the hidden tests (nbgrader autograde)…"}
     with err.status("Preparing the assignment (nbgrader generate_assignment)…") as status:
 
         def on_event(event):
             if event.get("event") in stages:
                 status.update(stages[event["event"]])
 
-        try:
-            result = grade_submissions(u, {"learner": notebook}, on_event=on_event)["learner"]
-        except GradingError as e:
-            raise fail(str(e)) from None
+        result = grade_submissions(u, {"learner": notebook}, on_event=on_event)["learner"]
     seconds = time.perf_counter() - started
     if as_json:
         data = result.to_json()
@@ -158,34 +175,43 @@ def check(
 
 @app.command()
 def selfcheck(
-    units_: Annotated[list[str] | None, typer.Argument(metavar="[UNIT]...", help="Units (default: all).")] = None,
+    units_: Annotated[
+        list[str] | None, typer.Argument(metavar="[UNIT]...", help="Units (default: all).")
+    ] = None,
 ):
     """Grade every unit's reference solution through nbgrader and print the score table.
 
     Exit code 0 only if every reference earns full marks.
     """
-    from graders.grading import GradingError, grade_submissions
+    from graders.grading.grade import grade_submissions
 
-    chosen = [_unit_or_fail(n) for n in units_] if units_ else list(all_units())
+    chosen = [get_unit(n) for n in units_] if units_ else list(all_units())
     table = Table(title="Reference solutions, graded by nbgrader")
     for col in ("unit", "points", "time", "lost"):
         table.add_column(col)
     all_full = True
+    sandbox_lines = set()
     for u in chosen:
         started = time.perf_counter()
         with err.status(f"Grading the {u.name} reference (nbgrader generate_assignment + autograde)…"):
             try:
                 result = grade_submissions(u, {"reference": u.notebook_path})["reference"]
-            except GradingError as e:
+            except LLMLabsError as e:
                 raise fail(f"{u.name}: {e}") from None
         seconds = time.perf_counter() - started
         lost = [f"{c.grade_id}: {c.message}" for c in result.cells if not c.passed]
         if result.error:
             lost.insert(0, result.error)
         all_full &= result.full_marks
-        table.add_row(u.name, f"{result.score:g}/{result.max_score:g}", f"{seconds:.1f} s", "\n".join(lost) or "-")
+        table.add_row(
+            u.name, f"{result.score:g}/{result.max_score:g}", f"{seconds:.1f} s", "\n".join(lost) or "-"
+        )
         err.print(f"{u.name}: {result.score:g}/{result.max_score:g} in {seconds:.1f} s")
+        if line := _sandbox_line(result):
+            sandbox_lines.add(line)
     out.print(table)
+    for line in sorted(sandbox_lines):
+        out.print(line, markup=False)
     raise typer.Exit(0 if all_full else 1)
 
 
@@ -201,9 +227,9 @@ def course_init(
     ] = None,
 ):
     """Create a stock nbgrader course directory (config + source/<unit>/) for instructors."""
-    from graders.course import init_course
+    from graders.grading.course import init_course
 
-    chosen = [_unit_or_fail(n) for n in units_] if units_ else list(all_units())
+    chosen = [get_unit(n) for n in units_] if units_ else list(all_units())
     if (directory / "nbgrader_config.py").exists():
         raise fail(f"{directory} already holds an nbgrader course; choose a new directory")
     if directory.exists() and not directory.is_dir():
@@ -212,9 +238,23 @@ def course_init(
     out.print(f"Created the nbgrader course {course_id!r} in {path}")
     for u in chosen:
         out.print(f"  source/{u.name}/{u.notebook_path.name}")
-    out.print("Next, from that directory: nbgrader generate_assignment UNIT, then release_assignment, "
-              "collect, autograde, generate_feedback, export (see README.md).")
+    out.print(
+        "Next, from that directory: nbgrader generate_assignment UNIT, then release_assignment, "
+        "collect, autograde, generate_feedback, export (see README.md)."
+    )
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every error a user can act on ends as one line and exit code 2.
+    (click handles usage errors, --help and exit codes itself, through SystemExit.)"""
+    try:
+        settings.check_all()
+        app(args=argv)
+    except LLMLabsError as e:
+        err.print(f"error: {e}", markup=False)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

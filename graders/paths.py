@@ -7,18 +7,16 @@ instructor can point the CLI at a fork of the curriculum.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from graders import settings
 
 _PACKAGE = Path(__file__).resolve().parent
 
 
 def _roots() -> list[Path]:
-    roots = []
-    if os.environ.get("LLMLABS_ROOT"):
-        roots.append(Path(os.environ["LLMLABS_ROOT"]).expanduser().resolve())
-    roots += [_PACKAGE.parent, _PACKAGE / "_bundled"]
-    return roots
+    override = settings.ROOT.read()
+    return ([override] if override else []) + [_PACKAGE.parent, _PACKAGE / "_bundled"]
 
 
 def _find(name: str) -> Path:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from graders.asserts import assert_close, assert_dtype, assert_scalar_close, assert_shape
+from graders.notebook.asserts import assert_close, assert_dtype, assert_scalar_close, assert_shape
 
 
 def test_close_passes_within_tolerance_and_reports_the_worst_index():
@@ -16,7 +16,9 @@ def test_close_passes_within_tolerance_and_reports_the_worst_index():
     y = x.copy()
     y[2, 1] += 0.5
     y[0, 0] += 0.1
-    with pytest.raises(AssertionError, match=r"(?s)2 of 12 values differ.*index \(2, 1\): expected 9\.0, got 9\.5"):
+    with pytest.raises(
+        AssertionError, match=r"(?s)2 of 12 values differ.*index \(2, 1\): expected 9\.0, got 9\.5"
+    ):
         assert_close(y, x, rtol=0, atol=1e-3, name="scores")
 
 

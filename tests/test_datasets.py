@@ -1,4 +1,4 @@
-"""The bundled data (datasets/) and its loader (graders.data, graders.lm).
+"""The bundled data (datasets/) and its loader (graders.notebook.data, graders.notebook.lm).
 
 Checks: every file matches the sha256 in its manifest and datasheet; the loader rejects a
 changed or missing file (on a copy, never the real files); the model loads offline and
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from graders import data
+from graders.notebook import data
 from graders.paths import datasets_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,7 +188,7 @@ def test_perplexity_matches_datasheet(bundled):
     rep = report()
     ids = data.validation_ids(rep["validation_tokens"])
     assert ids.shape == (rep["validation_tokens"],) and ids[0].item() == 0  # starts with <bos>
-    from graders.lm import perplexity
+    from graders.notebook.lm import perplexity
 
     ppl = perplexity(data.load_model(), ids, seq_len=rep["seq_len"], batch_size=8)
     expected = rep["perplexity"]["trained"]
@@ -206,7 +206,7 @@ def test_unigram_and_perplexity_helpers_agree_on_uniform_model():
 
     import torch
 
-    from graders.lm import perplexity, unigram_perplexity
+    from graders.notebook.lm import perplexity, unigram_perplexity
 
     class Uniform(torch.nn.Module):
         def __init__(self):
@@ -248,7 +248,7 @@ def test_switch_uses_another_local_checkpoint(tmp_path, monkeypatch, bundled):
     model = data.load_model()
     assert model.config.hidden_size == 32 and model.config.num_hidden_layers == 1
     assert data.load_tokenizer().pad_token == "<|pad|>"
-    from graders.lm import perplexity
+    from graders.notebook.lm import perplexity
 
     ppl = perplexity(model, data.validation_ids(512), seq_len=128)
     assert ppl > 1000  # an untrained model is near uniform over 4096 tokens
@@ -257,12 +257,14 @@ def test_switch_uses_another_local_checkpoint(tmp_path, monkeypatch, bundled):
         data.load_model()
 
 
+@pytest.mark.slow
 def test_loading_writes_nothing_to_stderr():
     code = (
-        "import graders.kernel as k; k.setup()\n"
+        "import graders.notebook.kernel as k; k.setup()\n"
         "import torch; k.setup()\n"
-        "from graders.data import load_model, load_tokenizer, load_task, load_corpus, validation_ids\n"
-        "from graders.lm import perplexity\n"
+        "from graders.notebook.data import load_model, load_tokenizer, load_task, load_corpus\n"
+        "from graders.notebook.data import validation_ids\n"
+        "from graders.notebook.lm import perplexity\n"
         "tok = load_tokenizer(); m = load_model(); load_task('train'); load_corpus('validation')\n"
         "ids = validation_ids(16384); perplexity(m, ids[:1024])\n"
         "m.generate(**tok('Return the', return_tensors='pt'), max_new_tokens=5, do_sample=False)\n"
@@ -283,6 +285,7 @@ def test_loading_writes_nothing_to_stderr():
 STDLIB_MATCHES = sys.version.split()[0] == BUILT_WITH
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not STDLIB_MATCHES, reason=f"the corpus was built from the CPython {BUILT_WITH} stdlib")
 def test_corpus_and_task_rebuild_byte_identical(tmp_path):
     """Both builds take seconds in full, so CI checks them whole, not just a slice."""
@@ -302,6 +305,7 @@ def test_corpus_and_task_rebuild_byte_identical(tmp_path):
             )
 
 
+@pytest.mark.slow
 def test_build_scripts_fast_mode(tmp_path):
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     corpus, model, task = tmp_path / "corpus", tmp_path / "model", tmp_path / "task"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from graders.measure import (
+from graders.notebook.measure import (
     CallCounter,
     count_parameters,
     peak_memory_numpy,

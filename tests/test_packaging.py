@@ -49,8 +49,20 @@ def test_readme_installs_the_pinned_torch_first_and_ci_runs_the_readme_command()
 @pytest.mark.slow
 def test_wheel_carries_curriculum_and_datasets(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path, ROOT],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            tmp_path,
+            ROOT,
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     wheel = next(tmp_path.glob("llm_labs-*.whl"))
@@ -62,7 +74,7 @@ def test_wheel_carries_curriculum_and_datasets(tmp_path):
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "from graders.paths import curriculum_dir, datasets_dir;"
-        "from graders.units import all_units;"
+        "from graders.grading.units import all_units;"
         "print(curriculum_dir()); print(datasets_dir()); print(len(all_units()))"
     )
     out = subprocess.run([sys.executable, "-c", code, site], capture_output=True, text=True, cwd=tmp_path)

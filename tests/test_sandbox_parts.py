@@ -4,13 +4,16 @@ the output cap and the data copy."""
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 
 import pytest
 
-from graders.audit import audit_notebook, audit_source, locked_names
-from graders.grader_kernel import build_command, copy_data_files
-from graders.kernel_guard import LimitedStream, _Budget
-from graders.sandbox import Limits, sandbox_mode
+from graders.grading.audit import audit_notebook, audit_source, locked_names
+from graders.sandbox.bwrap import bwrap_command
+from graders.sandbox.guard import LimitedStream, _Budget
+from graders.sandbox.launcher import copy_data_files
+from graders.sandbox.limits import Limits, sandbox_mode
 
 
 def test_limits_from_env():
@@ -35,7 +38,10 @@ def test_sandbox_mode_choice():
 @pytest.mark.parametrize(
     "code,expected",
     [
-        ("import graders.asserts\ngraders.asserts.assert_close = print", "assigns to graders.asserts.assert_close"),
+        (
+            "import graders.notebook.asserts\ngraders.notebook.asserts.assert_close = print",
+            "assigns to graders.notebook.asserts.assert_close",
+        ),
         ("np.testing.assert_allclose = lambda *a: None", "assigns to np.testing.assert_allclose"),
         ("import builtins\nbuiltins.abs = len", "assigns to builtins.abs"),
         ("assert_close = print", "rebinds assert_close"),
@@ -53,20 +59,51 @@ def test_audit_names_the_cheat(code, expected):
 
 
 def test_audit_is_quiet_on_honest_code():
-    honest = "def softmax(x, axis=-1):\n    z = x - x.max(axis=axis, keepdims=True)\n    return np.exp(z) / np.exp(z).sum(axis, keepdims=True)\n"
+    honest = (
+        "def softmax(x, axis=-1):\n    z = x - x.max(axis=axis, keepdims=True)\n"
+        "    return np.exp(z) / np.exp(z).sum(axis, keepdims=True)\n"
+    )
     assert audit_source(honest, {"assert_close", "np"}) == []
     assert audit_source("this is not python (", set()) == []
 
 
 def test_audit_skips_locked_cells_and_names_the_cell():
-    source = {"cells": [{"cell_type": "code", "source": "from graders.asserts import assert_close",
-                         "metadata": {"nbgrader": {"locked": True, "grade_id": "setup"}}}]}
+    source = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "source": "from graders.notebook.asserts import assert_close",
+                "metadata": {"nbgrader": {"locked": True, "grade_id": "setup"}},
+            }
+        ]
+    }
     assert locked_names(source) == {"assert_close"}
-    sub = {"cells": [
-        {"cell_type": "code", "source": "assert_close = print", "metadata": {"nbgrader": {"locked": True}}},
-        {"cell_type": "code", "source": ["assert_close", " = print"], "metadata": {"nbgrader": {"grade_id": "ans"}}},
-    ]}
-    assert audit_notebook(sub, source) == ["ans: rebinds assert_close, which a locked cell defines"]
+    sub = {
+        "cells": [
+            # nbgrader puts the source's locked cells back, so their content does not matter ...
+            {
+                "cell_type": "code",
+                "source": "assert_close = print",
+                "metadata": {"nbgrader": {"locked": True, "grade_id": "setup"}},
+            },
+            {
+                "cell_type": "code",
+                "source": ["assert_close", " = print"],
+                "metadata": {"nbgrader": {"grade_id": "ans"}},
+            },
+            # ... but a cell that only claims to be locked is the learner's, and is audited.
+            {
+                "cell_type": "code",
+                "source": "assert_close = len",
+                "metadata": {"nbgrader": {"locked": True, "grade_id": "mine"}},
+            },
+            {"cell_type": "code", "source": "x = 1", "metadata": None},
+        ]
+    }
+    assert audit_notebook(sub, source) == [
+        "ans: rebinds assert_close, which a locked cell defines",
+        "mine: rebinds assert_close, which a locked cell defines",
+    ]
 
 
 def test_output_cap_truncates_once():
@@ -89,13 +126,17 @@ def test_data_copy_skips_notebooks_links_and_oversize(tmp_path):
     assert sorted(p.name for p in dst.rglob("*") if p.is_file()) == ["a.txt"]
 
 
-def test_bwrap_command_hides_tmp_and_binds_the_scratch(tmp_path, monkeypatch):
-    hidden = tmp_path / "course"
-    hidden.mkdir()
-    monkeypatch.setenv("LLMLABS_HIDE_PATHS", str(hidden))
-    cmd, _ = build_command(["python", "-m", "ipykernel_launcher", "-f", "/x/conn.json"], tmp_path / "w", "bwrap", None)
+def test_bwrap_command_hides_the_course_and_tmp_and_binds_the_scratch(tmp_path, monkeypatch):
+    # A course outside /tmp (the home directory here) is hidden behind its own tmpfs; one
+    # under /tmp is hidden with /tmp itself.
+    home = Path.home().resolve()
+    monkeypatch.setenv("LLMLABS_HIDE_PATHS", os.pathsep.join([str(home), str(tmp_path)]))
+    cmd = bwrap_command(["python", "-m", "ipykernel_launcher", "-f", "/x/conn.json"], tmp_path / "w", None)
     joined = " ".join(cmd)
     assert "--ro-bind / /" in joined and "--tmpfs /tmp" in joined and "--unshare-pid" in joined
     assert "--cap-drop ALL" in joined and "--ro-bind /x/conn.json /x/conn.json" in joined
-    cmd, cwd = build_command(["python", "-f", "c"], tmp_path / "w", "rlimits", None)
-    assert cmd == ["python", "-f", "c"] and cwd == tmp_path / "w"
+    assert f"--bind {tmp_path / 'w'} /tmp/llmlabs-work" in joined
+    if not str(home).startswith("/tmp"):
+        assert f"--tmpfs {home} " in joined
+    assert f"--tmpfs {tmp_path.resolve()} " not in joined
+    assert cmd[-5:] == ["python", "-m", "ipykernel_launcher", "-f", "/x/conn.json"]

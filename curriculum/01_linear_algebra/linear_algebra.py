@@ -59,14 +59,20 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-from graders.kernel import setup
+from graders.notebook import setup
 
 setup()
 
 import matplotlib.pyplot as plt
 import numpy as np
-from graders.asserts import assert_close, assert_dtype, assert_scalar_close, assert_shape
-from graders.measure import peak_memory_numpy, speedup
+from graders.notebook import (
+    assert_close,
+    assert_dtype,
+    assert_scalar_close,
+    assert_shape,
+    peak_memory_numpy,
+    speedup,
+)
 
 print(f"NumPy {np.__version__}")
 

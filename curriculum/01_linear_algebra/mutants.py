@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graders.mutants import EditedMutants
+from graders.authoring.mutants import EditedMutants
 
 _m = EditedMutants(Path(__file__).resolve().parent / "linear_algebra.py")
 
@@ -35,8 +35,8 @@ MUTANTS = [
     # --- 1. pairwise distances ---------------------------------------------------------------
     _m("dists_no_clamp", "dists", [("    return np.maximum(dists, 0)\n", "    return dists\n")],
        ("test_dists_hidden",), "forgets to clamp: round-off gives small negative squared distances"),
-    _m("dists_missing_factor_two", "dists", [("sq_x - 2 * (X @ Y.T) + sq_y", "sq_x - (X @ Y.T) + sq_y")], DISTS,
-       "drops the factor 2 of the cross term"),
+    _m("dists_missing_factor_two", "dists", [("sq_x - 2 * (X @ Y.T) + sq_y", "sq_x - (X @ Y.T) + sq_y")],
+       DISTS, "drops the factor 2 of the cross term"),
     _m("dists_pair_loop", "dists",
        [(_DISTS_BODY,
          "    out = np.empty((len(X), len(Y)), dtype=np.result_type(X, Y))\n"
@@ -47,7 +47,8 @@ MUTANTS = [
        ("test_dists_speed",), "right answer from a Python loop over all pairs: no faster than the baseline"),
     _m("dists_difference_tensor", "dists",
        [(_DISTS_BODY, "    return ((X[:, None, :] - Y[None, :, :]) ** 2).sum(axis=-1)\n")],
-       ("test_dists_memory",), "broadcasts an (n, m, d) difference tensor: right and loop-free, but d times the memory"),
+       ("test_dists_memory",),
+       "broadcasts an (n, m, d) difference tensor: right and loop-free, but d times the memory"),
     # --- 2. softmax ----------------------------------------------------------------------------
     _m("softmax_no_max_shift", "softmax",
        [("    shift = np.max(x, axis=axis, keepdims=True)\n"
@@ -60,14 +61,16 @@ MUTANTS = [
     _m("softmax_masked_row_nan", "softmax",
        [("    shift = np.where(np.isfinite(shift), shift, 0.0)  # all -inf: shift by 0, exp gives 0\n", ""),
         ("np.divide(e, total, out=np.zeros_like(e), where=total > 0)", "e / total")],
-       ("test_softmax_hidden",), "the textbook stable softmax: a fully masked row gives NaN instead of zeros"),
+       ("test_softmax_hidden",),
+       "the textbook stable softmax: a fully masked row gives NaN instead of zeros"),
     _m("softmax_ignores_axis", "softmax", [("axis=axis", "axis=-1")], SOFTMAX,
        "always normalises along the last axis"),
     # --- 2. log-sum-exp ---------------------------------------------------------------------------
     _m("lse_no_shift", "logsumexp",
        [("np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift",
          "np.log(np.sum(np.exp(x), axis=axis, keepdims=True))")],
-       ("test_logsumexp_hidden",), "no max shift: overflows to inf for large logits, -inf for very negative ones"),
+       ("test_logsumexp_hidden",),
+       "no max shift: overflows to inf for large logits, -inf for very negative ones"),
     _m("lse_forgets_to_add_shift", "logsumexp",
        [("np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift",
          "np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True))")],
@@ -85,15 +88,17 @@ MUTANTS = [
        [("int(np.searchsorted(kept, energy)) + 1, len(s))", "int(np.searchsorted(kept, energy)), len(s))")],
        SVD, "uses the index where the energy is reached as the rank: one singular value short"),
     _m("svd_rank_strict", "svd",
-       [("np.searchsorted(kept, energy)", 'np.searchsorted(kept, energy, side="right")')], ("test_svd_hidden",),
+       [("np.searchsorted(kept, energy)", 'np.searchsorted(kept, energy, side="right")')],
+       ("test_svd_hidden",),
        "requires strictly more than the energy fraction, so an exact tie takes one rank too many"),
     _m("svd_ratio_inverted", "svd", [("ratio = m * n / (r * (m + n))", "ratio = r * (m + n) / (m * n)")], SVD,
        "compression ratio upside down (factor parameters over W's)"),
     _m("svd_error_not_sqrt", "svd",
-       [("rel_error = math.sqrt(energies[r:].sum() / energies.sum())", "rel_error = energies[r:].sum() / energies.sum()")],
+       [("rel_error = math.sqrt(energies[r:].sum() / energies.sum())",
+         "rel_error = energies[r:].sum() / energies.sum()")],
        SVD, "reports the dropped energy fraction as the relative error (forgets the square root)"),
-    _m("svd_columns_of_vt", "svd", [("B = Vt[:r]", "B = Vt[:, :r].T")], ("test_svd_visible", "test_svd_hidden"),
-       "takes columns of Vt, as if svd returned V instead of V^T"),
+    _m("svd_columns_of_vt", "svd", [("B = Vt[:r]", "B = Vt[:, :r].T")],
+       ("test_svd_visible", "test_svd_hidden"), "takes columns of Vt, as if svd returned V instead of V^T"),
     # --- 4. power iteration ----------------------------------------------------------------------------
     _m("power_no_normalisation", "power", [("v = hv / norm", "v = hv")], POWER,
        "never normalises v: it overflows (or vanishes) and the Rayleigh quotient is off"),
@@ -109,7 +114,8 @@ MUTANTS = [
     _m("gd_bound_one_over_lambda", "gd", [("return 2.0 / lam", "return 1.0 / lam")], GD,
        "learning-rate bound 1/lambda_max instead of 2/lambda_max"),
     _m("gd_bound_from_diagonal", "gd", [("lam, _ = power_iteration(H)", "lam = float(np.max(np.diag(H)))")],
-       ("test_gd_hidden",), "takes the largest diagonal entry of H for lambda_max (true only for diagonal H)"),
+       ("test_gd_hidden",),
+       "takes the largest diagonal entry of H for lambda_max (true only for diagonal H)"),
     _m("gd_gradient_ascent", "gd", [("w = w - lr * (H @ w - b)", "w = w + lr * (H @ w - b)")], GD,
        "steps along the gradient instead of against it"),
     _m("gd_gradient_without_b", "gd", [("w = w - lr * (H @ w - b)", "w = w - lr * (H @ w)")], GD,
@@ -119,14 +125,16 @@ MUTANTS = [
     # --- 5. PCA ---------------------------------------------------------------------------------------
     _m("pca_not_centred", "pca", [("centred = X - X.mean(axis=0)", "centred = X")], PCA,
        "forgets to centre: the first component points at the mean"),
-    _m("pca_variance_from_sigma", "pca", [("ratio = s[:k] ** 2 / np.sum(s**2)", "ratio = s[:k] / np.sum(s)")], PCA,
-       "explained variance from singular values instead of their squares"),
-    _m("pca_ratio_of_kept", "pca", [("ratio = s[:k] ** 2 / np.sum(s**2)", "ratio = s[:k] ** 2 / np.sum(s[:k] ** 2)")],
+    _m("pca_variance_from_sigma", "pca", [("ratio = s[:k] ** 2 / np.sum(s**2)", "ratio = s[:k] / np.sum(s)")],
+       PCA, "explained variance from singular values instead of their squares"),
+    _m("pca_ratio_of_kept", "pca",
+       [("ratio = s[:k] ** 2 / np.sum(s**2)", "ratio = s[:k] ** 2 / np.sum(s[:k] ** 2)")],
        ("test_pca_hidden",), "divides by the variance of the k kept components instead of the total"),
-    _m("pca_columns_of_vt", "pca", [("components = Vt[:k]", "components = Vt[:, :k].T")], ("test_pca_hidden",),
-       "takes columns of Vt as the principal directions"),
+    _m("pca_columns_of_vt", "pca", [("components = Vt[:k]", "components = Vt[:, :k].T")],
+       ("test_pca_hidden",), "takes columns of Vt as the principal directions"),
     # --- 5. einsum attention scores ---------------------------------------------------------------------
-    _m("scores_no_scale", "scores", [(" / math.sqrt(Q.shape[-1])", "")], SCORES, "forgets the 1/sqrt(d) scale"),
+    _m("scores_no_scale", "scores", [(" / math.sqrt(Q.shape[-1])", "")], SCORES,
+       "forgets the 1/sqrt(d) scale"),
     _m("scores_divide_by_d", "scores", [("math.sqrt(Q.shape[-1])", "Q.shape[-1]")], SCORES,
        "divides by d instead of sqrt(d)"),
     _m("scores_transposed", "scores", [('"bhqd,bhkd->bhqk"', '"bhqd,bhkd->bhkq"')], SCORES,

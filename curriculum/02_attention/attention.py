@@ -52,13 +52,19 @@ import time
 
 import torch
 import torch.nn.functional as F
-from graders.kernel import setup
+from graders.notebook import setup
 
 setup()
 
 import matplotlib.pyplot as plt
-from graders.asserts import assert_close, assert_dtype, assert_shape
-from graders.measure import peak_memory_torch, speedup, synchronize
+from graders.notebook import (
+    assert_close,
+    assert_dtype,
+    assert_shape,
+    peak_memory_torch,
+    speedup,
+    synchronize,
+)
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import LlamaConfig
 from transformers.models.llama.modeling_llama import LlamaAttention, LlamaRotaryEmbedding, apply_rotary_pos_emb

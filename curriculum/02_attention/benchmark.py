@@ -5,8 +5,8 @@
 Measures, in one run and on the default device (CUDA when present, else CPU):
 - for each sequence length T: the reference naive `attention` and `tiled_attention`
   against `torch.nn.functional.scaled_dot_product_attention` (causal, B=1, H=8, d=64):
-  time ratios from interleaved runs (`graders.measure.speedup`) and peak bytes
-  (`graders.measure.peak_memory_torch`);
+  time ratios from interleaved runs (`graders.notebook.measure.speedup`) and peak bytes
+  (`graders.notebook.measure.peak_memory_torch`);
 - the KV cache: total time to decode `--tokens` new tokens one at a time with
   `decode_step` and a `KVCache`, against recomputing the whole prefix for each token,
   plus the FLOPs of the last token either way.
@@ -38,15 +38,16 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from graders.measure import peak_memory_torch, speedup, synchronize  # noqa: E402
-from graders.reference import exec_reference  # noqa: E402
+from graders.authoring.reference import exec_reference  # noqa: E402
+from graders.notebook import peak_memory_torch, speedup, synchronize  # noqa: E402
 
 TEXT_FORM = Path(__file__).resolve().parent / "attention.py"
 
 
 def load_reference(path: Path = TEXT_FORM) -> dict:
     """Execute the answer cells of the text form (the reference solutions); return their names."""
-    return exec_reference(path, {"math": math, "torch": torch, "F": F, "__name__": "attention_reference"}, kinds=("answer",))
+    return exec_reference(path, {"math": math, "torch": torch, "F": F, "__name__": "attention_reference"},
+                          kinds=("answer",))
 
 
 def bench_attention(ref: dict, lengths: list[int], device: torch.device, heads: int = 8, head_dim: int = 64,
@@ -81,8 +82,8 @@ def bench_attention(ref: dict, lengths: list[int], device: torch.device, heads: 
     return rows
 
 
-def bench_cache(ref: dict, tokens: int, device: torch.device, hidden: int = 512, heads: int = 8, kv_heads: int = 2,
-                repeats: int = 3) -> dict:
+def bench_cache(ref: dict, tokens: int, device: torch.device, hidden: int = 512, heads: int = 8,
+                kv_heads: int = 2, repeats: int = 3) -> dict:
     attn_cls, cache_cls, decode_step = ref["Attention"], ref["KVCache"], ref["decode_step"]
     torch.manual_seed(0)
     layer = attn_cls(hidden, heads, kv_heads).to(device)
@@ -136,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     lengths = args.lengths or ([512, 1024, 2048] if device.type == "cpu" else [1024, 2048, 4096, 8192])
     block = args.block_size or (128 if device.type == "cpu" else 2048)
     ref = load_reference()
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    name = (torch.cuda.get_device_name() if device.type == "cuda"
+            else f"CPU, {torch.get_num_threads()} threads")
     print(f"attention benchmark: torch {torch.__version__} on {name}; causal, B=1, H=8, d=64, fp32, "
           f"tiled block {block}")
     start = time.perf_counter()
@@ -146,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'T':>6} | {'SDPA ms':>8} | {'naive/SDPA':>10} | {'tiled/SDPA':>10} | {'peak SDPA MiB':>13} | "
           f"{'peak naive MiB':>14} | {'peak tiled MiB':>14} | {'T×T scores MiB':>14} | {'tiled err':>9}")
     for r in rows:
-        print(f"{r['T']:>6} | {r['sdpa_ms']:>8.2f} | {r['naive_over_sdpa']:>9.2f}x | {r['tiled_over_sdpa']:>9.2f}x | "
-              f"{r['peak_sdpa'] / mib:>13.1f} | {r['peak_naive'] / mib:>14.1f} | {r['peak_tiled'] / mib:>14.1f} | "
+        print(f"{r['T']:>6} | {r['sdpa_ms']:>8.2f} | {r['naive_over_sdpa']:>9.2f}x | "
+              f"{r['tiled_over_sdpa']:>9.2f}x | "
+              f"{r['peak_sdpa'] / mib:>13.1f} | {r['peak_naive'] / mib:>14.1f} | "
+              f"{r['peak_tiled'] / mib:>14.1f} | "
               f"{r['score_matrix_bytes'] / mib:>14.1f} | {r['max_abs_err_tiled']:>9.1e}")
     cache = bench_cache(ref, args.tokens, device)
     print()

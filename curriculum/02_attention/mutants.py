@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graders.mutants import EditedMutants, Mutant
+from graders.authoring.mutants import EditedMutants, Mutant
 
 _m = EditedMutants(Path(__file__).resolve().parent / "attention.py")
 _answer = _m.answer
@@ -23,7 +23,8 @@ MUTANTS = [
     _m("sdpa_scale_by_d", "sdpa", [("/ math.sqrt(d)", "/ d")], SDPA,
        "divides the scores by d instead of sqrt(d)"),
     _m("sdpa_mask_after_softmax", "sdpa",
-       [("    scores = scores.masked_fill(~visible, float(\"-inf\"))\n    weights = torch.softmax(scores, dim=-1)\n",
+       [("    scores = scores.masked_fill(~visible, float(\"-inf\"))\n"
+         "    weights = torch.softmax(scores, dim=-1)\n",
          "    weights = torch.softmax(scores, dim=-1).masked_fill(~visible, 0.0)\n")],
        SDPA, "masks the weights after the softmax, so the visible weights no longer sum to 1"),
     _m("sdpa_causal_masks_diagonal", "sdpa", [("diagonal=t_k - t_q)", "diagonal=t_k - t_q - 1)")], SDPA,
@@ -45,17 +46,22 @@ MUTANTS = [
        [("position_ids.to(torch.float32)", "(position_ids + 1).to(torch.float32)")], ROPE,
        "positions off by one: the first token is already rotated"),
     _m("rope_frequency_exponent", "rope",
-       [("torch.arange(0, head_dim, 2, dtype=torch.float32", "torch.arange(0, head_dim // 2, dtype=torch.float32")],
+       [("torch.arange(0, head_dim, 2, dtype=torch.float32",
+         "torch.arange(0, head_dim // 2, dtype=torch.float32")],
        ("test_rope_hidden",), "uses base ** (-i/d) instead of base ** (-2i/d)"),
     _m("rope_rotates_backwards", "rope",
-       [("torch.cat([-x[..., half:], x[..., :half]], dim=-1)", "torch.cat([x[..., half:], -x[..., :half]], dim=-1)")],
+       [("torch.cat([-x[..., half:], x[..., :half]], dim=-1)",
+         "torch.cat([x[..., half:], -x[..., :half]], dim=-1)")],
        ("test_rope_hidden",), "rotate_half with the sign on the wrong half: rotates by -angle"),
     # --- 3. multi-head / grouped-query attention -----------------------------------------
     _m("mha_gqa_repeat", "mha", [("x.repeat_interleave(n_rep, dim=1)", "x.repeat(1, n_rep, 1, 1)")],
-       ("test_mha_visible", "test_mha_hidden"), "GQA with repeat instead of repeat_interleave: wrong head groups"),
+       ("test_mha_visible", "test_mha_hidden"),
+       "GQA with repeat instead of repeat_interleave: wrong head groups"),
     _m("mha_view_heads_first", "mha",
-       [(".view(b, t, self.num_heads, self.head_dim).transpose(1, 2)", ".view(b, self.num_heads, t, self.head_dim)"),
-        (".view(b, t, self.num_kv_heads, self.head_dim).transpose(1, 2)", ".view(b, self.num_kv_heads, t, self.head_dim)"),
+       [(".view(b, t, self.num_heads, self.head_dim).transpose(1, 2)",
+         ".view(b, self.num_heads, t, self.head_dim)"),
+        (".view(b, t, self.num_kv_heads, self.head_dim).transpose(1, 2)",
+         ".view(b, self.num_kv_heads, t, self.head_dim)"),
         ("out.transpose(1, 2).reshape(b, t,", "out.reshape(b, t,")],
        ("test_mha_hidden",), "reshapes (B, T, H*d) straight to (B, H, T, d), mixing tokens and heads"),
     _m("mha_not_causal", "mha", [("causal=True, key_padding_mask", "causal=False, key_padding_mask")],
@@ -71,17 +77,22 @@ MUTANTS = [
     # --- 4. tiled attention ----------------------------------------------------------------
     _m("tiled_sum_not_rescaled", "tiled",
        [("row_sum = row_sum * correction + p.sum", "row_sum = row_sum + p.sum")],
-       ("test_tiled_visible", "test_tiled_correct"), "forgets to rescale the running sum when the maximum grows"),
+       ("test_tiled_visible", "test_tiled_correct"),
+       "forgets to rescale the running sum when the maximum grows"),
     _m("tiled_acc_not_rescaled", "tiled", [("acc = acc * correction + p @", "acc = acc + p @")],
-       ("test_tiled_visible", "test_tiled_correct"), "forgets to rescale the accumulated output when the maximum grows"),
+       ("test_tiled_visible", "test_tiled_correct"),
+       "forgets to rescale the accumulated output when the maximum grows"),
     _m("tiled_tile_local_positions", "tiled",
-       [("torch.arange(k0, k1, device=q.device)[None, :]", "torch.arange(0, k1 - k0, device=q.device)[None, :]")],
-       ("test_tiled_visible", "test_tiled_correct"), "causal mask uses key positions within the tile, not in the sequence"),
+       [("torch.arange(k0, k1, device=q.device)[None, :]",
+         "torch.arange(0, k1 - k0, device=q.device)[None, :]")],
+       ("test_tiled_visible", "test_tiled_correct"),
+       "causal mask uses key positions within the tile, not in the sequence"),
     _m("tiled_one_big_tile", "tiled",
        [("    offset = t_k - t_q  # query i sits at position offset + i\n",
          "    offset = t_k - t_q  # query i sits at position offset + i\n"
          "    block_size = max(t_q, t_k)  # one tile: simpler and just as exact\n")],
-       ("test_tiled_memory",), "a single tile of all queries and keys: exact, but holds the whole T x T score matrix"),
+       ("test_tiled_memory",),
+       "a single tile of all queries and keys: exact, but holds the whole T x T score matrix"),
     _m("tiled_key_by_key", "tiled",
        [("        for k0 in range(0, stop, block_size):  # inner loop: tiles of keys, online softmax\n"
          "            k1 = min(k0 + block_size, stop)\n",
@@ -97,15 +108,20 @@ MUTANTS = [
        [("torch.arange(start, start + t, device=x_new.device)", "torch.arange(t, device=x_new.device)")],
        ("test_cache_visible", "test_cache_hidden"), "new tokens get positions from 0 instead of len(cache)"),
     _m("cache_positions_off_by_one", "kv_cache",
-       [("torch.arange(start, start + t, device=x_new.device)", "torch.arange(start + 1, start + t + 1, device=x_new.device)")],
-       ("test_cache_hidden",), "positions start at len(cache) + 1: the cached keys disagree with the model's"),
+       [("torch.arange(start, start + t, device=x_new.device)",
+         "torch.arange(start + 1, start + t + 1, device=x_new.device)")],
+       ("test_cache_hidden",),
+       "positions start at len(cache) + 1: the cached keys disagree with the model's"),
     _m("cache_repeated_heads", "kv_cache",
-       [("    k_all, v_all = cache.append(apply_rope(k, cos, sin), v)\n    groups = attn.num_heads // attn.num_kv_heads\n"
-         "    out = attention(apply_rope(q, cos, sin), repeat_kv(k_all, groups), repeat_kv(v_all, groups), causal=True)\n",
+       [("    k_all, v_all = cache.append(apply_rope(k, cos, sin), v)\n"
+         "    groups = attn.num_heads // attn.num_kv_heads\n"
+         "    out = attention(apply_rope(q, cos, sin), repeat_kv(k_all, groups), "
+         "repeat_kv(v_all, groups), causal=True)\n",
          "    groups = attn.num_heads // attn.num_kv_heads\n"
          "    k_all, v_all = cache.append(repeat_kv(apply_rope(k, cos, sin), groups), repeat_kv(v, groups))\n"
          "    out = attention(apply_rope(q, cos, sin), k_all, v_all, causal=True)\n")],
-       ("test_cache_visible", "test_cache_hidden"), "caches the repeated kv heads: GQA's memory saving is lost"),
+       ("test_cache_visible", "test_cache_hidden"),
+       "caches the repeated kv heads: GQA's memory saving is lost"),
     Mutant(
         name="cache_recomputes_prefix",
         cell="kv_cache",

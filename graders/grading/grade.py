@@ -1,0 +1,230 @@
+"""The one grading path: real nbgrader `generate_assignment` + `autograde`, scores read
+from its gradebook.
+
+`grade_submissions` builds a throw-away course directory with `graders.grading.course`,
+puts each submission under `submitted/<student>/<unit>/`, runs nbgrader in a child
+process (`graders.grading.job`), and reads every score from `gradebook.db`. The failure
+message shown for a test cell is the first line of the error it raised in the autograded
+notebook. What the sandbox could not apply, and what the notebook monkeypatched, come
+from the kernel launcher's reports (`graders.sandbox.launcher`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graders import cells, settings
+from graders.errors import GradingError, SubmissionError
+from graders.grading.audit import audit_notebook
+from graders.grading.course import init_course
+from graders.grading.job import Event, run_job
+from graders.grading.submission import check_submission
+from graders.grading.units import Unit
+
+__all__ = ["CellResult", "GradingError", "Result", "SandboxReport", "grade_submissions"]
+
+
+@dataclass
+class CellResult:
+    grade_id: str
+    score: float
+    max_score: float
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.score >= self.max_score
+
+
+@dataclass
+class SandboxReport:
+    mode: str = "unknown"  # bwrap, rlimits or none; unknown when no kernel started
+    not_applied: list[str] = field(default_factory=list)  # protections this grading went without
+
+
+@dataclass
+class Result:
+    unit: str
+    student: str
+    cells: list[CellResult] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    flags: list[str] = field(default_factory=list)  # suspected tampering (audit and kernel guard)
+    sandbox: SandboxReport = field(default_factory=SandboxReport)
+
+    @property
+    def score(self) -> float:
+        return sum(c.score for c in self.cells)
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.max_score for c in self.cells)
+
+    @property
+    def full_marks(self) -> bool:
+        return self.error is None and bool(self.cells) and self.score >= self.max_score
+
+    def by_id(self) -> dict[str, CellResult]:
+        return {c.grade_id: c for c in self.cells}
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(score=self.score, max_score=self.max_score, full_marks=self.full_marks)
+        return data
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:300]
+    return ""
+
+
+def _cell_messages(notebook_path: Path) -> dict[str, str]:
+    """grade_id -> first line of the error (or stderr) the cell produced."""
+    try:
+        nb = json.loads(notebook_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    messages: dict[str, str] = {}
+    for cell in nb.get("cells", []):
+        gid = cells.grade_id(cell)
+        if not gid:
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                evalue = _first_line(str(out.get("evalue", "")))
+                messages[gid] = (
+                    f"{out.get('ename', 'Error')}: {evalue}" if evalue else out.get("ename", "Error")
+                )
+                break
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                text = out.get("text", "")
+                text = "".join(text) if isinstance(text, list) else text
+                messages.setdefault(gid, f"wrote to stderr: {_first_line(text)}")
+    return messages
+
+
+def _ungraded(unit: Unit, message: str = "") -> list[CellResult]:
+    return [CellResult(gid, 0.0, pts, message) for gid, pts in unit.test_points().items()]
+
+
+def _read_gradebook(course_dir: Path, unit: Unit, student: str) -> list[CellResult]:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
+        try:
+            nb = gb.find_submission_notebook(unit.name, unit.name, student)
+        except MissingEntry:
+            return []
+        order = {gid: i for i, gid in enumerate(unit.graded_cells())}
+        found = [
+            CellResult(g.name, float(g.score or 0.0), float(g.max_score or 0.0))
+            for g in nb.grades
+            if g.cell_type == "code"
+        ]
+    return sorted(found, key=lambda c: order.get(c.grade_id, len(order)))
+
+
+def _read_sandbox_reports(report_dir: Path, course_dir: Path) -> dict[str, dict[str, Any]]:
+    """student -> the launcher's report for that student's kernel."""
+    out: dict[str, dict[str, Any]] = {}
+    autograded = course_dir / "autograded"
+    for path in sorted(report_dir.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+            rel = Path(data["cwd"]).resolve().relative_to(autograded.resolve())
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if rel.parts:
+            out[rel.parts[0]] = data
+    return out
+
+
+def grade_submissions(
+    unit: Unit,
+    submissions: dict[str, Path],
+    *,
+    on_event: Callable[[Event], None] | None = None,
+    keep_dir: Path | None = None,
+    timeout: float | None = None,
+    cell_timeout: int | None = None,
+) -> dict[str, Result]:
+    """Grade each submission (student id -> notebook path) of `unit` in one nbgrader run."""
+    for student in submissions:
+        if not student.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"student ids must be letters, digits, - and _: {student!r}")
+    settings.check_all()
+    tmp = tempfile.mkdtemp(prefix="llmlabs-grade-")
+    course_dir = Path(keep_dir) if keep_dir is not None else Path(tmp) / "course"
+    report_dir = Path(tmp) / "sandbox-reports"
+    results = {s: Result(unit.name, s) for s in submissions}
+    gradable = []
+    for student, path in submissions.items():
+        # A damaged notebook (corrupt, another unit's, duplicated or missing graded cells)
+        # would abort or silently skew nbgrader's batch: it gets zero and the reason instead.
+        try:
+            check_submission(Path(path), unit.name)
+        except SubmissionError as e:
+            results[student].error = str(e)
+            results[student].cells = _ungraded(unit, "not graded")
+            continue
+        gradable.append(student)
+        try:
+            results[student].flags = audit_notebook(json.loads(Path(path).read_text()), unit.notebook())
+        except ValueError:
+            pass
+    try:
+        init_course(course_dir, [unit], course_id="llmlabs-check", cell_timeout=cell_timeout)
+        for student in gradable:
+            target = course_dir / "submitted" / student / unit.name
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(submissions[student], target / unit.notebook_path.name)
+        if timeout is None:
+            # Generous: a unit's cells rarely all hit the limit; per-cell limits do the real work.
+            timeout = 120 + len(submissions) * unit.cell_timeout * 10
+        if gradable:
+            env = dict(os.environ, **{settings.SANDBOX_REPORT.env: str(report_dir)})
+            outcome = run_job(course_dir, unit.name, gradable, timeout=timeout, on_event=on_event, env=env)
+            graded = outcome.graded()
+            for student in gradable:
+                event = graded.get(student)
+                if event is None:
+                    results[
+                        student
+                    ].error = f"grading stopped: {outcome.stderr_tail or 'nbgrader ended early'}"
+                    continue
+                results[student].seconds = float(event.get("seconds", 0.0))
+                if not event.get("success"):
+                    results[student].error = f"nbgrader autograde failed: {event.get('error')}"
+        reports = _read_sandbox_reports(report_dir, course_dir)
+        for student in gradable:
+            result = results[student]
+            result.cells = _read_gradebook(course_dir, unit, student) or _ungraded(unit)
+            messages = _cell_messages(
+                course_dir / "autograded" / student / unit.name / unit.notebook_path.name
+            )
+            for cell in result.cells:
+                if not cell.passed:
+                    fallback = (
+                        "not run: " + result.error if result.error else "the cell returned a partial score"
+                    )
+                    cell.message = messages.get(cell.grade_id, fallback)
+            if result.error is None and not result.cells:
+                result.error = "nbgrader recorded no grades for this submission"
+            report = reports.get(student)
+            if report is not None:
+                result.sandbox = SandboxReport(str(report.get("mode")), list(report.get("not_applied", [])))
+                result.flags += [
+                    f"changed {name} (put back before each cell)" for name in report.get("restored", [])
+                ]
+        return results
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

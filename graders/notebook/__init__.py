@@ -1,0 +1,132 @@
+"""The notebook API: everything a unit's cells (and a learner) import from `graders`.
+
+Released notebooks depend on this, so it is small and stable. Import from here:
+
+    from graders.notebook import setup, assert_close, speedup, load_model, perplexity
+
+The names below, and the module paths `graders.notebook.<module>` they come from, are the
+stable import paths; anything else in `graders` may move between versions.
+
+| module | what it gives a notebook |
+|---|---|
+| `kernel` | `setup()`: silence stderr, fix seeds and threads (the first code cell calls it) |
+| `asserts` | closeness, shape and dtype checks whose failure messages teach |
+| `measure` | interleaved speed ratios, peak memory, call and byte counts |
+| `data` | the bundled corpus, tokenizer, tiny Llama and task, sha256-checked |
+| `lm` | perplexity of a causal language model |
+
+Submodules load on first use, so `from graders.notebook import setup` imports neither
+NumPy nor torch: the setup cell can fix thread counts before they load.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "kernel": ("setup", "KERNEL_ENV"),
+    "asserts": ("assert_close", "assert_shape", "assert_dtype", "assert_scalar_close", "to_numpy"),
+    "measure": (
+        "Timing",
+        "Ratio",
+        "time_call",
+        "speedup",
+        "peak_memory_numpy",
+        "peak_memory_torch",
+        "CallCounter",
+        "count_parameters",
+        "tensor_bytes",
+        "synchronize",
+    ),
+    "data": (
+        "DataIntegrityError",
+        "load_corpus",
+        "load_task",
+        "load_tokenizer",
+        "load_model",
+        "model_source",
+        "encode_documents",
+        "validation_ids",
+        "dataset_path",
+    ),
+    "lm": ("perplexity", "unigram_perplexity"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = [
+    "CallCounter",
+    "DataIntegrityError",
+    "KERNEL_ENV",
+    "Ratio",
+    "Timing",
+    "assert_close",
+    "assert_dtype",
+    "assert_scalar_close",
+    "assert_shape",
+    "count_parameters",
+    "dataset_path",
+    "encode_documents",
+    "load_corpus",
+    "load_model",
+    "load_task",
+    "load_tokenizer",
+    "model_source",
+    "peak_memory_numpy",
+    "peak_memory_torch",
+    "perplexity",
+    "setup",
+    "speedup",
+    "synchronize",
+    "tensor_bytes",
+    "time_call",
+    "to_numpy",
+    "unigram_perplexity",
+    "validation_ids",
+]
+
+if TYPE_CHECKING:
+    from graders.notebook.asserts import (
+        assert_close,
+        assert_dtype,
+        assert_scalar_close,
+        assert_shape,
+        to_numpy,
+    )
+    from graders.notebook.data import (
+        DataIntegrityError,
+        dataset_path,
+        encode_documents,
+        load_corpus,
+        load_model,
+        load_task,
+        load_tokenizer,
+        model_source,
+        validation_ids,
+    )
+    from graders.notebook.kernel import KERNEL_ENV, setup
+    from graders.notebook.lm import perplexity, unigram_perplexity
+    from graders.notebook.measure import (
+        CallCounter,
+        Ratio,
+        Timing,
+        count_parameters,
+        peak_memory_numpy,
+        peak_memory_torch,
+        speedup,
+        synchronize,
+        tensor_bytes,
+        time_call,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'graders.notebook' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"graders.notebook.{module}"), name)
+    globals()[name] = value  # later imports skip this function, and the kernel guard sees it
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

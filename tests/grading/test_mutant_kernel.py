@@ -1,0 +1,74 @@
+"""The shared mutant kernel gives each mutant the same starting state, whatever ran
+before it: grading in reverse order gives the same scores (graders.authoring.mutant_kernel)."""
+
+from __future__ import annotations
+
+from graders.authoring.build import parse_cells, render
+from graders.authoring.mutant_kernel import run_mutants
+from graders.authoring.mutants import Mutant
+from graders.grading.units import Unit
+
+# A class made in one exercise and an object made from it before the next: the trap that
+# re-running reference cells to "restore" state falls into (a new class object, so the
+# old instance fails isinstance in every later mutant's tests).
+TEXT = """\
+# %% setup id=setup
+from graders.notebook import setup
+setup()
+
+# %% answer id=box
+class Box:
+    ### BEGIN SOLUTION
+    def __init__(self, v):
+        self.v = v
+    ### END SOLUTION
+
+# %% test id=test_box points=1
+assert Box(2).v == 2
+
+# %%
+early = Box(5)
+
+# %% answer id=make
+def make(v):
+    ### BEGIN SOLUTION
+    return Box(v)
+    ### END SOLUTION
+
+# %% test id=test_early_is_a_box points=1
+assert isinstance(early, Box)
+
+# %% test id=test_make points=1
+assert make(3).v == 3
+"""
+
+MUTANTS = [
+    Mutant(
+        "box_doubles",
+        "box",
+        "class Box:\n    def __init__(self, v):\n        self.v = 2 * v\n",
+        ("test_box",),
+    ),
+    Mutant("make_off_by_one", "make", "def make(v):\n    return Box(v + 1)\n", ("test_make",)),
+]
+
+
+def test_mutant_scores_do_not_depend_on_the_order(tmp_path):
+    nb = {
+        "cells": parse_cells(TEXT),
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (tmp_path / "tiny.ipynb").write_text(render(nb))
+    unit = Unit(
+        name="tiny", number=0, title="tiny", minutes=1, device="CPU", directory=tmp_path, cell_timeout=60
+    )
+    forward = run_mutants(unit, MUTANTS)
+    backward = run_mutants(unit, MUTANTS[::-1])
+    expected = {
+        "box_doubles": {"test_box": 0.0},
+        "make_off_by_one": {"test_early_is_a_box": 1.0, "test_make": 0.0},
+    }
+    assert forward == expected, forward
+    assert backward == expected, backward

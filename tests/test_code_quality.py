@@ -1,0 +1,37 @@
+"""Lint and types: ruff over the package, tests, data scripts and the curriculum's
+mutants and benchmarks (line length included); pyflakes over the built notebooks;
+mypy over the package, strict on the notebook API (config in pyproject.toml)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+
+
+def test_ruff_is_clean():
+    scripts = sorted(
+        str(p.relative_to(ROOT)) for p in ROOT.glob("curriculum/*/*.py") if p.stem in ("mutants", "benchmark")
+    )
+    assert scripts, "no curriculum scripts found"
+    proc = _run(str(BIN / "ruff"), "check", "--no-cache", "graders", "tests", "datasets", *scripts)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_built_notebooks_have_no_pyflakes_errors():
+    # Undefined names, unused imports, redefinitions: real mistakes in a notebook's code.
+    notebooks = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("curriculum/*/*.ipynb"))
+    proc = _run(str(BIN / "ruff"), "check", "--no-cache", "--select", "F", *notebooks)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_mypy_is_clean():
+    proc = _run(str(BIN / "mypy"), "--no-incremental")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
