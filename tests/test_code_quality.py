@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -32,6 +34,7 @@ def test_built_notebooks_have_no_pyflakes_errors():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # ~35 s from a cold cache
 def test_mypy_is_clean():
     proc = _run(str(BIN / "mypy"), "--no-incremental")
     assert proc.returncode == 0, proc.stdout + proc.stderr
