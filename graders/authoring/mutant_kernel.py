@@ -1,4 +1,4 @@
-"""Grade many mutants of a heavy unit in one kernel, without re-running its setup.
+"""Grade many mutants of a unit in one kernel, without re-running its setup.
 
     python -m graders.authoring.mutant_kernel UNIT [--reverse] [--only NAME ...]
     (prints "RESULT {json}": mutant -> {test cell: score})
@@ -17,6 +17,11 @@ so that objects made earlier fail `isinstance` and a mutant's result would depen
 mutants graded before it. Objects changed in place are not undone: exercises build
 what they test inside their own cells.
 
+A mutant that loops forever is interrupted after its cell's time limit (by default the
+unit's `cell_timeout`; automatic mutation testing passes limits scaled from the
+reference's own cell times). A mutant that kills the kernel scores 0 on every test of
+its range, and the kernel is started again with the reference notebook.
+
 The reference and the release are still graded through nbgrader autograde.
 """
 
@@ -26,7 +31,9 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,23 +54,132 @@ RESTORE = (
     "__llmlabs_restore(get_ipython().user_ns)"
 )
 
+Scores = dict[str, float]
 
-def run_mutants(
-    unit: Unit,
-    mutants: Sequence[Mutant],
-    *,
-    on_result: Callable[[str, dict[str, float]], None] | None = None,
-) -> dict[str, dict[str, float]]:
-    import nbformat
-    from nbclient import NotebookClient
+
+class SharedKernel:
+    """One grading kernel holding the reference notebook's state, in which mutants run.
+
+    `reference_scores` and `cell_seconds` come from the first, full run of the reference.
+    """
+
+    def __init__(self, unit: Unit, work: Path, cell_timeouts: Callable[[int], float] | None = None):
+        import nbformat
+
+        self.unit = unit
+        self.work = work
+        self.nb = nbformat.from_dict(unit.notebook())
+        self.index = {gid: i for i, c in enumerate(self.nb.cells) if (gid := cells.grade_id(c))}
+        # A scratch cell at the end runs the snapshot code (nbclient writes outputs back by index).
+        self.nb.cells.append(nbformat.v4.new_code_cell(""))
+        self.scratch = len(self.nb.cells) - 1
+        self.cell_timeouts = cell_timeouts
+        self.reference_scores: Scores = {}
+        self.cell_seconds: dict[int, float] = {}
+        self.restarts = 0
+        self.client: Any = None
+
+    def _timeout(self, cell: Any) -> int:
+        if self.cell_timeouts is None:
+            return int(self.unit.cell_timeout)
+        i = next((k for k, c in enumerate(self.nb.cells) if c is cell), -1)
+        return max(1, int(self.cell_timeouts(i)))
+
+    @contextmanager
+    def running(self) -> Iterator[SharedKernel]:
+        try:
+            self._start()
+            yield self
+        finally:
+            self._stop()
+
+    def _start(self) -> None:
+        from nbclient import NotebookClient
+
+        self.client = NotebookClient(
+            self.nb,
+            timeout=self.unit.cell_timeout,
+            kernel_name=KERNEL_NAME,
+            allow_errors=True,
+            interrupt_on_timeout=True,
+            resources={"metadata": {"path": str(self.work)}},
+        )
+        self.client.timeout_func = self._timeout
+        self.client.km = self.client.create_kernel_manager()
+        self.client.start_new_kernel()
+        self.client.start_new_kernel_client()
+        for i, cell in enumerate(self.nb.cells[: self.scratch]):
+            if cell.cell_type != "code":
+                continue
+            cell.outputs = []
+            started = time.perf_counter()
+            self.client.execute_cell(cell, i)
+            self.cell_seconds.setdefault(i, time.perf_counter() - started)
+            if cells.is_test(cell):
+                self.reference_scores[str(cells.grade_id(cell))] = _score(cell)
+
+    def _stop(self) -> None:
+        if self.client is not None and self.client.km is not None:
+            try:
+                self.client._cleanup_kernel()
+            except Exception:  # pragma: no cover - best effort on a dead kernel
+                pass
+        self.client = None
+
+    def _run_scratch(self, code: str) -> None:
+        cell = self.nb.cells[self.scratch]
+        cell.source, cell.outputs = code, []
+        self.client.execute_cell(cell, self.scratch)
+        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+        if errors:
+            raise RuntimeError(f"mutant kernel bookkeeping failed: {errors[0].get('evalue')}")
+
+    def grade(self, cell_id: str, source: str, last_test: str, stop_on_loss: Scores | None = None) -> Scores:
+        """Scores of the test cells from `cell_id` through `last_test`, with `source` as
+        the answer; the kernel's namespace is put back afterwards. With `stop_on_loss`
+        (reference scores), the run stops at the first test that scores less."""
+        from nbclient.exceptions import DeadKernelError
+
+        start, stop = self.index[cell_id], self.index[last_test]
+        reference = self.nb.cells[start].source
+        scores: Scores = {}
+        tests = [str(cells.grade_id(c)) for c in self.nb.cells[start : stop + 1] if cells.is_test(c)]
+        self._run_scratch(SAVE)
+        self.nb.cells[start].source = source
+        try:
+            for i in range(start, stop + 1):
+                cell = self.nb.cells[i]
+                if cell.cell_type != "code":
+                    continue
+                cell.outputs = []
+                self.client.execute_cell(cell, i)
+                if cells.is_test(cell):
+                    gid = str(cells.grade_id(cell))
+                    scores[gid] = _score(cell)
+                    if stop_on_loss is not None and scores[gid] < stop_on_loss.get(gid, 0.0):
+                        break
+        except DeadKernelError:
+            self.nb.cells[start].source = reference
+            self.restarts += 1
+            self._stop()
+            self._start()
+            return {t: 0.0 for t in tests}
+        finally:
+            self.nb.cells[start].source = reference
+        self._run_scratch(RESTORE)
+        return scores
+
+
+def _score(cell: Any) -> float:
     from nbgrader.utils import determine_grade
 
-    nb = nbformat.from_dict(unit.notebook())
-    index = {gid: i for i, c in enumerate(nb.cells) if (gid := cells.grade_id(c))}
-    # A scratch cell at the end runs the snapshot code (nbclient writes outputs back by index).
-    nb.cells.append(nbformat.v4.new_code_cell(""))
-    scratch = len(nb.cells) - 1
-    results: dict[str, dict[str, float]] = {}
+    score, _ = determine_grade(cell)
+    return float(score or 0.0)
+
+
+@contextmanager
+def shared_kernel(unit: Unit, cell_timeouts: Callable[[int], float] | None = None) -> Iterator[SharedKernel]:
+    """A started `SharedKernel` in a throw-away directory with the grading kernelspec."""
     with tempfile.TemporaryDirectory(prefix="llmlabs-mutants-") as tmp:
         spec_root = Path(tmp) / "course"
         write_kernelspec(spec_root)
@@ -72,48 +188,24 @@ def run_mutants(
             os.environ.setdefault(key, value)
         work = Path(tmp) / "work"
         work.mkdir()
-        client = NotebookClient(
-            nb,
-            timeout=unit.cell_timeout,
-            kernel_name=KERNEL_NAME,
-            allow_errors=True,
-            resources={"metadata": {"path": str(work)}},
-        )
+        with SharedKernel(unit, work, cell_timeouts).running() as kernel:
+            yield kernel
 
-        def run_scratch(code: str) -> None:
-            nb.cells[scratch].source, nb.cells[scratch].outputs = code, []
-            client.execute_cell(nb.cells[scratch], scratch)
-            errors = [o for o in nb.cells[scratch].outputs if o.get("output_type") == "error"]
-            if errors:
-                raise RuntimeError(f"mutant kernel bookkeeping failed: {errors[0].get('evalue')}")
 
-        with client.setup_kernel():
-            for i, cell in enumerate(nb.cells[:scratch]):
-                if cell.cell_type == "code":
-                    client.execute_cell(cell, i)
-            for mutant in mutants:
-                start = index[mutant.cell]
-                stop = max(index[t] for t in mutant.must_fail)
-                reference = nb.cells[start].source
-                scores: dict[str, float] = {}
-                run_scratch(SAVE)
-                nb.cells[start].source = mutant.source
-                try:
-                    for i in range(start, stop + 1):
-                        cell = nb.cells[i]
-                        if cell.cell_type != "code":
-                            continue
-                        cell.outputs = []
-                        client.execute_cell(cell, i)
-                        if cells.is_test(cell):
-                            score, _ = determine_grade(cell)
-                            scores[str(cells.grade_id(cell))] = float(score or 0.0)
-                finally:
-                    nb.cells[start].source = reference
-                    run_scratch(RESTORE)
-                results[mutant.name] = scores
-                if on_result:
-                    on_result(mutant.name, scores)
+def run_mutants(
+    unit: Unit,
+    mutants: Sequence[Mutant],
+    *,
+    on_result: Callable[[str, Scores], None] | None = None,
+) -> dict[str, Scores]:
+    """Hand-written mutants: each graded through the last test cell it must fail."""
+    results: dict[str, Scores] = {}
+    with shared_kernel(unit) as kernel:
+        for mutant in mutants:
+            last = max(mutant.must_fail, key=lambda t: kernel.index[t])
+            results[mutant.name] = kernel.grade(mutant.cell, mutant.source, last)
+            if on_result:
+                on_result(mutant.name, results[mutant.name])
     return results
 
 
@@ -131,7 +223,7 @@ def main(argv: list[str]) -> int:
         mutants = [m for m in mutants if m.name in set(args.only)]
     if args.reverse:
         mutants = mutants[::-1]
-    result: dict[str, Any] = run_mutants(unit, mutants)
+    result = run_mutants(unit, mutants)
     # The kernel shares this process's stdout; the prefix marks our line among its chatter.
     print("RESULT " + json.dumps(result), flush=True)
     return 0
