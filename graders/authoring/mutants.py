@@ -63,9 +63,14 @@ class EditedMutants:
 
 def load_mutants(unit: Unit) -> list[Mutant]:
     path = unit.directory / "mutants.py"
-    if not path.exists():
-        return []
-    spec = importlib.util.spec_from_file_location(f"llmlabs_mutants_{unit.name}", path)
+    return load_mutants_file(path) if path.exists() else []
+
+
+def load_mutants_file(path: Path) -> list[Mutant]:
+    """The `MUTANTS` list of a Python file (a unit's mutants.py, or any file like it)."""
+    spec = importlib.util.spec_from_file_location(
+        f"llmlabs_mutants_{Path(path).stem}_{abs(hash(str(path)))}", path
+    )
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)

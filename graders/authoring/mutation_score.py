@@ -292,6 +292,21 @@ def sample(mutants: list[AutoMutant], n: int, seed: int = 0) -> list[AutoMutant]
     return [m for i, m in enumerate(mutants) if i in picked]
 
 
+def _grade_extra(unit: Unit, path: Path) -> int:
+    """Grade mutants written elsewhere (say, wrong answers by someone who has not read the
+    tests) the way automatic ones are: killed when any test of the exercise loses points."""
+    from graders.authoring.mutants import load_mutants_file
+
+    extra = load_mutants_file(path)
+    as_auto = [AutoMutant(m.name, m.cell, "extra", 0, m.why, "", m.source) for m in extra]
+    verdicts = grade_automutants(unit, as_auto, use_cache=False, progress=lambda s: print(s, flush=True))
+    caught = sum(v.killed for v in verdicts)
+    print(f"{unit.name}: the tests catch {caught} of {len(verdicts)} mutants from {path}")
+    for v in verdicts:
+        print(f"  {'caught by ' + v.by if v.killed else 'MISSED'}: {v.id} ({v.before})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Automatic mutation testing of a unit's answer cells.")
     parser.add_argument("unit")
@@ -299,8 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, help="only a fixed sample of N mutants (no report)")
     parser.add_argument("--fresh", action="store_true", help="ignore cached verdicts")
     parser.add_argument("--list", action="store_true", help="print the mutants, grade nothing")
+    parser.add_argument(
+        "--extra", type=Path, help="grade the mutants of this file (a MUTANTS list, as in mutants.py) instead"
+    )
     args = parser.parse_args(argv)
     unit = get_unit(args.unit)
+    if args.extra:
+        return _grade_extra(unit, args.extra)
     mutants = mutate_unit(reference_cells(unit.text_path))
     all_ids = {m.id for m in mutants}
     partial = bool(args.cells) or args.sample is not None
