@@ -404,6 +404,11 @@ def _score(m, n):
     return (apply_rope(q, cq.double(), sq.double()) * apply_rope(k, ck.double(), sk.double())).sum()
 # float32 angles of positions up to ~60: ~1e-5 absolute on a score of size ~5.
 assert_close(_score(3, 10), _score(53, 60), rtol=1e-4, atol=1e-4, name="RoPE score at offset 7 from positions (3,10) vs (53,60)")
+# The default base is 10000 (Llama's rope_theta).
+cfg = LlamaConfig(hidden_size=32, num_attention_heads=2, head_dim=16, rope_theta=10000.0)
+cos_ref, _ = LlamaRotaryEmbedding(cfg).to(device)(torch.zeros(1, 50, 16, device=device), torch.arange(50, device=device)[None])
+assert_close(rope_cos_sin(torch.arange(50, device=device), 16)[0], cos_ref[0], rtol=0, atol=2e-5,
+             name="rope_cos_sin(positions, 16) with the default base vs Llama's with rope_theta=10000")
 # bfloat16 x: rotated in bfloat16 (or in float32 and cast back), not promoted to float32.
 cos_b, sin_b = rope_cos_sin(torch.arange(9, device=device), 16)
 xb = torch.randn(2, 3, 9, 16, device=device).to(torch.bfloat16)
@@ -721,6 +726,14 @@ for hidden, heads, kv_heads, head_dim in [(64, 4, 2, 8), (48, 6, 2, 16)]:
     assert_dtype(got_b, torch.bfloat16, name="Attention in bfloat16")
     assert_close(got_b.float(), expected_b.float(), rtol=5e-2, atol=1e-1,
                  name=f"Attention in bfloat16 vs LlamaAttention in bfloat16 (H={heads}, head_dim={head_dim})")
+# The constructor (given) refuses query heads that do not split into equal groups.
+try:
+    Attention(48, 6, 4)
+except ValueError:
+    pass
+else:
+    raise AssertionError("Attention(48, num_heads=6, num_kv_heads=4): expected ValueError (6 heads do not form groups "
+                         "of equal size over 4 kv heads), got a module")
 # Any device: on "meta" every tensor the forward makes must follow x's device.
 layer_m = Attention(64, 8, 2, head_dim=16, bias=True).to("meta")
 try:
@@ -1462,6 +1475,10 @@ def _rotated_kv(attn, x):
                       num_key_value_heads=attn.num_kv_heads, head_dim=attn.head_dim, rope_theta=attn.rope_base)
     cos, sin = LlamaRotaryEmbedding(cfg).to(device)(x, torch.arange(t, device=device)[None])
     return apply_rotary_pos_emb(k, k, cos, sin)[0], v
+fresh = KVCache()
+assert fresh.k is None and fresh.v is None and len(fresh) == 0, (
+    f"a new KVCache: expected k = v = None and len 0, got k={fresh.k!r}, v={getattr(fresh, 'v', 'missing')!r}, "
+    f"len {len(fresh)}")
 for hidden, heads, kv_heads, chunks in [(64, 8, 2, [1] * 12), (48, 4, 4, [4, 1, 3, 2, 1]), (64, 8, 1, [7, 1, 1, 5])]:
     layer_h = Attention(hidden, heads, kv_heads).to(device)
     x = torch.randn(2, sum(chunks), hidden, device=device)
@@ -1598,15 +1615,19 @@ print(f"{n_tokens} tokens: {total_cached * 1e3:.0f} ms with the cache, {total_re
 # %% [markdown]
 # ## Wrap-up
 #
-# You wrote attention with masks, RoPE, a Llama-compatible GQA layer, the FlashAttention
-# algorithm and a KV cache, and checked each against PyTorch's or `transformers`' own code.
+# You wrote attention with masks, RoPE (and the weight permutation between its two
+# layouts), a Llama-compatible GQA layer, the FlashAttention algorithm forward and
+# backward, and a KV cache, and checked each against PyTorch's or `transformers`' own code.
 # What production systems do differently:
 #
 # - **FlashAttention** (1, 2, 3) runs the same online softmax inside one fused GPU kernel:
 #   tiles of $Q$, $K$ and $V$ sit in on-chip SRAM, so the $T^2$ scores never reach GPU
-#   memory at all; it parallelises over query tiles, and the backward pass recomputes
-#   the scores from the saved row statistics ($m$, $\ell$) instead of storing $P$. Our
-#   Python loop launches many small operations per block; the fused kernel launches one.
+#   memory at all; it parallelises over query tiles, and its backward pass recomputes $P$
+#   from the saved log-sum-exp exactly as yours does (FlashAttention-2 parallelises the
+#   backward over key tiles, so that $dK$ and $dV$ need no atomic adds). Our Python loop
+#   launches many small operations per block; the fused kernel launches one. The same
+#   trade — recompute rather than store — is *activation checkpointing* at the scale of
+#   whole layers.
 # - **The KV cache in vLLM (PagedAttention)** is not one growing tensor per sequence: our
 #   `torch.cat` copies the whole cache at every step. vLLM preallocates fixed-size *pages*
 #   (blocks of e.g. 16 tokens) and keeps a page table per sequence, like virtual memory, so
