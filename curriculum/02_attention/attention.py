@@ -1146,7 +1146,8 @@ class FlashAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, causal, block_size):
-        """q: (B, H, T_q, d); k, v: (B, H, T_k, d); float32 or float64; for causal=True,
+        """q: (B, H, T_q, d); k, v: (B, H, T_k, d); float32 or float64, on any device (including
+        "meta": make every tensor on q.device); for causal=True,
         T_q <= T_k and query i sits at position T_k - T_q + i (as in section 1).
         Returns out (B, H, T_q, d), equal to attention(q, k, v, causal), computed over tiles of
         block_size queries and keys with an online softmax (skip causal tiles entirely above
@@ -1289,6 +1290,10 @@ q = 20 * u + 0.1 * torch.randn(1, 2, 40, 16, device=device)
 k = 3 * torch.arange(40, device=device)[:, None] * u + 0.1 * torch.randn(1, 2, 40, 16, device=device)
 v = torch.randn(1, 2, 40, 16, device=device)
 _check_grads(q, k, v, True, 8, 1e-3, 2e-3, "float32, causal=True, scores rising by ~15 per key")
+# The defaults (given): not causal.
+q, k, v = (torch.randn(1, 2, 9, 8, dtype=torch.float64, device=device) for _ in range(3))
+assert_close(flash_attention(q, k, v), F.scaled_dot_product_attention(q, k, v), rtol=1e-9, atol=1e-10,
+             name="flash_attention(q, k, v) with the default arguments (not causal)")
 # What the forward saves: q, k, v, out and lse = logsumexp of the scaled, masked scores.
 q, k, v = (torch.randn(2, 2, n, 16, dtype=torch.float64, device=device, requires_grad=True) for n in (13, 21, 21))
 for causal in (False, True):
@@ -1319,6 +1324,17 @@ for causal in (False, True):
     assert not on_ctx, (
         f"FlashAttention.forward: expected no tensors kept on ctx besides save_for_backward(q, k, v, out, lse), "
         f"got ctx attributes {on_ctx}")
+# Any device: on "meta" (shapes, no data) a tensor made without device=q.device fails.
+qm, km, vm = (torch.empty(1, 2, n, 8, device="meta", requires_grad=True) for n in (10, 14, 14))
+try:
+    out_m = flash_attention(qm, km, vm, causal=True, block_size=4)
+    grads_m = torch.autograd.grad(out_m, (qm, km, vm), torch.empty(1, 2, 10, 8, device="meta"))
+except (RuntimeError, NotImplementedError) as e:
+    raise AssertionError(f"flash_attention forward + backward on the meta device: expected meta tensors, got "
+                         f"{type(e).__name__}: {e} (create every tensor on q.device)") from None
+assert out_m.device.type == "meta" and all(g.device.type == "meta" for g in grads_m), (
+    f"flash_attention on meta: expected meta output and gradients, got {out_m.device} and "
+    f"{[str(g.device) for g in grads_m]}")
 ### END HIDDEN TESTS
 assert True
 
@@ -1349,8 +1365,8 @@ assert flash_2k < 0.25 * score_bytes, (
     f"float32 matrix ({score_bytes // 4:,} bytes), got {flash_2k:,} bytes (is a T x T tensor kept or built?)"
 )
 assert flash_2k < naive_2k / 8, (
-    f"flash_attention forward + backward at T=2048: expected under 1/8 of the peak of naive attention with autograd "
-    f"({naive_2k:,} bytes), got {flash_2k:,} bytes"
+    f"flash_attention forward + backward at T=2048: expected under 1/8 of the peak of the naive softmax with "
+    f"autograd ({naive_2k:,} bytes), got {flash_2k:,} bytes"
 )
 # Linear in T: doubling T about doubles the peak (quadratic would quadruple it).
 assert flash_2k < 3.0 * flash_1k, (
