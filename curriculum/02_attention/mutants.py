@@ -62,6 +62,12 @@ MUTANTS = [
        [("    scores = (q @ k.transpose(-2, -1)) / math.sqrt(d)\n",
          "    q /= math.sqrt(d)  # scale the queries once\n    scores = q @ k.transpose(-2, -1)\n")],
        ("test_sdpa_hidden",), "divides the caller's q in place: the input is modified"),
+    # The next six repeat, as edits of the reference, mistakes a reviewer wrote without reading the tests.
+    _m("sdpa_fill_minus_1e9", "sdpa",
+       [('scores.masked_fill(~visible, float("-inf"))', "scores.masked_fill(~visible, -1e9)")],
+       ("test_sdpa_hidden",),
+       "masks with -1e9 instead of -inf: a query with no visible key averages every value instead of "
+       "returning 0"),
     # --- 2. RoPE -------------------------------------------------------------------------
     _m("rope_interleaved", "rope",
        [("torch.cat([angles, angles], dim=-1)", "angles.repeat_interleave(2, dim=-1)"),
@@ -86,6 +92,11 @@ MUTANTS = [
        [("cos, sin = cos.unsqueeze(-3).to(x.dtype), sin.unsqueeze(-3).to(x.dtype)",
          "cos, sin = cos.unsqueeze(-3), sin.unsqueeze(-3)")],
        ("test_rope_hidden",), "multiplies bfloat16 x by float32 cos, sin: the result is promoted to float32"),
+    _m("rope_cos_heads_first", "rope",
+       [("cos, sin = cos.unsqueeze(-3).to(x.dtype), sin.unsqueeze(-3).to(x.dtype)",
+         "cos, sin = cos[None].to(x.dtype), sin[None].to(x.dtype)")],
+       ("test_rope_hidden",),
+       "adds the head axis in front: cos of shape (B, T, d) then lines batches up with heads"),
     # --- 2b. converting between RoPE layouts ----------------------------------------------
     _m("rope_permute_inverse", "rope_permute",
        [("w.reshape(num_heads, head_dim // 2, 2, *w.shape[1:])",
@@ -136,6 +147,9 @@ MUTANTS = [
     _m("mha_positions_on_default_device", "mha",
        [("position_ids = torch.arange(t, device=x.device)", "position_ids = torch.arange(t)")],
        ("test_mha_hidden",), "makes the default positions on the default device: fails on a GPU"),
+    _m("mha_drops_padding_mask", "mha", [("causal=True, key_padding_mask=key_padding_mask)", "causal=True)")],
+       ("test_mha_hidden",),
+       "accepts key_padding_mask but never passes it on: padding tokens are attended to"),
     # --- 4. tiled attention ----------------------------------------------------------------
     _m("tiled_sum_not_rescaled", "tiled",
        [("row_sum = row_sum * correction + p.sum", "row_sum = row_sum + p.sum")],
@@ -191,6 +205,12 @@ MUTANTS = [
          "q_tile = q[..., q0:q1, :].to(acc_dtype).mul_(1.0 / math.sqrt(d))")],
        ("test_tiled_visible", "test_tiled_correct"),
        "scales a slice of q in place: for float32 inputs that is the caller's tensor"),
+    _m("tiled_causal_top_left", "tiled",
+       [("    offset = t_k - t_q  # query i sits at position offset + i\n",
+         "    offset = 0  # query i sits at position i\n")],
+       ("test_tiled_correct", "test_tiled_grad"),
+       "aligns the causal mask top-left (query i at position i): wrong when there are more keys than "
+       "queries"),
     Mutant(
         name="tiled_query_tiles_full_softmax",
         cell="tiled",
@@ -296,6 +316,17 @@ MUTANTS = [
         ("attn.k_proj(x_new)", "F.linear(x_new, attn.k_proj.weight)"),
         ("attn.v_proj(x_new)", "F.linear(x_new, attn.v_proj.weight)")],
        ("test_cache_hidden",), "multiplies by the projections' weights and forgets their biases"),
+    _m("cache_causal_only_prefill", "kv_cache",
+       [("repeat_kv(v_all, groups), causal=True)", "repeat_kv(v_all, groups), causal=start == 0)")],
+       ("test_cache_hidden",),
+       "masks causally only in the prefill: a chunk of new tokens after the prefill sees its own future"),
+    _m("cache_keys_before_rope", "kv_cache",
+       [("    k_all, v_all = cache.append(apply_rope(k, cos, sin), v)\n",
+         "    k_all, v_all = cache.append(k, v)  # rotate the whole cache at every step instead\n"
+         "    cos_all, sin_all = rope_cos_sin(torch.arange(start + t, device=x_new.device), attn.head_dim,\n"
+         "                                    attn.rope_base)\n"
+         "    k_all = apply_rope(k_all, cos_all, sin_all)\n")],
+       ("test_cache_hidden",), "caches the keys before RoPE and rotates the whole cache again at every step"),
     Mutant(
         name="cache_recomputes_prefix",
         cell="kv_cache",
