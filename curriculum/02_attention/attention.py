@@ -1239,6 +1239,7 @@ for causal in (False, True):
     for name_f, got_f, exp_f in zip(("dq", "dk", "dv"), grads_f, grads_r, strict=True):
         assert_close(got_f, exp_f, rtol=1e-9, atol=1e-10,
                      name=f"{name_f} of flash_attention(causal={causal}) vs scaled_dot_product_attention's")
+assert_shape(grads_f[1], (1, 2, 10, 8), name="dk from flash_attention (shaped like k)")
 
 # %% test id=test_flash_hidden points=4
 ### BEGIN HIDDEN TESTS
