@@ -4,11 +4,12 @@ test, screenshots of each step and of a failure in a folder the test prints."""
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.browser.lab import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.lab import CHROMIUM, CHROMIUM_ARGS, jupyter_lab
 
 FAILED = pytest.StashKey[bool]()
 
@@ -60,7 +61,22 @@ class Shots:
 
 
 @pytest.fixture
-def page(browser, request, tmp_path):
+def labs(tmp_path):
+    """`labs(DIRECTORY, cwd=...)` starts `jupyter lab DIRECTORY`; each is stopped after the
+    test, and after `page` has taken its failure screenshot (it depends on this fixture)."""
+    with ExitStack() as stack:
+        count = 0
+
+        def start(directory: Path, *, cwd: Path):
+            nonlocal count
+            count += 1
+            return stack.enter_context(jupyter_lab(directory, tmp_path / f"lab-{count}", cwd=cwd))
+
+        yield start
+
+
+@pytest.fixture
+def page(browser, labs, request, tmp_path):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(30_000)
     page = context.new_page()

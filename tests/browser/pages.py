@@ -16,8 +16,14 @@ PANEL = "window.jupyterapp.shell.currentWidget"
 KERNEL_START_TIMEOUT = 120_000  # ms: torch units import for ~10 s on a busy machine
 
 
-def open_notebook(page, lab, name: str) -> None:
-    page.goto(lab.page_url(f"lab/tree/{name}"))
+def open_lab(page, lab) -> None:
+    page.goto(lab.page_url("lab"))
+    page.locator(".jp-LabShell").wait_for(timeout=60_000)
+
+
+def open_notebook(page, name: str) -> None:
+    """Double-click the notebook in the file browser; wait for its kernel to be idle."""
+    page.locator(".jp-DirListing-item", has_text=name).dblclick()
     page.locator(".jp-NotebookPanel").wait_for(timeout=60_000)
     wait_kernel_idle(page, KERNEL_START_TIMEOUT)
 

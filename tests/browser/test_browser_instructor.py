@@ -14,7 +14,6 @@ import pytest
 from graders import cells
 from graders.grading.units import get_unit
 from tests.browser import pages
-from tests.browser.lab import jupyter_lab
 from tests.helpers import nbgrader, run_cli
 
 pytestmark = pytest.mark.xdist_group("browser")
@@ -33,7 +32,9 @@ def formgrader_action(fg, row, column: str, message: str, timeout: float = 60_00
     modal = fg.locator("#success-modal, #error-modal")
     modal.wait_for(timeout=timeout)
     text = modal.inner_text()
-    assert modal.get_attribute("id") == "success-modal" and message in text, f"Formgrader {column}: {text[:3000]}"
+    assert modal.get_attribute("id") == "success-modal" and message in text, (
+        f"Formgrader {column}: {text[:3000]}"
+    )
     modal.locator(".modal-footer button").click()
     modal.wait_for(state="detached")
 
@@ -51,7 +52,7 @@ def student_submits_reference(home, exchange, env) -> None:
     nbgrader("submit", UNIT.name, *common, cwd=home, env=env)
 
 
-def test_instructor_releases_collects_autogrades_and_returns_feedback(page, tmp_path):
+def test_instructor_releases_collects_autogrades_and_returns_feedback(labs, page, tmp_path):
     course, home = tmp_path / "mycourse", tmp_path / "alice"
     home.mkdir()
     proc = run_cli(
@@ -63,41 +64,48 @@ def test_instructor_releases_collects_autogrades_and_returns_feedback(page, tmp_
     # The student's nbgrader must not read the instructor's (or the user's) configuration.
     student_env = {"JUPYTER_CONFIG_DIR": str(tmp_path / "alice-jupyter")}
 
-    with jupyter_lab(course, tmp_path / "lab", cwd=course) as lab:
-        page.goto(lab.page_url("lab"))
-        page.locator(".jp-LabShell").wait_for(timeout=60_000)
-        pages.menu(page, "Nbgrader", "Formgrader")
-        fg = page.frame_locator("iframe")
-        row = fg.locator("#main-table tr", has=fg.locator(f"td.name[data-order='{UNIT.name}']"))
-        row.wait_for(timeout=60_000)
-        assert fg.locator(f"#main-table td.name[data-order='{OTHER.name}']").count() == 1
-        page.shots.take("formgrader-lists-units")
-        body = fg.locator("body").inner_text()
-        assert "exchange directory" not in body.lower(), body  # nbgrader's missing-exchange banner
+    lab = labs(course, cwd=course)
+    pages.open_lab(page, lab)
+    pages.menu(page, "Nbgrader", "Formgrader")
+    fg = page.frame_locator("iframe")
+    row = fg.locator("#main-table tr", has=fg.locator(f"td.name[data-order='{UNIT.name}']"))
+    row.wait_for(timeout=60_000)
+    assert fg.locator(f"#main-table td.name[data-order='{OTHER.name}']").count() == 1
+    page.shots.take("formgrader-lists-units")
+    body = fg.locator("body").inner_text()
+    assert "exchange directory" not in body.lower(), body  # nbgrader's missing-exchange banner
 
-        formgrader_action(fg, row, "assign", f"Successfully created the student version of '{UNIT.name}'")
-        row.locator("td.release a").wait_for()  # Release appears once the exchange is writable
-        page.shots.take("generated")
-        formgrader_action(fg, row, "release", f"Successfully released '{UNIT.name}'")
+    formgrader_action(fg, row, "assign", f"Successfully created the student version of '{UNIT.name}'")
+    row.locator("td.release a").wait_for()  # Release appears once the exchange is writable
+    page.shots.take("generated")
+    formgrader_action(fg, row, "release", f"Successfully released '{UNIT.name}'")
 
-        student_submits_reference(home, exchange, student_env)
+    student_submits_reference(home, exchange, student_env)
 
-        formgrader_action(fg, row, "collect", f"Successfully collected submissions of '{UNIT.name}'")
-        row.locator("td.num-submissions a", has_text="1").click()
-        sub = fg.locator("#main-table tr", has=fg.locator("td.student-id", has_text="alice"))
-        sub.wait_for()
-        formgrader_action(
-            fg, sub, "autograde", f"Successfully autograded '{UNIT.name}' for student 'alice'", AUTOGRADE_TIMEOUT
-        )
-        score = sub.locator("td.score")
-        score.filter(has_text="/").wait_for()
-        assert score.inner_text().split() == [f"{UNIT.points:g}", "/", f"{UNIT.points:g}"], score.inner_text()
-        page.shots.take("autograded")
-        formgrader_action(fg, sub, "generate-feedback", "Successfully generated feedback")
-        formgrader_action(fg, sub, "release-feedback", "Successfully released feedback")
+    formgrader_action(fg, row, "collect", f"Successfully collected submissions of '{UNIT.name}'")
+    row.locator("td.num-submissions a", has_text="1").click()
+    sub = fg.locator("#main-table tr", has=fg.locator("td.student-id", has_text="alice"))
+    sub.wait_for()
+    formgrader_action(
+        fg, sub, "autograde", f"Successfully autograded '{UNIT.name}' for student 'alice'", AUTOGRADE_TIMEOUT
+    )
+    score = sub.locator("td.score")
+    score.filter(has_text="/").wait_for()
+    assert score.inner_text().split() == [f"{UNIT.points:g}", "/", f"{UNIT.points:g}"], score.inner_text()
+    page.shots.take("autograded")
+    formgrader_action(fg, sub, "generate-feedback", "Successfully generated feedback")
+    formgrader_action(fg, sub, "release-feedback", "Successfully released feedback")
 
-    nbgrader("fetch_feedback", UNIT.name, "--course", COURSE_ID, f"--Exchange.root={exchange}",
-             "--student=alice", cwd=home, env=student_env)
+    nbgrader(
+        "fetch_feedback",
+        UNIT.name,
+        "--course",
+        COURSE_ID,
+        f"--Exchange.root={exchange}",
+        "--student=alice",
+        cwd=home,
+        env=student_env,
+    )
     feedback = list((home / UNIT.name / "feedback").glob(f"*/{UNIT.name}.html"))
     assert len(feedback) == 1, list((home / UNIT.name).rglob("*"))
     html = feedback[0].read_text()

@@ -5,8 +5,8 @@ stderr, the plots render, each visible test says it passed), then press Validate
 
 from __future__ import annotations
 
+import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,6 @@ from graders import cells
 from graders.grading.units import get_unit
 from graders.notebook.kernel import _checks_something
 from tests.browser import pages
-from tests.browser.lab import jupyter_lab
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.xdist_group("browser")
@@ -47,7 +46,7 @@ def fill_in_reference_answers(path: Path, unit) -> None:
         gid = cells.grade_id(cell)
         if cells.is_answer(cell):
             cell["source"] = SOLUTION_MARKERS.sub("", reference[gid])
-    path.write_text(pages.json.dumps(nb, indent=1))
+    path.write_text(json.dumps(nb, indent=1))
 
 
 def check_stubs_fail(nb: dict) -> None:
@@ -56,9 +55,9 @@ def check_stubs_fail(nb: dict) -> None:
     for cell in tests:
         errors = outputs(cell, "error")
         assert errors, f"{cells.grade_id(cell)} passed on the released notebook: {cell.get('outputs')}"
-        error = errors[0]
-        assert error["ename"] == "NotImplementedError" and STUB_MESSAGE in error["evalue"], (
-            f"{cells.grade_id(cell)} should fail with the stub's message, got {error['ename']}: {error['evalue']}"
+        name, message = errors[0]["ename"], errors[0]["evalue"]
+        assert name == "NotImplementedError" and STUB_MESSAGE in message, (
+            f"{cells.grade_id(cell)} should fail with the stub's message, got {name}: {message}"
         )
         assert "passed" not in stream(cell, "stdout")
 
@@ -83,51 +82,52 @@ def check_clean_run(nb: dict) -> int:
 
 
 @pytest.mark.parametrize("unit_name", ["linear_algebra", "attention"])
-def test_student_works_through_a_unit(unit_name, page, tmp_path):
+def test_student_works_through_a_unit(unit_name, labs, page, tmp_path):
     unit = get_unit(unit_name)
-    started = time.perf_counter()
     work = tmp_path / "work"
     work.mkdir()
     proc = run_cli("start", unit.name, cwd=work)
     assert proc.returncode == 0, proc.stderr
     path = work / unit.name / unit.notebook_path.name
 
-    with jupyter_lab(Path(unit.name), tmp_path / "lab", cwd=work) as lab:
-        pages.open_notebook(page, lab, path.name)
-        page.shots.take("opened")
+    lab = labs(Path(unit.name), cwd=work)
+    pages.open_lab(page, lab)
+    pages.open_notebook(page, path.name)
+    page.shots.take("opened")
 
-        # Cell by cell: the setup cell runs, every visible test fails with the stub's message.
-        pages.run_cells_one_by_one(page)
-        pages.save(page)
-        check_stubs_fail(pages.read_notebook(path))
-        page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").first.scroll_into_view_if_needed()
-        page.shots.take("stub-fails")
+    # Cell by cell: the setup cell runs, every visible test fails with the stub's message.
+    pages.run_cells_one_by_one(page)
+    pages.save(page)
+    check_stubs_fail(pages.read_notebook(path))
+    page.locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+    ).first.scroll_into_view_if_needed()
+    page.shots.take("stub-fails")
 
-        # The answers filled in, then Restart and Run All.
-        fill_in_reference_answers(path, unit)
-        pages.menu(page, "File", "Reload Notebook from Disk")
-        page.wait_for_function(
-            f"stub => !{pages.PANEL}.content.widgets.some(c => c.model.sharedModel.getSource().includes(stub))",
-            arg="raise NotImplementedError",
-        )
-        page.get_by_title("Restart the kernel and run all cells").click()
-        pages.accept_dialog(page)
-        pages.wait_all_ran(page, RUN_ALL_TIMEOUT)
-        images = page.locator(".jp-OutputArea-output img")
-        pages.save(page)
-        plots = check_clean_run(pages.read_notebook(path))
-        assert plots >= 1, f"{unit.name} shows no plot"
-        assert images.count() == plots, f"{plots} plots in the notebook, {images.count()} images on the page"
-        images.first.scroll_into_view_if_needed()
-        assert images.first.evaluate("img => img.complete && img.naturalWidth > 100")
-        page.shots.take("plot")
+    # The answers filled in, then Restart and Run All.
+    fill_in_reference_answers(path, unit)
+    pages.menu(page, "File", "Reload Notebook from Disk")
+    page.wait_for_function(
+        f"stub => !{pages.PANEL}.content.widgets.some(c => c.model.sharedModel.getSource().includes(stub))",
+        arg="raise NotImplementedError",
+    )
+    page.get_by_title("Restart the kernel and run all cells").click()
+    pages.accept_dialog(page)
+    pages.wait_all_ran(page, RUN_ALL_TIMEOUT)
+    images = page.locator(".jp-OutputArea-output img")
+    pages.save(page)
+    plots = check_clean_run(pages.read_notebook(path))
+    assert plots >= 1, f"{unit.name} shows no plot"
+    assert images.count() == plots, f"{plots} plots in the notebook, {images.count()} images on the page"
+    assert images.evaluate_all("imgs => imgs.every(img => img.complete && img.naturalWidth > 100)")
+    page.locator(".jp-OutputArea-output", has_text="✓ test_").first.scroll_into_view_if_needed()
+    page.shots.take("test-passes")
+    images.first.scroll_into_view_if_needed()
+    page.shots.take("plot")
 
-        # Validate (nbgrader's button): runs the notebook again on the server.
-        page.get_by_role("button", name="Validate").click()
-        dialog = page.locator(".jp-Dialog")
-        dialog.wait_for(timeout=VALIDATE_TIMEOUT)
-        page.shots.take("validated")
-        assert "Success! Your notebook passes all the tests." in dialog.inner_text(), dialog.inner_text()
-    print(f"{unit.name}: student flow in {time.perf_counter() - started:.1f} s")
-
-
+    # Validate (nbgrader's button): runs the notebook again on the server.
+    page.get_by_role("button", name="Validate").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for(timeout=VALIDATE_TIMEOUT)
+    page.shots.take("validated")
+    assert "Success! Your notebook passes all the tests." in dialog.inner_text(), dialog.inner_text()
