@@ -50,6 +50,9 @@ def fill_in_reference_answers(path: Path, unit) -> None:
 
 
 def check_stubs_fail(nb: dict) -> None:
+    setup = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    assert setup.get("execution_count"), "the setup cell did not run"
+    assert not outputs(setup, "error") and not stream(setup, "stderr"), setup["outputs"]
     tests = visible_tests(nb)
     assert tests, "the released notebook has no visible test"
     for cell in tests:
@@ -73,11 +76,14 @@ def check_clean_run(nb: dict) -> int:
         images = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
         assert len(images) == cells.source(cell).count("plt.show()"), f"{where}: {len(images)} plots"
         plots += len(images)
-    for cell in visible_tests(nb):
+    visible = visible_tests(nb)
+    for cell in visible:
         line = f"✓ {cells.grade_id(cell)} passed"
         assert stream(cell, "stdout").strip().splitlines()[-1:] == [line], (
             f"expected {line!r} as the last line on stdout, got {stream(cell, 'stdout')!r}"
         )
+    for cell in (c for c in nb["cells"] if cells.is_test(c) and c not in visible):
+        assert not stream(cell, "stdout"), f"{cells.grade_id(cell)} has only hidden tests, yet printed"
     return plots
 
 
