@@ -20,7 +20,7 @@ from tests.helpers import run_cli
 pytestmark = pytest.mark.xdist_group("browser")
 
 STUB_MESSAGE = "not written yet: replace this line with your code"
-SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.M)
+SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*(\n|$)", re.M)
 RUN_ALL_TIMEOUT = 240_000  # ms; attention runs for ~30 s on 2 busy cores
 VALIDATE_TIMEOUT = 240_000  # ms; Validate runs the whole notebook again, server side
 
