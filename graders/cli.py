@@ -227,7 +227,7 @@ def course_init(
     ] = None,
 ):
     """Create a stock nbgrader course directory (config + source/<unit>/) for instructors."""
-    from graders.grading.course import init_course
+    from graders.grading.course import init_course, prepare_exchange
 
     chosen = [get_unit(n) for n in units_] if units_ else list(all_units())
     if (directory / "nbgrader_config.py").exists():
@@ -238,6 +238,7 @@ def course_init(
     out.print(f"Created the nbgrader course {course_id!r} in {path}")
     for u in chosen:
         out.print(f"  source/{u.name}/{u.notebook_path.name}")
+    out.print(prepare_exchange(exchange.resolve() if exchange else path / "exchange"), markup=False)
     out.print(
         "Next, from that directory: nbgrader generate_assignment UNIT, then release_assignment, "
         "collect, autograde, generate_feedback, export (see README.md)."
