@@ -81,6 +81,12 @@ MUTANTS = [
          '    sq_x = np.einsum("ij,ij->i", X, X)[:, None]  # (n, 1)\n')],
        ("test_dists_hidden",),
        "centres the points in place (X -= mean): right distances, but the caller's X and Y change"),
+    _m("dists_float64_result", "dists",
+       [("    dists = sq_x - 2 * (X @ Y.T) + sq_y\n",
+         "    dists = np.zeros((X.shape[0], Y.shape[0]))\n"
+         "    dists[:] = sq_x - 2 * (X @ Y.T) + sq_y\n")],
+       ("test_dists_hidden",),
+       "preallocates the result with np.zeros((n, m)), float64: float32 inputs give a float64 matrix"),
     # --- 2. softmax ----------------------------------------------------------------------------
     _m("softmax_no_max_shift", "softmax",
        [("    shift = np.max(x, axis=axis, keepdims=True)\n"
@@ -185,6 +191,11 @@ MUTANTS = [
        [("np.random.default_rng(seed).standard_normal(", "np.random.standard_normal(")],
        ("test_power_hidden",),
        "draws the start from NumPy's global generator: the seed is ignored, results vary"),
+    _m("power_ones_start", "power",
+       [("v = np.random.default_rng(seed).standard_normal(H.shape[0])", "v = np.ones(H.shape[0])")],
+       ("test_power_hidden",),
+       "starts from the all-ones vector: the seed does nothing, and a top eigenvector orthogonal "
+       "to it is never found"),
     _m("power_ignores_num_iters", "power", [("for _ in range(num_iters):", "while True:")],
        ("test_power_hidden",), "loops until converged, ignoring num_iters"),
     _m("power_zero_matrix_nan", "power",
