@@ -3,8 +3,10 @@ from its gradebook.
 
 `grade_submissions` builds a throw-away course directory with `graders.grading.course`,
 puts each submission under `submitted/<student>/<unit>/`, runs nbgrader in a child
-process (`graders.grading.job`), and reads every score from `gradebook.db`. The failure
-message shown for a test cell is the first line of the error it raised in the autograded
+process (`graders.grading.job`). Every score is nbgrader's, read from the course's
+gradebook by the child and sent back in its events (so this process never pays
+nbgrader's import time); the assignment is generated once per content hash
+(`graders.grading.template`). The failure message shown for a test cell is the first line of the error it raised in the autograded
 notebook. What the sandbox could not apply, and what the notebook monkeypatched, come
 from the kernel launcher's reports (`graders.sandbox.launcher`).
 """
@@ -116,20 +118,10 @@ def _ungraded(unit: Unit, message: str = "") -> list[CellResult]:
     return [CellResult(gid, 0.0, pts, message) for gid, pts in unit.test_points().items()]
 
 
-def _read_gradebook(course_dir: Path, unit: Unit, student: str) -> list[CellResult]:
-    from nbgrader.api import Gradebook, MissingEntry
-
-    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
-        try:
-            nb = gb.find_submission_notebook(unit.name, unit.name, student)
-        except MissingEntry:
-            return []
-        order = {gid: i for i, gid in enumerate(unit.graded_cells())}
-        found = [
-            CellResult(g.name, float(g.score or 0.0), float(g.max_score or 0.0))
-            for g in nb.grades
-            if g.cell_type == "code"
-        ]
+def cell_results(unit: Unit, scores: list[list[Any]]) -> list[CellResult]:
+    """[grade_id, score, max_score] rows (as nbgrader's gradebook holds them) in the unit's order."""
+    order = {gid: i for i, gid in enumerate(unit.graded_cells())}
+    found = [CellResult(str(gid), float(score), float(top)) for gid, score, top in scores]
     return sorted(found, key=lambda c: order.get(c.grade_id, len(order)))
 
 
@@ -190,6 +182,7 @@ def grade_submissions(
         if timeout is None:
             # Generous: a unit's cells rarely all hit the limit; per-cell limits do the real work.
             timeout = 120 + len(submissions) * unit.cell_timeout * 10
+        graded: dict[str, Event] = {}
         if gradable:
             env = dict(os.environ, **{settings.SANDBOX_REPORT.env: str(report_dir)})
             outcome = run_job(course_dir, unit.name, gradable, timeout=timeout, on_event=on_event, env=env)
@@ -207,7 +200,8 @@ def grade_submissions(
         reports = _read_sandbox_reports(report_dir, course_dir)
         for student in gradable:
             result = results[student]
-            result.cells = _read_gradebook(course_dir, unit, student) or _ungraded(unit)
+            scores = graded.get(student, {}).get("cells") or []
+            result.cells = cell_results(unit, scores) or _ungraded(unit)
             messages = _cell_messages(
                 course_dir / "autograded" / student / unit.name / unit.notebook_path.name
             )
