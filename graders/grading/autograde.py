@@ -93,9 +93,8 @@ def read_scores(db_url: str, unit: str, student: str) -> list[list[Any]]:
             nb = gb.find_submission_notebook(unit, unit, student)
         except MissingEntry:
             return []
-        return [
-            [g.name, float(g.score or 0.0), float(g.max_score or 0.0)] for g in nb.grades if g.cell_type == "code"
-        ]
+        code = [g for g in nb.grades if g.cell_type == "code"]
+        return [[g.name, float(g.score or 0.0), float(g.max_score or 0.0)] for g in code]
 
 
 def autograde_student(api: Any, unit: str, student: str) -> dict[str, Any]:
