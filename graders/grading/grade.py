@@ -7,8 +7,9 @@ process (`graders.grading.job`). Every score is nbgrader's, read from the course
 gradebook by the child and sent back in its events (so this process never pays
 nbgrader's import time); the assignment is generated once per content hash
 (`graders.grading.template`). The failure message shown for a test cell is the first
-line of the error it raised in the autograded notebook. What the sandbox could not apply, and what the notebook monkeypatched, come
-from the kernel launcher's reports (`graders.sandbox.launcher`).
+line of the error it raised in the autograded notebook. What the sandbox could not
+apply, and what the notebook monkeypatched, come from the kernel launcher's reports
+(`graders.sandbox.launcher`).
 """
 
 from __future__ import annotations
