@@ -90,7 +90,7 @@ def _first_line(text: str) -> str:
     return ""
 
 
-def _cell_messages(notebook_path: Path) -> dict[str, str]:
+def cell_messages(notebook_path: Path) -> dict[str, str]:
     """grade_id -> first line of the error (or stderr) the cell produced."""
     try:
         nb = json.loads(notebook_path.read_text())
@@ -203,7 +203,7 @@ def grade_submissions(
             result = results[student]
             scores = graded.get(student, {}).get("cells") or []
             result.cells = cell_results(unit, scores) or _ungraded(unit)
-            messages = _cell_messages(
+            messages = cell_messages(
                 course_dir / "autograded" / student / unit.name / unit.notebook_path.name
             )
             for cell in result.cells:
