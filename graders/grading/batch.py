@@ -233,7 +233,8 @@ def grade_course(
             try:
                 check_submission(notebook, unit.name)
             except SubmissionError as e:
-                done(writer.zero(student, digest, timestamp, "refused", str(e)))
+                reason = str(e).replace(f"{root}{os.sep}", "")  # paths relative to the course
+                done(writer.zero(student, digest, timestamp, "refused", reason))
                 continue
             try:
                 flags = audit_notebook(json.loads(notebook.read_text()), unit.notebook())

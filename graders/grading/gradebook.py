@@ -125,7 +125,14 @@ class CourseGradebook:
         return {"connect_timeout": 10} if self.db_url.startswith("postgresql") else {}
 
     def _gradebook(self) -> Any:
+        import warnings
+
         from nbgrader.api import Gradebook
+        from sqlalchemy.exc import SAWarning
+
+        # nbgrader's own session use makes SQLAlchemy warn when a student's first
+        # submission is created; the rows are written all the same.
+        warnings.filterwarnings("ignore", category=SAWarning)
 
         return Gradebook(self.db_url, self.course_id)
 

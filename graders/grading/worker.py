@@ -23,9 +23,12 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,10 +103,31 @@ def _read_report(report_dir: Path) -> dict[str, Any]:
     return {}
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Send this process's (and so its kernels') stdout and stderr to a throw-away file
+    during a job: ipykernel's banners would otherwise land in the coordinator's output."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
 def grade_job(template: Template, job: Job) -> dict[str, Any]:
     """Autograde `job` in a private course; never raises for a bad submission (the
     result says what went wrong)."""
-    with _LOCK:
+    with _LOCK, _quiet():
         saved = dict(os.environ)
         started = time.perf_counter()
         try:
