@@ -31,9 +31,9 @@ def _refusal(course, config_line: str = "") -> str:
 
 
 def test_no_gradebook_yet(course):
-    assert "no gradebook at" in _refusal(course) and "nbgrader generate_assignment linear_algebra" in _refusal(
+    assert "no gradebook at" in _refusal(
         course
-    )
+    ) and "nbgrader generate_assignment linear_algebra" in _refusal(course)
 
 
 def test_misspelled_option(course):
@@ -47,14 +47,19 @@ def test_misspelled_class(course):
 
 
 def test_unreachable_server(course):
-    message = _refusal(course, "c.CourseDirectory.db_url = 'postgresql+psycopg://me:secret@127.0.0.1:1/grades'")
+    message = _refusal(
+        course, "c.CourseDirectory.db_url = 'postgresql+psycopg://me:secret@127.0.0.1:1/grades'"
+    )
     assert message.startswith("cannot reach the gradebook at postgresql+psycopg://me:***@127.0.0.1:1/grades")
     assert "secret" not in message
 
 
 def test_the_cli_says_it_in_one_line(tmp_path, course):
     line = one_error_line(run_cli("grade", UNIT.name, "--course", tmp_path))
-    assert line == f"error: {tmp_path} is not a course directory (no nbgrader_config.py); see `llmlabs course init`"
+    assert (
+        line
+        == f"error: {tmp_path} is not a course directory (no nbgrader_config.py); see `llmlabs course init`"
+    )
     assert "no gradebook at" in one_error_line(run_cli("grade", UNIT.name, "--course", course))
 
 

@@ -72,8 +72,8 @@ class Ledger:
             self.entries = {}
 
     def is_current(self, student: str, digest: str, template_key: str) -> bool:
-        entry = self.entries.get(student)
-        return bool(entry) and entry.get("hash") == digest and entry.get("template") == template_key
+        entry = self.entries.get(student) or {}
+        return entry.get("hash") == digest and entry.get("template") == template_key
 
     def record(self, student: str, entry: dict[str, Any]) -> None:
         self.entries[student] = entry

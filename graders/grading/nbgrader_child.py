@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 
 def _emit(event: dict) -> None:
@@ -24,7 +25,8 @@ def _emit(event: dict) -> None:
 
 
 def main(argv: list[str]) -> int:
-    course_dir, unit, *students = argv
+    course, unit, *students = argv
+    course_dir = Path(course)
     os.chdir(course_dir)
     from graders.grading import autograde
 

@@ -32,7 +32,16 @@ def test_grading_on_a_dask_cluster_over_loopback(tmp_path):
     info = tmp_path / "scheduler.json"
     procs = [
         _start(
-            ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(info)],
+            [
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(info),
+            ],
             tmp_path / "scheduler.log",
         )
     ]

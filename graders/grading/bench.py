@@ -1,0 +1,160 @@
+"""Throughput of `llmlabs grade` against stock `nbgrader autograde`: a benchmark, not a test.
+
+    python -m graders.grading.bench UNIT [--copies 16] [--json FILE]
+
+Builds a course (`llmlabs course init` + stock `nbgrader generate_assignment`) with
+COPIES submissions, the unit's reference and its hand mutants in turn, and grades the
+same class three times in copies of that course: serially with stock `nbgrader
+autograde UNIT`, then with `llmlabs grade --workers 1` and `--workers 2`. Every kernel
+gets one torch thread (`LLMLABS_THREADS=1`), so the modes differ only in how
+submissions are scheduled. It reports submissions per minute, the speed-up of two
+workers over one, the overhead per submission beyond running its cells (the cells'
+time is measured once per distinct notebook in a plain, already started kernel), and
+whether the three gradebooks hold identical scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from graders.authoring.mutants import apply_mutant, load_mutants
+from graders.grading.course import init_course
+from graders.grading.units import Unit, get_unit
+from graders.notebook.kernel import KERNEL_ENV
+
+BIN = Path(sys.executable).parent
+
+
+def _run(cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def cell_seconds(nb: dict[str, Any], directory: Path, timeout: int) -> float:
+    """Seconds the notebook's cells take in a plain kernel that is already running."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    node = nbformat.from_dict(nb)
+    client = NotebookClient(
+        node,
+        timeout=timeout,
+        allow_errors=True,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(directory)}},
+    )
+    with client.setup_kernel():
+        start = time.perf_counter()
+        for index, cell in enumerate(node.cells):
+            client.execute_cell(cell, index)
+        return time.perf_counter() - start
+
+
+def _scores(course: Path, unit: str) -> dict[str, dict[str, Any]]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        return {
+            sub.student.id: {
+                f"{nb.notebook.name}/{g.name}": g.auto_score for nb in sub.notebooks for g in nb.grades
+            }
+            for sub in gb.find_assignment(unit).submissions
+        }
+
+
+def build_class(
+    unit: Unit, root: Path, copies: int
+) -> tuple[Path, dict[str, str], dict[str, dict[str, Any]]]:
+    """The course, student -> kind of notebook, kind -> notebook."""
+    course = init_course(root / "base", [unit], course_id="bench")
+    _run([str(BIN / "nbgrader"), "generate_assignment", unit.name], course)
+    kinds = {"reference": unit.notebook()}
+    kinds.update({m.name: apply_mutant(unit.notebook(), m) for m in load_mutants(unit)})
+    names = list(kinds)
+    students = {}
+    for i in range(copies):
+        student, kind = f"s{i:03d}", names[i % len(names)]
+        folder = course / "submitted" / student / unit.name
+        folder.mkdir(parents=True)
+        (folder / unit.notebook_path.name).write_text(json.dumps(kinds[kind]))
+        (folder / "timestamp.txt").write_text("2026-11-02 09:30:00.000000 UTC")
+        students[student] = kind
+    return course, students, {k: kinds[k] for k in set(students.values())}
+
+
+def bench(unit: Unit, copies: int) -> dict[str, Any]:
+    os.environ["LLMLABS_THREADS"] = "1"
+    for key, value in KERNEL_ENV.items():
+        os.environ.setdefault(key, value)
+    with tempfile.TemporaryDirectory(prefix="llmlabs-bench-") as tmp:
+        root = Path(tmp)
+        base, students, kinds = build_class(unit, root, copies)
+        plain = root / "plain"
+        plain.mkdir()
+        cells = {kind: cell_seconds(nb, plain, unit.cell_timeout) for kind, nb in kinds.items()}
+        cell_mean = sum(cells[k] for k in students.values()) / copies
+        courses = {mode: root / mode for mode in ("nbgrader", "workers1", "workers2")}
+        for course in courses.values():
+            shutil.copytree(base, course)
+        walls = {"nbgrader": _run([str(BIN / "nbgrader"), "autograde", unit.name], courses["nbgrader"])}
+        steady = {}
+        for n in (1, 2):
+            mode = f"workers{n}"
+            out = courses[mode] / "report.json"
+            cmd = f"{sys.executable} -m graders grade {unit.name} --workers {n} --json > {out}"
+            walls[mode] = _run(["bash", "-c", cmd], courses[mode])
+            rows = json.loads(out.read_text())["rows"]
+            steady[mode] = sum(r["seconds"] for r in rows) / len(rows)
+        scores = {mode: _scores(course, unit.name) for mode, course in courses.items()}
+    identical = scores["nbgrader"] == scores["workers1"] == scores["workers2"]
+    per_minute = {mode: round(copies / wall * 60, 2) for mode, wall in walls.items()}
+    return {
+        "unit": unit.name,
+        "copies": copies,
+        "kinds": sorted(kinds),
+        "cell_seconds": {k: round(v, 2) for k, v in cells.items()},
+        "wall_seconds": {k: round(v, 1) for k, v in walls.items()},
+        "submissions_per_minute": per_minute,
+        "speedup_2_over_1": round(walls["workers1"] / walls["workers2"], 2),
+        "overhead_per_submission_s": {
+            # whole run / N - cells: start-up (imports, cluster) included, spread over the class
+            "nbgrader": round(walls["nbgrader"] / copies - cell_mean, 2),
+            "workers1": round(walls["workers1"] / copies - cell_mean, 2),
+            # one warm worker's autograde call per submission - cells: kernel start, sandbox, nbgrader steps
+            "workers1_warm": round(steady["workers1"] - cell_mean, 2),
+        },
+        "identical_gradebooks": identical,
+        "full_marks": sum(
+            1 for s in scores["workers2"].values() if sum(v or 0 for v in s.values()) >= unit.points
+        ),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("unit")
+    parser.add_argument("--copies", type=int, default=16)
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    args = parser.parse_args(argv)
+    report = bench(get_unit(args.unit), args.copies)
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0 if report["identical_gradebooks"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
