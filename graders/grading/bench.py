@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -34,17 +35,24 @@ from graders.notebook.kernel import KERNEL_ENV
 BIN = Path(sys.executable).parent
 
 
-def _run(cmd: list[str], cwd: Path) -> float:
-    start = time.perf_counter()
+def _cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (the command and every process it waited for)."""
+    start, cpu = time.perf_counter(), _cpu_of_children()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _cpu_of_children() - cpu
 
 
-def cell_seconds(nb: dict[str, Any], directory: Path, timeout: int) -> float:
-    """Seconds the notebook's cells take in a plain kernel that is already running."""
+def cell_seconds(nb: dict[str, Any], directory: Path, timeout: int) -> tuple[float, float]:
+    """Wall and CPU seconds the notebook's cells take in a plain kernel already running."""
     import nbformat
+    import psutil
     from nbclient import NotebookClient
 
     node = nbformat.from_dict(nb)
@@ -56,10 +64,16 @@ def cell_seconds(nb: dict[str, Any], directory: Path, timeout: int) -> float:
         resources={"metadata": {"path": str(directory)}},
     )
     with client.setup_kernel():
-        start = time.perf_counter()
+        kernel = psutil.Process(client.km.provisioner.pid)
+
+        def cpu() -> float:
+            times = kernel.cpu_times()
+            return times.user + times.system + times.children_user + times.children_system
+
+        start, cpu0 = time.perf_counter(), cpu()
         for index, cell in enumerate(node.cells):
             client.execute_cell(cell, index)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, cpu() - cpu0
 
 
 def _scores(course: Path, unit: str) -> dict[str, dict[str, Any]]:
@@ -103,18 +117,23 @@ def bench(unit: Unit, copies: int) -> dict[str, Any]:
         base, students, kinds = build_class(unit, root, copies)
         plain = root / "plain"
         plain.mkdir()
-        cells = {kind: cell_seconds(nb, plain, unit.cell_timeout) for kind, nb in kinds.items()}
+        timed = {kind: cell_seconds(nb, plain, unit.cell_timeout) for kind, nb in kinds.items()}
+        cells = {kind: wall for kind, (wall, _) in timed.items()}
         cell_mean = sum(cells[k] for k in students.values()) / copies
+        cell_cpu = sum(timed[k][1] for k in students.values()) / copies
         courses = {mode: root / mode for mode in ("nbgrader", "workers1", "workers2")}
         for course in courses.values():
             shutil.copytree(base, course)
-        walls = {"nbgrader": _run([str(BIN / "nbgrader"), "autograde", unit.name], courses["nbgrader"])}
+        walls, cpus = {}, {}
+        walls["nbgrader"], cpus["nbgrader"] = _run(
+            [str(BIN / "nbgrader"), "autograde", unit.name], courses["nbgrader"]
+        )
         steady = {}
         for n in (1, 2):
             mode = f"workers{n}"
             out = courses[mode] / "report.json"
             cmd = f"{sys.executable} -m graders grade {unit.name} --workers {n} --json > {out}"
-            walls[mode] = _run(["bash", "-c", cmd], courses[mode])
+            walls[mode], cpus[mode] = _run(["bash", "-c", cmd], courses[mode])
             rows = json.loads(out.read_text())["rows"]
             steady[mode] = sum(r["seconds"] for r in rows) / len(rows)
         scores = {mode: _scores(course, unit.name) for mode, course in courses.items()}
@@ -135,6 +154,13 @@ def bench(unit: Unit, copies: int) -> dict[str, Any]:
             # one warm worker's autograde call per submission - cells: kernel start, sandbox, nbgrader steps
             "workers1_warm": round(steady["workers1"] - cell_mean, 2),
         },
+        # CPU seconds per submission beyond the cells' own: what other work sharing the
+        # machine cannot inflate the way it inflates wall time.
+        "overhead_cpu_per_submission_s": {
+            mode: round(cpu / copies - cell_cpu, 2) for mode, cpu in cpus.items()
+        },
+        "cell_cpu_seconds_mean": round(cell_cpu, 2),
+        "load_average": os.getloadavg()[0],
         "identical_gradebooks": identical,
         "full_marks": sum(
             1 for s in scores["workers2"].values() if sum(v or 0 for v in s.values()) >= unit.points
