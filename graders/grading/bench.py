@@ -1,6 +1,7 @@
 """Throughput of `llmlabs grade` against stock `nbgrader autograde`: a benchmark, not a test.
 
     python -m graders.grading.bench UNIT [--copies 16] [--json FILE]
+    python -m graders.grading.bench UNIT --check      # llmlabs check against nbconvert
 
 Builds a course (`llmlabs course init` + stock `nbgrader generate_assignment`) with
 COPIES submissions, the unit's reference and its hand mutants in turn, and grades the
@@ -168,12 +169,48 @@ def bench(unit: Unit, copies: int) -> dict[str, Any]:
     }
 
 
+def bench_check(unit: Unit, repeats: int = 3) -> dict[str, Any]:
+    """`llmlabs check` of the reference against plain `jupyter nbconvert --execute` of the
+    same notebook, interleaved, median of `repeats` each (after one untimed check, which
+    fills the generated-assignment cache as a learner's first check does)."""
+    with tempfile.TemporaryDirectory(prefix="llmlabs-bench-check-") as tmp:
+        nb = Path(tmp) / unit.notebook_path.name
+        shutil.copyfile(unit.notebook_path, nb)
+        check = [sys.executable, "-m", "graders", "check", str(nb), "--json"]
+        plain = [
+            str(BIN / "jupyter"),
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            str(nb),
+            "--output",
+            "out",
+        ]
+        _run(check, Path(tmp))
+        times: dict[str, list[float]] = {"check": [], "nbconvert": []}
+        for _ in range(repeats):
+            times["check"].append(_run(check, Path(tmp))[0])
+            times["nbconvert"].append(_run(plain, Path(tmp))[0])
+    median = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    return {
+        "unit": unit.name,
+        "seconds": {k: [round(t, 2) for t in v] for k, v in times.items()},
+        "ratio_check_over_nbconvert": round(median["check"] / median["nbconvert"], 2),
+        "load_average": os.getloadavg()[0],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("unit")
     parser.add_argument("--copies", type=int, default=16)
+    parser.add_argument("--check", action="store_true", help="time `llmlabs check` against nbconvert instead")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
+    if args.check:
+        print(json.dumps(bench_check(get_unit(args.unit)), indent=1))
+        return 0
     report = bench(get_unit(args.unit), args.copies)
     text = json.dumps(report, indent=1)
     print(text)
