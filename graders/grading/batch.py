@@ -40,7 +40,7 @@ from graders import settings
 from graders.errors import SubmissionError
 from graders.grading.audit import audit_notebook
 from graders.grading.grade import cell_messages, cell_results
-from graders.grading.gradebook import CourseGradebook
+from graders.grading.gradebook import CourseGradebook, require_course
 from graders.grading.ledger import CourseLock, Ledger, submission_hash
 from graders.grading.submission import check_submission
 from graders.grading.units import Unit, get_unit
@@ -192,7 +192,7 @@ def grade_course(
 
     started = time.perf_counter()
     unit = get_unit(unit_name)
-    root = Path(course_dir).resolve()
+    root = require_course(course_dir)
     workers = workers or cores()
     report = BatchReport(unit.name, str(root), workers=0 if scheduler else workers)
     with CourseLock(root):

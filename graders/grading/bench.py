@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from graders import settings
 from graders.authoring.mutants import apply_mutant, load_mutants
 from graders.grading.course import init_course
 from graders.grading.units import Unit, get_unit
@@ -110,7 +111,7 @@ def build_class(
 
 
 def bench(unit: Unit, copies: int) -> dict[str, Any]:
-    os.environ["LLMLABS_THREADS"] = "1"
+    os.environ[settings.THREADS.env] = "1"
     for key, value in KERNEL_ENV.items():
         os.environ.setdefault(key, value)
     with tempfile.TemporaryDirectory(prefix="llmlabs-bench-") as tmp:

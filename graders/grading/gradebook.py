@@ -44,6 +44,15 @@ def _first_line(e: BaseException) -> str:
     return text[0][:300] if text else type(e).__name__
 
 
+def require_course(course_dir: Path) -> Path:
+    root = Path(course_dir).resolve()
+    if not (root / "nbgrader_config.py").is_file():
+        raise GradebookError(
+            f"{root} is not a course directory (no nbgrader_config.py); see `llmlabs course init`"
+        )
+    return root
+
+
 @dataclass
 class CourseGradebook:
     root: Path
@@ -54,18 +63,14 @@ class CourseGradebook:
 
     @classmethod
     def open(cls, course_dir: Path, unit: str) -> CourseGradebook:
+        root = require_course(course_dir)
+        config_path = root / "nbgrader_config.py"
         from graders.grading import autograde
 
         autograde.fast_imports()
         from nbgrader.coursedir import CourseDirectory
         from traitlets.config.loader import PyFileConfigLoader
 
-        root = Path(course_dir).resolve()
-        config_path = root / "nbgrader_config.py"
-        if not config_path.is_file():
-            raise GradebookError(
-                f"{root} is not a course directory (no nbgrader_config.py); see `llmlabs course init`"
-            )
         try:
             config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
         except Exception as e:
