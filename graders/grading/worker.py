@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -94,6 +95,28 @@ def warm_up() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _private_root() -> str | None:
+    """Where private courses go: memory (/dev/shm) when it has room, since the private
+    gradebook is thrown away and nbgrader commits (and so fsyncs) once per test cell."""
+    try:
+        stat = os.statvfs("/dev/shm")
+    except OSError:
+        return None
+    if stat.f_bavail * stat.f_frsize < 1 << 30 or not os.access("/dev/shm", os.W_OK):
+        return None
+    return "/dev/shm"
+
+
+def _remove_orphans(root: Path) -> None:
+    """Private courses of workers that were killed mid-job (their pid is gone)."""
+    if not Path("/proc/self").exists():  # no cheap way to tell a live pid: leave them
+        return
+    for path in root.glob("llmlabs-worker-*-*"):
+        pid = path.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _read_report(report_dir: Path) -> dict[str, Any]:
     for path in sorted(report_dir.glob("*.json")):
         try:
@@ -155,7 +178,9 @@ def _grade(template: Template, job: Job, started: float) -> dict[str, Any]:
 
     warm_up()
     unit = template.unit
-    with tempfile.TemporaryDirectory(prefix="llmlabs-worker-") as tmp:
+    root = _private_root()
+    _remove_orphans(Path(root or tempfile.gettempdir()))
+    with tempfile.TemporaryDirectory(prefix=f"llmlabs-worker-{os.getpid()}-", dir=root) as tmp:
         course = Path(tmp) / "course"
         course.mkdir()
         (course / "nbgrader_config.py").write_text(template.config_text)
