@@ -26,7 +26,7 @@ from typing import Any
 from graders import cells, settings
 from graders.errors import GradingError, SubmissionError
 from graders.grading.audit import audit_notebook
-from graders.grading.course import init_course
+from graders.grading.course import init_course, throwaway_root
 from graders.grading.job import Event, run_job
 from graders.grading.submission import check_submission
 from graders.grading.units import Unit
@@ -155,7 +155,7 @@ def grade_submissions(
         if not student.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"student ids must be letters, digits, - and _: {student!r}")
     settings.check_all()
-    tmp = tempfile.mkdtemp(prefix="llmlabs-grade-")
+    tmp = tempfile.mkdtemp(prefix="llmlabs-grade-", dir=throwaway_root())
     course_dir = Path(keep_dir) if keep_dir is not None else Path(tmp) / "course"
     report_dir = Path(tmp) / "sandbox-reports"
     results = {s: Result(unit.name, s) for s in submissions}

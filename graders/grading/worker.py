@@ -95,18 +95,6 @@ def warm_up() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _private_root() -> str | None:
-    """Where private courses go: memory (/dev/shm) when it has room, since the private
-    gradebook is thrown away and nbgrader commits (and so fsyncs) once per test cell."""
-    try:
-        stat = os.statvfs("/dev/shm")
-    except OSError:
-        return None
-    if stat.f_bavail * stat.f_frsize < 1 << 30 or not os.access("/dev/shm", os.W_OK):
-        return None
-    return "/dev/shm"
-
-
 def _remove_orphans(root: Path) -> None:
     """Private courses of workers that were killed mid-job (their pid is gone)."""
     if not Path("/proc/self").exists():  # no cheap way to tell a live pid: leave them
@@ -174,11 +162,11 @@ def grade_job(template: Template, job: Job) -> dict[str, Any]:
 
 def _grade(template: Template, job: Job, started: float) -> dict[str, Any]:
     from graders.grading import autograde
-    from graders.grading.course import write_kernelspec
+    from graders.grading.course import throwaway_root, write_kernelspec
 
     warm_up()
     unit = template.unit
-    root = _private_root()
+    root = throwaway_root()
     _remove_orphans(Path(root or tempfile.gettempdir()))
     with tempfile.TemporaryDirectory(prefix=f"llmlabs-worker-{os.getpid()}-", dir=root) as tmp:
         course = Path(tmp) / "course"
