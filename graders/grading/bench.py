@@ -51,9 +51,9 @@ def _cpu_group() -> Path | None:
     return group
 
 
-def _run(cmd: list[str], cwd: Path) -> tuple[float, float | None]:
-    """Wall seconds and CPU seconds of the command and everything it started (None when
-    that cannot be counted)."""
+def _run(cmd: list[str], cwd: Path) -> tuple[float, float | None, str]:
+    """Wall seconds, CPU seconds of the command and everything it started (None when that
+    cannot be counted), and its output."""
     group = _cpu_group()
 
     def join() -> None:
@@ -66,13 +66,13 @@ def _run(cmd: list[str], cwd: Path) -> tuple[float, float | None]:
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     if group is None:
-        return wall, None
+        return wall, None, proc.stdout
     cpu = int((group / "cpuacct.usage").read_text()) / 1e9
     try:
         group.rmdir()
     except OSError:  # a process still in it; left for the system to clean
         pass
-    return wall, cpu
+    return wall, cpu, proc.stdout
 
 
 def cell_seconds(nb: dict[str, Any], directory: Path, timeout: int) -> tuple[float, float]:
@@ -151,18 +151,35 @@ def bench(unit: Unit, copies: int) -> dict[str, Any]:
         courses = {mode: root / mode for mode in ("nbgrader", "workers1", "workers2")}
         for course in courses.values():
             shutil.copytree(base, course)
-        walls, cpus = {}, {}
-        walls["nbgrader"], cpus["nbgrader"] = _run(
-            [str(BIN / "nbgrader"), "autograde", unit.name], courses["nbgrader"]
-        )
-        steady = {}
-        for n in (1, 2):
-            mode = f"workers{n}"
-            out = courses[mode] / "report.json"
-            cmd = f"{sys.executable} -m graders grade {unit.name} --workers {n} --json > {out}"
-            walls[mode], cpus[mode] = _run(["bash", "-c", cmd], courses[mode])
-            rows = json.loads(out.read_text())["rows"]
-            steady[mode] = sum(r["seconds"] for r in rows) / len(rows)
+        # The same run with the first submission alone: its cost is the start-up, so the
+        # difference is what the other N-1 submissions cost (marginal CPU per submission).
+        alone = {mode: root / f"{mode}-one" for mode in ("nbgrader", "workers1")}
+        for course in alone.values():
+            shutil.copytree(base, course)
+            for folder in sorted((course / "submitted").iterdir())[1:]:
+                shutil.rmtree(folder)
+        commands = {
+            "nbgrader": [str(BIN / "nbgrader"), "autograde", unit.name],
+            "workers1": [sys.executable, "-m", "graders", "grade", unit.name, "--workers", "1", "--json"],
+            "workers2": [sys.executable, "-m", "graders", "grade", unit.name, "--workers", "2", "--json"],
+        }
+        # Untimed: fills the generated-assignment cache, which every timed run then finds.
+        warm = root / "warm-up"
+        shutil.copytree(alone["workers1"], warm)
+        _run(commands["workers1"], warm)
+        walls, cpus, steady = {}, {}, {}
+        for mode, course in courses.items():
+            walls[mode], cpus[mode], stdout = _run(commands[mode], course)
+            if mode != "nbgrader":
+                rows = json.loads(stdout)["rows"]
+                steady[mode] = sum(r["seconds"] for r in rows) / len(rows)
+        marginal = {}
+        rest = [kind for student, kind in sorted(students.items())[1:]]
+        rest_cpu = sum(timed[k][1] for k in rest) / len(rest)
+        for mode, course in alone.items():
+            _, cpu_one, _ = _run(commands[mode], course)
+            if cpus[mode] is not None and cpu_one is not None:
+                marginal[mode] = round((cpus[mode] - cpu_one) / (copies - 1) - rest_cpu, 2)
         scores = {mode: _scores(course, unit.name) for mode, course in courses.items()}
     identical = scores["nbgrader"] == scores["workers1"] == scores["workers2"]
     per_minute = {mode: round(copies / wall * 60, 2) for mode, wall in walls.items()}
@@ -186,6 +203,8 @@ def bench(unit: Unit, copies: int) -> dict[str, Any]:
         "overhead_cpu_per_submission_s": {
             mode: round(cpu / copies - cell_cpu, 2) if cpu is not None else None for mode, cpu in cpus.items()
         },
+        # The same, without the start-up: (CPU of N) - (CPU of the first alone), per other one.
+        "marginal_overhead_cpu_per_submission_s": marginal,
         "cell_cpu_seconds_mean": round(cell_cpu, 2),
         "load_average": os.getloadavg()[0],
         "identical_gradebooks": identical,

@@ -40,6 +40,14 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         finally:
             client.close()
         return
+    # The workers' statistical profiler samples every task's stack every 10 ms, and the
+    # system monitor polls twice a second: CPU taken from the kernels, for nothing here.
+    # Environment variables, so the spawned worker processes read them too.
+    os.environ.setdefault("DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED", "False")
+    os.environ.setdefault("DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL", "5s")
+    import dask
+
+    dask.config.refresh()
     # Kernels are separate processes, so Dask's memory accounting of a worker would not
     # see them: the sandbox's limits bound them instead (memory_limit=0).
     cluster = LocalCluster(
