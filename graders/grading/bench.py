@@ -178,8 +178,9 @@ def bench(unit: Unit, copies: int) -> dict[str, Any]:
         rest_cpu = sum(timed[k][1] for k in rest) / len(rest)
         for mode, course in alone.items():
             _, cpu_one, _ = _run(commands[mode], course)
-            if cpus[mode] is not None and cpu_one is not None:
-                marginal[mode] = round((cpus[mode] - cpu_one) / (copies - 1) - rest_cpu, 2)
+            cpu_all = cpus[mode]
+            if cpu_all is not None and cpu_one is not None:
+                marginal[mode] = round((cpu_all - cpu_one) / (copies - 1) - rest_cpu, 2)
         scores = {mode: _scores(course, unit.name) for mode, course in courses.items()}
     identical = scores["nbgrader"] == scores["workers1"] == scores["workers2"]
     per_minute = {mode: round(copies / wall * 60, 2) for mode, wall in walls.items()}
