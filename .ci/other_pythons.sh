@@ -44,7 +44,9 @@ for v in $SUPPORTED; do
   echo "=== Python $v ($py): install, fast tests, selfcheck $UNITS"
   rm -rf "$venv"
   t0=$SECONDS
-  # The README's install, with this interpreter in place of python3.
+  # The README's install, with this interpreter in place of python3. Most of the time goes
+  # to torch: where no CPU-only wheel is at hand for this version, pip takes PyPI's CUDA
+  # build (about 3 GB of wheels, a 5.4 GB venv; README: "Which PyTorch you get").
   if ! { "$py" -m venv "$venv" && "$venv/bin/pip" install -q "$TORCH" && "$venv/bin/pip" install -q -e '.[dev]'; }; then
     failed="$failed $v(install)"; summary="$summary\n$v: install failed"; continue
   fi
