@@ -150,6 +150,15 @@ MUTANTS = [
     _m("mha_drops_padding_mask", "mha", [("causal=True, key_padding_mask=key_padding_mask)", "causal=True)")],
        ("test_mha_hidden",),
        "accepts key_padding_mask but never passes it on: padding tokens are attended to"),
+    _m("mha_head_dim_from_hidden", "mha",
+       [("        b, t, _ = x.shape\n",
+         "        b, t, hidden = x.shape\n        head_dim = hidden // self.num_heads\n"),
+        ("self.head_dim).transpose", "head_dim).transpose"),
+        ("rope_cos_sin(position_ids, self.head_dim,", "rope_cos_sin(position_ids, head_dim,"),
+        ("self.num_heads * self.head_dim))", "self.num_heads * head_dim))")],
+       ("test_mha_hidden",),
+       "recomputes the head size as hidden_size // num_heads in the forward instead of using self.head_dim: "
+       "configs whose head_dim is not hidden / heads break"),
     # --- 4. tiled attention ----------------------------------------------------------------
     _m("tiled_sum_not_rescaled", "tiled",
        [("row_sum = row_sum * correction + p.sum", "row_sum = row_sum + p.sum")],
@@ -280,6 +289,10 @@ MUTANTS = [
         ("dk[..., k0:k1, :] += (ds.transpose(-2, -1) @ q_tile) * scale",
          "dk[..., k0:k1, :] += (ds.transpose(-2, -1) @ q_tile) * grad_scale")],
        FLASH, "scales dQ and dK by 1/d instead of 1/sqrt(d)"),
+    _m("flash_scales_q_in_place", "flash",
+       [("            q_tile = q[..., q0:q1, :] * scale\n", "            q_tile = q[..., q0:q1, :].mul_(scale)\n")],
+       FLASH, "scales q's tiles in place in the forward: the caller's q changes, and the backward reads a "
+       "q that was already scaled"),
     _m("flash_backward_no_skip", "flash",
        [("            stop = offset + q1 if causal else t_k\n            for k0",
          "            stop = t_k  # every key tile: the mask zeroes the hidden ones\n            for k0")],
