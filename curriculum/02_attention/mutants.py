@@ -290,7 +290,8 @@ MUTANTS = [
          "dk[..., k0:k1, :] += (ds.transpose(-2, -1) @ q_tile) * grad_scale")],
        FLASH, "scales dQ and dK by 1/d instead of 1/sqrt(d)"),
     _m("flash_scales_q_in_place", "flash",
-       [("            q_tile = q[..., q0:q1, :] * scale\n", "            q_tile = q[..., q0:q1, :].mul_(scale)\n")],
+       [("            q_tile = q[..., q0:q1, :] * scale\n",
+         "            q_tile = q[..., q0:q1, :].mul_(scale)\n")],
        FLASH, "scales q's tiles in place in the forward: the caller's q changes, and the backward reads a "
        "q that was already scaled"),
     _m("flash_backward_no_skip", "flash",
