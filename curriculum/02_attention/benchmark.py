@@ -20,6 +20,16 @@ The reference code is not copied here: it is read from the answer cells of
 Targets (see the unit's issues): tiled within 3x of SDPA on CPU at T >= 1024 with memory
 linear in T; flash_attention's forward + backward with memory linear in T (naive and plain
 autograd through tiles keep T x T numbers); cache speed-up >= 5x at 256 new tokens.
+
+Measured on CPU, one thread, on a machine shared with other jobs (load
+average ~28 on 2 cores; ratios come from interleaved runs), `--lengths 512 1024 --tokens 128
+--threads 1`: a causal training step (forward + backward) at T = 1024 takes 1.40x SDPA's time
+with flash_attention, 1.91x with plain autograd through tiled_attention, 4.73x with the naive
+attention; peak memory 10.6 MiB (flash_attention), 11.0 (SDPA), 57.4 (autograd through
+tiles), 141.0 (naive), against 32 MiB for one T x T float32 score matrix of 8 heads; from
+T = 512 to 1024 flash_attention's peak grows 1.6x, the naive one's 3.9x. Forward only at
+T = 1024: tiled 1.66x SDPA's time, naive 6.06x. KV cache: 4.6x faster over 128 new tokens.
+No GPU figures yet (none was lent when these were measured).
 """
 
 from __future__ import annotations
