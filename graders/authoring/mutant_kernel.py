@@ -77,6 +77,9 @@ class SharedKernel:
         self.reference_scores: Scores = {}
         self.cell_seconds: dict[int, float] = {}
         self.restarts = 0
+        # Whether a cell of the last `grade` ran into its time limit: a kill by timeout
+        # under a limit tighter than the grader's needs a second look (mutation_score).
+        self.timed_out = False
         self.client: Any = None
 
     def _timeout(self, cell: Any) -> int:
@@ -144,6 +147,7 @@ class SharedKernel:
         reference = self.nb.cells[start].source
         scores: Scores = {}
         tests = [str(cells.grade_id(c)) for c in self.nb.cells[start : stop + 1] if cells.is_test(c)]
+        self.timed_out = False
         self._run_scratch(SAVE)
         self.nb.cells[start].source = source
         try:
@@ -152,7 +156,10 @@ class SharedKernel:
                 if cell.cell_type != "code":
                     continue
                 cell.outputs = []
+                started = time.perf_counter()
                 self.client.execute_cell(cell, i)
+                if time.perf_counter() - started >= self._timeout(cell):
+                    self.timed_out = True
                 if cells.is_test(cell):
                     gid = str(cells.grade_id(cell))
                     scores[gid] = _score(cell)

@@ -72,3 +72,46 @@ def test_mutant_scores_do_not_depend_on_the_order(tmp_path):
     }
     assert forward == expected, forward
     assert backward == expected, backward
+
+
+SLOW_TEXT = """\
+# %% setup id=setup
+import time
+from graders.notebook import setup
+setup()
+
+# %% answer id=pause
+def pause():
+    ### BEGIN SOLUTION
+    time.sleep(0.1)
+    ### END SOLUTION
+
+# %% test id=test_pause points=1
+pause()
+assert True
+"""
+
+
+def test_a_kill_by_the_tight_time_limit_is_graded_again_with_cell_timeout(tmp_path, monkeypatch):
+    # A mutant 20x slower than the reference but well inside the grader's cell_timeout is
+    # not a mistake the grader would punish: loaded machines make equivalent mutants slow.
+    from graders.authoring import mutation_score
+    from graders.authoring.automutate import AutoMutant
+
+    nb = {
+        "cells": parse_cells(SLOW_TEXT),
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (tmp_path / "slow.ipynb").write_text(render(nb))
+    unit = Unit(
+        name="slow", number=0, title="slow", minutes=1, device="CPU", directory=tmp_path, cell_timeout=8
+    )
+    monkeypatch.setattr(mutation_score, "TIMEOUT_FLOOR", 1.0)
+    slower = AutoMutant("slower", "pause", "test", 0, "", "", "def pause():\n    time.sleep(2)\n")
+    stuck = AutoMutant("stuck", "pause", "test", 0, "", "", "def pause():\n    time.sleep(60)\n")
+    said: list[str] = []
+    verdicts = mutation_score.grade_automutants(unit, [slower, stuck], use_cache=False, progress=said.append)
+    assert [v.killed for v in verdicts] == [False, True], (verdicts, said)
+    assert sum("graded again" in line for line in said) == 2, said
