@@ -495,9 +495,13 @@ assert mask0.tolist() == [[1, 1, 1], [0, 0, 1]], f"left_pad: attention_mask expe
 assert pos0.tolist() == [[0, 1, 2], [0, 0, 0]], f"left_pad: position_ids expected [[0, 1, 2], [0, 0, 0]], got {pos0.tolist()}"
 prompts_v = [prompt_at(0, 9), prompt_at(500, 3)]
 got_v = generate_batch(model, prompts_v, 8, PAD)
+assert len(got_v) == 2 and all(len(row) == 8 for row in got_v), (
+    f"generate_batch(2 prompts, 8 tokens): expected 2 lists of 8 token ids, got {got_v}"
+)
 for row, p in enumerate(prompts_v):
     assert_same_tokens(got_v[row], *sequential_greedy(model, p, 8),
                        name=f"generate_batch row {row} (prompt of {len(p)} tokens) vs that prompt alone")
+assert all(isinstance(t, int) for row in got_v for t in row), f"generate_batch must return lists of ints, got {got_v}"
 
 # %% test id=test_batched_hidden points=3
 ### BEGIN HIDDEN TESTS
@@ -1516,10 +1520,10 @@ spec_tokens, spec_stats = speculative_generate(model, prompt_s, 12, gamma=3)
 assert_same_tokens(spec_tokens, *sequential_greedy(model, prompt_s, 12), name="speculative_generate(12 tokens, gamma=3)")
 assert set(spec_stats) >= {"target_calls", "draft_calls", "proposed", "accepted", "rejected"}, f"stats keys: got {sorted(spec_stats)}"
 # Every round yields its accepted proposals plus one token of the target's.
+print(spec_stats, f"acceptance rate {spec_stats['accepted'] / max(1, spec_stats['accepted'] + spec_stats['rejected']):.2f}")
 assert spec_stats["accepted"] + spec_stats["target_calls"] == 12, (
     f"speculative_generate: accepted + target_calls must equal the 12 tokens made, got {spec_stats}"
 )
-print(spec_stats, f"acceptance rate {spec_stats['accepted'] / max(1, spec_stats['accepted'] + spec_stats['rejected']):.2f}")
 
 # %% test id=test_speculative_hidden points=3
 ### BEGIN HIDDEN TESTS
@@ -2203,9 +2207,9 @@ fl, by = forward_cost(llama_7b, 1, 1, 0)
 # P = 32 * (4 * 4096^2 + 3 * 4096 * 11008) + 32000 * 4096 = 6,607,077,376 weights; one token at position 0
 # attends to 1 key: 32 * 4 * 32 * 128 FLOPs; K and V of 1 token: 2 * 32 * 32 * 128 * 2 bytes.
 assert fl == 2 * 6_607_077_376 + 524_288, f"forward_cost(Llama-2-7B, batch 1, 1 token, no context): expected {2 * 6_607_077_376 + 524_288:,} FLOPs, got {fl:,}"
-assert by == 2 * 6_607_077_376 + 524_288, f"forward_cost(Llama-2-7B, batch 1, 1 token, float16): expected {2 * 6_607_077_376 + 524_288:,} bytes, got {by:,}"
 print(f"Llama-2-7B decode at batch 1: {fl / by:.2f} FLOP/byte; prefill of 512 tokens: "
       f"{forward_cost(llama_7b, 1, 512, 0)[0] / forward_cost(llama_7b, 1, 512, 0)[1]:.0f} FLOP/byte")
+assert by == 2 * 6_607_077_376 + 524_288, f"forward_cost(Llama-2-7B, batch 1, 1 token, float16): expected {2 * 6_607_077_376 + 524_288:,} bytes, got {by:,}"
 
 # %% test id=test_intensity_hidden points=2
 ### BEGIN HIDDEN TESTS
