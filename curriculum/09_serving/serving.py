@@ -187,9 +187,10 @@ def chi_square_pvalue(counts, probs):
 
 # %% answer id=processors
 def apply_repetition_penalty(logits, input_ids, penalty):
-    """logits: float (B, V); input_ids: long (B, T), the tokens of each row so far; penalty > 0.
-    Every token occurring in input_ids[b] gets, in row b, logit / penalty if the logit is positive
-    (or zero) and logit * penalty if it is negative. Returns a new tensor."""
+    """logits: float (..., V), any number of leading batch axes (usually (B, V)); input_ids: long
+    (..., T), the tokens of each row so far; penalty > 0. Every token occurring in a row of input_ids
+    gets, in that row of logits, logit / penalty if the logit is positive (or zero) and logit * penalty
+    if it is negative. Returns a new tensor (the input is not modified)."""
     ### BEGIN SOLUTION
     seen = logits.gather(-1, input_ids)
     seen = torch.where(seen < 0, seen * penalty, seen / penalty)
@@ -205,7 +206,7 @@ def apply_temperature(logits, temperature):
 
 
 def top_k_filter(logits, k):
-    """Keep, in each row of logits (B, V), every logit >= the k-th largest of that row (ties with it
+    """Keep, in each row of logits (..., V), every logit >= the k-th largest of that row (ties with it
     stay); set the others to -inf. k >= 1; k >= V keeps everything. Returns a new tensor."""
     ### BEGIN SOLUTION
     k = min(k, logits.shape[-1])
@@ -215,7 +216,7 @@ def top_k_filter(logits, k):
 
 
 def top_p_filter(logits, p):
-    """Nucleus filtering of logits (B, V) with 0 <= p <= 1: per row, sort ascending, take the cumulative
+    """Nucleus filtering of logits (..., V) with 0 <= p <= 1: per row, sort ascending, take the cumulative
     sum of the softmax probabilities in that order, set to -inf every token whose cumulative
     probability is <= 1 - p, but always keep the most likely token. Returns a new tensor."""
     ### BEGIN SOLUTION
@@ -290,6 +291,35 @@ w = torch.tensor([[1.0, 3.0, 2.0, 0.5]])
 assert_close(top_p_filter(w, 1.0), w, rtol=0, atol=0, name="top_p_filter(p=1.0) on four moderate logits")
 assert_close(top_p_filter(w, 1e-9), torch.tensor([[-inf, 3.0, -inf, -inf]]), rtol=0, atol=0,
              name="top_p_filter(p=1e-9) (only the most likely token)")
+# Four equal logits: probabilities exactly 0.25, cumulative 0.25, 0.5, 0.75, 1.0. With p = 0.5 a token whose
+# cumulative probability equals 1 - p = 0.5 is removed too: two tokens stay (which two is a matter of sort order).
+kept = int(torch.isfinite(top_p_filter(torch.zeros(1, 4), 0.5)).sum())
+assert kept == 2, f"top_p_filter(four equal logits, p=0.5): expected 2 tokens kept (cumulative <= 1 - p removed), got {kept}"
+# Leading batch axes (2, 3, V), a non-contiguous view: the same as transformers on the flattened rows.
+x3 = (torch.randn(2, 64, 3) * 4).transpose(1, 2)
+seen3 = torch.randint(0, 64, (2, 3, 9))
+flat = x3.reshape(-1, 64)
+for label, got, want in [
+    ("top_k_filter(k=5)", top_k_filter(x3, 5), TopKLogitsWarper(5)(None, flat.clone())),
+    ("top_k_filter(k=100)", top_k_filter(x3, 100), flat),
+    ("top_p_filter(p=0.6)", top_p_filter(x3, 0.6), TopPLogitsWarper(0.6)(None, flat.clone())),
+    ("apply_temperature(0.7)", apply_temperature(x3, 0.7), TemperatureLogitsWarper(0.7)(None, flat.clone())),
+    ("apply_repetition_penalty(1.4)", apply_repetition_penalty(x3, seen3, 1.4),
+     RepetitionPenaltyLogitsProcessor(1.4)(seen3.reshape(-1, 9), flat.clone())),
+]:
+    assert_shape(got, (2, 3, 64), name=f"{label} on logits (2, 3, 64)")
+    assert_close(got.reshape(-1, 64), want, rtol=0, atol=0,
+                 name=f"{label} on logits (2, 3, 64) (leading batch axes) vs transformers on the 6 rows")
+# Half precision: the processors keep the dtype and agree with transformers.
+for dtype in (torch.bfloat16, torch.float16):
+    xh = (torch.randn(4, 64) * 5).to(dtype)
+    for label, got, want in [
+        ("top_k_filter(k=7)", top_k_filter(xh, 7), TopKLogitsWarper(7)(None, xh.clone())),
+        ("top_p_filter(p=0.9)", top_p_filter(xh, 0.9), TopPLogitsWarper(0.9)(None, xh.clone())),
+        ("apply_temperature(0.5)", apply_temperature(xh, 0.5), TemperatureLogitsWarper(0.5)(None, xh.clone())),
+    ]:
+        assert got.dtype == dtype, f"{label} on {dtype} logits must return {dtype}, got {got.dtype}"
+        assert_close(got.float(), want.float(), rtol=0, atol=0, name=f"{label} on {dtype} logits vs transformers")
 ### END HIDDEN TESTS
 assert True
 
@@ -1081,10 +1111,19 @@ for block_size, max_len in [(16, 2048), (1, 64), (64, 64), (7, 100)]:
     assert got == want, f"kv_memory(block_size={block_size}, max_len={max_len}): expected {want}, got {got}"
     assert all(isinstance(v, int) for v in got.values()), f"kv_memory must return ints, got {got}"
 assert kv_memory([], 10, 4, 8) == {"used": 0, "paged": 0, "preallocated": 0}, "kv_memory of no sequences: all zero"
+# A config object with no head_dim attribute at all (older configs): head_dim = hidden / heads = 64.
+import types as _types
+bare = _types.SimpleNamespace(hidden_size=512, num_hidden_layers=3, num_attention_heads=8, num_key_value_heads=2)
+got_bare = kv_bytes_per_token(bare, 2)
+assert got_bare == 2 * 3 * 2 * 64 * 2 and isinstance(got_bare, int), (
+    f"kv_bytes_per_token(config without head_dim: hidden 512, 8 heads, so head_dim 64): expected the int "
+    f"{2 * 3 * 2 * 64 * 2}, got {got_bare!r}"
+)
 # No sequence reaches max_len: preallocation still reserves max_len tokens for each.
 got = kv_memory([3, 5], max_len=64, block_size=4, bytes_per_token=2)
-assert got == {"used": 16, "paged": 32, "preallocated": 256}, (
-    f"kv_memory([3, 5], max_len=64, block_size=4, 2 B/token): expected used 16, paged 32, preallocated 2 * 64 * 2 = 256; got {got}"
+assert got == {"used": 16, "paged": 24, "preallocated": 256}, (
+    f"kv_memory([3, 5], max_len=64, block_size=4, 2 B/token): expected used 16, paged 3 blocks = 24, preallocated "
+    f"2 * 64 * 2 = 256; got {got}"
 )
 ### END HIDDEN TESTS
 assert True
@@ -1753,6 +1792,7 @@ for _ in range(trials):
     d = torch.stack([torch.multinomial(q_h[i], 1, generator=gen_h)[0] for i in range(2)])
     out = speculative_accept(p_h, q_h, d, gen_h)
     assert 1 <= len(out) <= 3, f"speculative_accept with 2 draft tokens must emit 1 to 3 tokens, got {out}"
+    assert all(type(t) is int for t in out), f"speculative_accept must return a list of ints, got {out!r}"
     assert out[:len(out) - 1] == d[:len(out) - 1].tolist(), f"the emitted tokens must start with the accepted draft tokens {d.tolist()}, got {out}"
     first.append(out[0])
     first_accepted += len(out) >= 2
@@ -1969,6 +2009,27 @@ for trial, (n, warmup, gap) in enumerate([(12, 1, 1 / 32), (9, 3, 1 / 8), (15, 0
                 f"Expected {w}, got {g}. (Latency counts from the scheduled arrival; the warm-up must finish "
                 f"before the clock starts; tokens are stamped with the time read once after each step.)"
             )
+# The warm-up: by default one copy of requests[0] with id -1, added (and run) before any real request.
+class _LoggingEngine(ScriptedEngine):
+    def __init__(self, now):
+        super().__init__(now)
+        self.added = []
+
+    def add(self, request_id, prompt, max_new_tokens):
+        self.added.append((request_id, list(prompt), max_new_tokens))
+        super().add(request_id, prompt, max_new_tokens)
+reqs_w = [([1, 2, 3], 2), ([4], 3), ([5, 6], 1)]
+for warmup, want_ids in [(None, [-1, 0, 1, 2]), (3, [-1, -2, -3, 0, 1, 2])]:
+    fake_w = [0.0]
+    eng = _LoggingEngine(fake_w)
+    kw = {} if warmup is None else {"warmup": warmup}
+    run_load(eng, reqs_w, [0.5, 0.75, 1.0], clock=lambda fake_w=fake_w: fake_w[0], **kw)
+    got_ids = [a[0] for a in eng.added]
+    assert got_ids == want_ids, f"run_load(warmup={warmup or 'default'}): expected requests added with ids {want_ids}, got {got_ids}"
+    assert all(a[1:] == (reqs_w[0][0], reqs_w[0][1]) for a in eng.added if a[0] < 0), (
+        f"run_load: warm-up requests must be copies of requests[0] {reqs_w[0]}, got {[a for a in eng.added if a[0] < 0]}"
+    )
+assert poisson_arrivals(5.0, 4) == poisson_arrivals(5.0, 4, seed=0), "poisson_arrivals: the default seed must be 0"
 # Poisson arrivals: the generator's exponential gaps, running sums; the rate shows in the mean gap.
 for rate, n, seed in [(3.0, 5, 1), (250.0, 40, 2), (0.5, 1, 3)]:
     got = poisson_arrivals(rate, n, seed)
@@ -2065,6 +2126,12 @@ for n in (1, 2, 7, 50, 101):
     span = float(finish.max() - arrival.min())
     assert_scalar_close(got["throughput"], float(tokens.sum()) / span, rtol=1e-9, atol=0, name=f"summarize({n}): throughput")
     assert_scalar_close(got["request_rate"], n / span, rtol=1e-9, atol=0, name=f"summarize({n}): request_rate")
+# No request has 2 tokens: TPOT percentiles are nan, the others are still computed.
+single = summarize([dict(arrival=0.0, first_token=0.5, finish=0.5, tokens=1), dict(arrival=1.0, first_token=1.25, finish=1.25, tokens=1)])
+assert set(single["tpot"]) == {"p50", "p90", "p99"} and all(math.isnan(v) for v in single["tpot"].values()), (
+    f"summarize of one-token requests: tpot must be {{'p50': nan, 'p90': nan, 'p99': nan}}, got {single['tpot']}"
+)
+assert_scalar_close(single["ttft"]["p50"], 0.375, rtol=0, atol=1e-12, name="summarize of one-token requests: p50 TTFT")
 # The SLO-limited rate: unsorted keys, limits met with equality, several metrics, a lucky pass above a failure.
 table = {8.0: {"ttft": {"p90": 0.30, "p99": 0.9}, "tpot": {"p50": 0.04}},
          1.0: {"ttft": {"p90": 0.05, "p99": 0.1}, "tpot": {"p50": 0.02}},
@@ -2234,6 +2301,16 @@ for cfg, label in [(config, "the bundled model"), (llama_7b, "Llama-2-7B"), (gqa
             f"forward_cost({label}, batch={batch}, new_tokens={n}, context={c}, dtype_bytes={b}): expected "
             f"(flops, bytes) = ({want[0]:,}, {want[1]:,}), got ({got[0]:,}, {got[1]:,})"
         )
+        assert all(isinstance(v, int) for v in got), f"forward_cost({label}, ...) must return ints, got {got!r}"
+# A config object without a head_dim attribute: head_dim = hidden / heads.
+import types as _types
+bare_cfg = _types.SimpleNamespace(hidden_size=512, intermediate_size=1376, num_hidden_layers=3, num_attention_heads=8,
+                                  num_key_value_heads=2, vocab_size=1000)
+got_bare = forward_cost(bare_cfg, 2, 3, 10, 2)
+want_bare = _cost(bare_cfg, 2, 3, 10, 2)
+assert tuple(got_bare) == want_bare and all(isinstance(v, int) for v in got_bare), (
+    f"forward_cost(config without head_dim, so head_dim = 512 / 8 = 64): expected the ints {want_bare}, got {got_bare!r}"
+)
 # Roofline throughput and the ridge batch (H100-like: 989 TFLOP/s, 3.35 TB/s).
 peak, bw = 989e12, 3.35e12
 for cfg, c in [(llama_7b, 1), (llama_7b, 1024), (gqa_cfg, 64), (config, 128)]:
@@ -2250,6 +2327,13 @@ for cfg, c in [(llama_7b, 1), (llama_7b, 1024), (gqa_cfg, 64), (config, 128)]:
     want = next((b for b in range(1, limit + 1) if _compute_bound(b)), None)
     got = ridge_batch(cfg, c, peak, bw, max_batch=limit)
     assert got == want, f"ridge_batch(context={c}, max_batch={limit}): expected {want}, got {got}"
+# Exactly at the ridge: with peak and bandwidth equal to batch 8's FLOPs and bytes, both times are 1 s, and
+# "compute-bound" (flops / peak >= bytes / bw) holds at 8 first.
+f8, b8 = _cost(config, 8, 1, 16, 2)
+got8 = ridge_batch(config, 16, float(f8), float(b8))
+assert got8 == 8 and isinstance(got8, int), f"ridge_batch with peak = FLOPs and bandwidth = bytes of batch 8: expected 8, got {got8!r}"
+# Bandwidth so high that even batch 1 is compute-bound.
+assert ridge_batch(config, 16, 1e9, 1e18) == 1, f"ridge_batch with huge bandwidth: expected 1, got {ridge_batch(config, 16, 1e9, 1e18)}"
 # Llama-2-7B at a 1,024-token context never becomes compute-bound on this machine: the KV cache wins.
 assert ridge_batch(llama_7b, 1024, peak, bw) is None, "ridge_batch(Llama-2-7B, context 1024, H100): expected None (KV reads dominate)"
 ### END HIDDEN TESTS
