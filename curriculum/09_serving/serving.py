@@ -503,6 +503,8 @@ def generate_batch(model, prompts, max_new_tokens, pad_id):
     """Greedy decoding of all prompts in one left-padded batch with a KV cache (DynamicCache).
     One forward pass per new token: the prefill over the padded prompts, then one column per step
     with the grown attention mask and each row's next position. No early stop at end-of-sequence.
+    The model must receive the position_ids of left_pad, then each row's next position (a rotary model
+    would forgive wrong ones in its outputs; the test checks the positions themselves).
     Returns a list of B lists of max_new_tokens ints (the new tokens only)."""
     ### BEGIN SOLUTION
     input_ids, mask, positions = (t.to(model.device) for t in left_pad(prompts, pad_id))
@@ -553,12 +555,30 @@ for _ in range(5):
 # Five prompts from 1 to 30 tokens: every row equals its prompt decoded alone, and the batch equals
 # transformers' own batched generate on the same left-padded input.
 prompts_h = [prompt_at(40, 1), prompt_at(200, 4), prompt_at(900, 9), prompt_at(1500, 17), prompt_at(2500, 30)]
-fed = []
+fed, rope_positions = [], []
 hook = model.model.embed_tokens.register_forward_hook(lambda m, args, out: fed.append(args[0].numel()))
+# The position ids the model really received (rotary embeddings would forgive wrong ones in the outputs).
+rope_hook = model.model.rotary_emb.register_forward_hook(
+    lambda m, args, kwargs, out: rope_positions.append(kwargs.get("position_ids", args[1] if len(args) > 1 else None)),
+    with_kwargs=True)
 try:
     got_h = generate_batch(model, prompts_h, 10, PAD)
 finally:
     hook.remove()
+    rope_hook.remove()
+assert all(type(t) is int for row in got_h for t in row), "generate_batch must return lists of ints"
+_, _, want_pos0 = left_pad(prompts_h, PAD)
+assert rope_positions and rope_positions[0] is not None and rope_positions[0].cpu().tolist() == want_pos0.tolist(), (
+    f"generate_batch: the prefill must pass position_ids = left_pad's positions (each prompt counted from 0 over its "
+    f"own tokens); the model received {None if not rope_positions or rope_positions[0] is None else rope_positions[0].tolist()}"
+)
+lens_h = torch.tensor([len(p) for p in prompts_h])
+for step, pos in enumerate(rope_positions[1:], start=1):
+    want_step = (lens_h - 1 + step)[:, None].tolist()
+    assert pos is not None and pos.cpu().tolist() == want_step, (
+        f"generate_batch, decode step {step}: each row's new token must be at the position after its last one, "
+        f"{want_step}; the model received {None if pos is None else pos.cpu().tolist()}"
+    )
 refs = [sequential_greedy(model, p, 10) for p in prompts_h]
 for row, (p, (want, margins)) in enumerate(zip(prompts_h, refs, strict=True)):
     assert_same_tokens(got_h[row], want, margins, name=f"generate_batch row {row} (prompt of {len(p)} tokens) vs alone")
@@ -1042,6 +1062,40 @@ for parent_goes_on in (True, False):
     for seq_id in list(pf.block_tables):
         pf.free(seq_id)
     assert pf.num_free_blocks() == 32, f"every block must be free after freeing all sequences, {pf.num_free_blocks()} of 32 are"
+# Running dry while a copy is due: the copy of a shared, partly filled last block needs a free block too.
+pd = PagedKVCache(num_blocks=4, block_size=4, num_layers=1, num_kv_heads=1, head_dim=2)
+pd.add_sequence("p")
+pd.append_slots("p", 6)
+pd.fork("p", "c")
+try:
+    pd.append_slots("c", 7)  # a copy of block 2 + 2 new blocks = 3 > 2 free
+    raised = False
+except MemoryError:
+    raised = True
+assert raised, "append_slots needing a copy-on-write block and 2 new blocks with 2 free must raise MemoryError"
+assert pd.num_free_blocks() == 2 and pd.length("c") == 6 and pd.block_tables["c"] == pd.block_tables["p"], (
+    f"a failed append_slots must change nothing: free blocks {pd.num_free_blocks()} (expected 2), length "
+    f"{pd.length('c')} (expected 6), tables {pd.block_tables}"
+)
+pd.append_slots("c", 3)  # a copy + 1 new block = exactly the 2 free blocks
+assert pd.num_free_blocks() == 0 and pd.length("c") == 9, (
+    f"append_slots needing exactly the free blocks (a copy + 1 new) must succeed: {pd.num_free_blocks()} free, "
+    f"length {pd.length('c')}"
+)
+# The pool's dtype and device are the constructor's; the slots live on the pool's device.
+for dtype, dev in [(torch.bfloat16, "cpu"), (torch.float32, "meta")]:
+    pz = PagedKVCache(num_blocks=4, block_size=4, num_layers=2, num_kv_heads=1, head_dim=2, dtype=dtype, device=dev)
+    assert pz.k.dtype == dtype and pz.v.dtype == dtype and pz.k.device.type == dev and pz.v.device.type == dev, (
+        f"PagedKVCache(dtype={dtype}, device={dev!r}): the pool is {pz.k.dtype} on {pz.k.device}"
+    )
+    pz.add_sequence(0)
+    sz = pz.append_slots(0, 5)
+    assert sz.device.type == dev and sz.dtype == torch.long, (
+        f"append_slots on a pool on {dev!r}: expected long slots on {dev!r}, got {sz.dtype} on {sz.device}"
+    )
+    pz.write(1, sz, torch.ones(5, 1, 2, dtype=dtype, device=dev), torch.ones(5, 1, 2, dtype=dtype, device=dev))
+    kz, _ = pz.gather(1, 0)
+    assert tuple(kz.shape) == (5, 1, 2) and kz.dtype == dtype, f"gather on a {dtype} pool on {dev!r}: got {kz.dtype} {tuple(kz.shape)}"
 # Forking at a block boundary: nothing to copy, the next token opens a new block.
 pb = paged_cache(num_blocks=8, block_size=4)
 blk = _bytes_per_block(pb)
@@ -1233,7 +1287,7 @@ TRACE = [(i, TRACE_ARRIVALS[i], prompt_at(250 * i, TRACE_PROMPT_LENGTHS[i]), TRA
 class ContinuousBatcher:
     """Iteration-level scheduling: requests join and leave the batch between forward passes.
     model: a LlamaForCausalLM; cache: a KV cache with the interface of ContiguousKVCache;
-    max_batch: most requests in one forward pass. outputs[request_id]: its generated tokens so far.
+    max_batch: most requests in one forward pass. outputs[request_id]: its generated tokens so far (ints).
     tokens_processed: token positions fed to run_model; tokens_wasted: those fed for requests that
     already had all their tokens (always 0 here)."""
 
@@ -1423,6 +1477,9 @@ for trace, refs, max_batch, label in [(TRACE, trace_ref, 4, "TRACE"), (gap_trace
             hook.remove()
         for rid, _, p, n in trace:
             assert_same_tokens(outputs[rid], *refs[rid], name=f"{cls.__name__}(max_batch={max_batch}) on {label}, request {rid}")
+        assert all(type(t) is int for out in outputs.values() for t in out), (
+            f"{cls.__name__}: outputs must hold token ids as ints, got {next(iter(outputs.values()))!r}..."
+        )
         want_timeline, want_processed, want_wasted = _simulate(trace, max_batch, policy)
         got_timeline = [sorted(t) for t in timeline]
         first_bad = next((s for s, (g, w) in enumerate(zip(got_timeline, want_timeline)) if g != w),
@@ -1525,8 +1582,9 @@ DRAFT_LAYERS = [0, config.num_hidden_layers - 1]  # the draft: the first and the
 def speculative_generate(model, prompt, max_new_tokens, gamma, draft_layers=DRAFT_LAYERS):
     """Greedy speculative decoding of one prompt (a list of ids). The target is `model`; the draft
     runs the same model with only `draft_layers` (run_model(..., layers=draft_layers)); each has its
-    own ContiguousKVCache, rolled back with truncate.
-    Returns (tokens, stats): the max_new_tokens new token ids (equal to greedy decoding with the
+    own ContiguousKVCache, rolled back with truncate, so that the target is fed the prompt once and then,
+    per round, only the one token it has not cached and the proposals (nothing is recomputed).
+    Returns (tokens, stats): the max_new_tokens new token ids, ints (equal to greedy decoding with the
     target alone), and a dict of ints "target_calls", "draft_calls", "proposed", "accepted",
     "rejected" (rounds in which a proposal was rejected)."""
     ### BEGIN SOLUTION
@@ -1598,16 +1656,27 @@ def _replay(prompt, tokens, gamma):
     return want, near_tie
 for start, plen, n, gamma in [(1000, 20, 24, 4), (2200, 7, 17, 1), (3400, 33, 20, 6), (4100, 15, 1, 4), (4400, 9, 2, 3)]:
     prompt_h = prompt_at(start, plen)
-    layer_calls = {0: 0, 1: 0}
+    layer_calls, target_positions = {0: 0, 1: 0}, []
     hooks = [model.model.layers[i].mlp.register_forward_hook(
         lambda m, args, out, i=i: layer_calls.__setitem__(i, layer_calls[i] + 1)) for i in (0, 1)]
+    hooks.append(model.model.layers[1].mlp.register_forward_hook(
+        lambda m, args, out: target_positions.append(args[0].shape[-2])))
     try:
         got_tokens, got_stats = speculative_generate(model, prompt_h, n, gamma)
     finally:
         for h in hooks:
             h.remove()
     want_tokens, margins = sequential_greedy(model, prompt_h, n)
+    assert all(type(t) is int for t in got_tokens), f"speculative_generate must return a list of ints, got {got_tokens!r}"
     assert_same_tokens(got_tokens, want_tokens, margins, name=f"speculative_generate(prompt of {plen}, {n} tokens, gamma={gamma})")
+    # The target sees the prompt once, then per round the one token it has not cached and the proposals:
+    # rolling the caches back (not recomputing) is what makes verification cheap.
+    want_fed = plen + got_stats["proposed"] + got_stats["target_calls"] - 1
+    assert sum(target_positions) == want_fed, (
+        f"speculative_generate(prompt of {plen}, gamma={gamma}): the target should be fed {want_fed} token positions "
+        f"(the prompt, then per round its one uncached token and the proposals), it was fed {sum(target_positions)} "
+        f"in {len(target_positions)} calls"
+    )
     # Layer 1 runs only in the target, layer 0 in both (counted at their MLPs): the calls each model really made.
     target_calls, draft_calls = layer_calls[1], layer_calls[0] - layer_calls[1]
     assert got_stats["target_calls"] == target_calls and got_stats["draft_calls"] == draft_calls, (
@@ -2332,6 +2401,15 @@ for cfg, c in [(llama_7b, 1), (llama_7b, 1024), (gqa_cfg, 64), (config, 128)]:
 f8, b8 = _cost(config, 8, 1, 16, 2)
 got8 = ridge_batch(config, 16, float(f8), float(b8))
 assert got8 == 8 and isinstance(got8, int), f"ridge_batch with peak = FLOPs and bandwidth = bytes of batch 8: expected 8, got {got8!r}"
+# The default max_batch is 65,536: a ridge at 65,537 (bandwidth between the two batches' thresholds) is None.
+def _threshold_bw(b):
+    flops_b, bytes_b = _cost(config, b, 1, 16, 2)
+    return bytes_b * peak / flops_b  # compute-bound at batch b iff bandwidth >= this
+bw_65537 = (_threshold_bw(65536) + _threshold_bw(65537)) / 2
+assert ridge_batch(config, 16, peak, bw_65537, max_batch=70000) == 65537, "ridge_batch: expected 65537 with max_batch=70000"
+assert ridge_batch(config, 16, peak, bw_65537) is None, (
+    f"ridge_batch with its default max_batch=65536 and a ridge at 65,537: expected None, got {ridge_batch(config, 16, peak, bw_65537)}"
+)
 # Bandwidth so high that even batch 1 is compute-bound.
 assert ridge_batch(config, 16, 1e9, 1e18) == 1, f"ridge_batch with huge bandwidth: expected 1, got {ridge_batch(config, 16, 1e9, 1e18)}"
 # Llama-2-7B at a 1,024-token context never becomes compute-bound on this machine: the KV cache wins.
