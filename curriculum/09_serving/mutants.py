@@ -449,7 +449,7 @@ MUTANTS = [
             )
         ],
         SPEC,
-        "feeds the target only the newest token: after a fully accepted round it misses the last proposal",
+        "feeds the target only the newest token and the proposals: the prompt never reaches its cache",
     ),
     # --- 5b. speed-up formula -----------------------------------------------------------------
     _m(
