@@ -502,7 +502,8 @@ def left_pad(prompts, pad_id):
 def generate_batch(model, prompts, max_new_tokens, pad_id):
     """Greedy decoding of all prompts in one left-padded batch with a KV cache (DynamicCache).
     One forward pass per new token: the prefill over the padded prompts, then one column per step
-    with the grown attention mask and each row's next position. No early stop at end-of-sequence.
+    with the attention mask grown by one column of ones (it always covers exactly the cached and the new
+    tokens) and each row's next position. No early stop at end-of-sequence.
     The model must receive the position_ids of left_pad, then each row's next position (a rotary model
     would forgive wrong ones in its outputs; the test checks the positions themselves).
     Returns a list of B lists of max_new_tokens ints (the new tokens only)."""
@@ -555,8 +556,13 @@ for _ in range(5):
 # Five prompts from 1 to 30 tokens: every row equals its prompt decoded alone, and the batch equals
 # transformers' own batched generate on the same left-padded input.
 prompts_h = [prompt_at(40, 1), prompt_at(200, 4), prompt_at(900, 9), prompt_at(1500, 17), prompt_at(2500, 30)]
-fed, rope_positions = [], []
+fed, rope_positions, masks_seen = [], [], []
 hook = model.model.embed_tokens.register_forward_hook(lambda m, args, out: fed.append(args[0].numel()))
+def _record_mask(module, args, kwargs):
+    """The attention_mask of a model call, passed by keyword or as the second positional argument."""
+    mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
+    masks_seen.append(None if mask is None else tuple(mask.shape))
+mask_hook = model.register_forward_pre_hook(_record_mask, with_kwargs=True)
 # The position ids the model really received (rotary embeddings would forgive wrong ones in the outputs).
 rope_hook = model.model.rotary_emb.register_forward_hook(
     lambda m, args, kwargs, out: rope_positions.append(kwargs.get("position_ids", args[1] if len(args) > 1 else None)),
@@ -566,6 +572,13 @@ try:
 finally:
     hook.remove()
     rope_hook.remove()
+    mask_hook.remove()
+# The attention mask covers exactly the cached tokens and the new ones: 30 columns, then one more per step.
+want_masks = [(5, 30 + step) for step in range(10)]
+assert masks_seen == want_masks, (
+    f"generate_batch: the attention_mask passed at each step must be (5, 30), then grow by one column per step: "
+    f"expected shapes {want_masks}, got {masks_seen}"
+)
 assert all(type(t) is int for row in got_h for t in row), "generate_batch must return lists of ints"
 _, _, want_pos0 = left_pad(prompts_h, PAD)
 assert rope_positions and rope_positions[0] is not None and rope_positions[0].cpu().tolist() == want_pos0.tolist(), (
