@@ -1374,7 +1374,8 @@ class StaticBatcher(ContinuousBatcher):
 
     def step(self):
         """One forward pass of the current batch (or of a new batch's prompts).
-        Returns the (request_id, token) pairs appended to outputs, in batch order."""
+        Returns the (request_id, token) pairs appended to outputs, in batch order; with nothing to run,
+        [] without calling the model."""
         ### BEGIN SOLUTION
         if not self.running:
             while self.queue and len(self.running) < self.max_batch:
@@ -1405,6 +1406,16 @@ class StaticBatcher(ContinuousBatcher):
 
 # %% test id=test_static_visible points=1
 sb = StaticBatcher(model, contiguous_cache(), max_batch=2)
+calls_s = []
+hook_s = model.model.embed_tokens.register_forward_hook(lambda m, args, out: calls_s.append(1))
+try:
+    empty_step = sb.step()
+finally:
+    hook_s.remove()
+assert empty_step == [] and not calls_s, (
+    f"StaticBatcher.step() with no request must return [] without calling the model, got {empty_step} "
+    f"after {len(calls_s)} model call(s)"
+)
 outs_s, timeline_s = run_trace(sb, mini_trace)
 for rid, _, p, n in mini_trace:
     assert_same_tokens(outs_s[rid], *sequential_greedy(model, p, n), name=f"StaticBatcher, request {rid}")
