@@ -12,7 +12,8 @@
 #    the **ring all-reduce** (reduce-scatter then all-gather), and count its bytes;
 # 2. write **data parallelism (DDP) by hand**: broadcast the initial weights, average the
 #    gradients; after k steps every rank holds exactly what one process training on the
-#    whole batch holds, and what `torch.nn.parallel.DistributedDataParallel` computes;
+#    whole batch holds, and what `torch.nn.parallel.DistributedDataParallel` computes; then
+#    overlap communication with backward, in buckets started from gradient hooks, as DDP does;
 # 3. shard the optimizer state (**ZeRO stage 1**): each rank keeps AdamW's moments for
 #    1/N of the parameters only, and the result still equals unsharded AdamW;
 # 4. put numbers on it: parameters of the 7B and 70B Llama configurations, bytes per GPU
@@ -25,6 +26,7 @@
 # - explain what all-reduce, reduce-scatter, all-gather and broadcast do, and why a ring
 #   all-reduce sends 2(N−1)/N of the tensor per rank, whatever N is;
 # - write a data-parallel training step and prove it equal to single-process training;
+# - overlap gradient communication with the backward pass (buckets, hooks, async collectives);
 # - say which model states ZeRO-1, -2 and -3 shard and compute the bytes per GPU of each;
 # - estimate from first principles whether a model fits on a GPU and how long its gradient
 #   all-reduce must take at a given bandwidth;
@@ -182,7 +184,7 @@ def _ring_small(rank, world_size):
     sent = ring_all_reduce(x)
     return x, sent
 
-_out = run_distributed(_ring_small, 2, timeout=60)
+_out = run_distributed(_ring_small, 2, timeout=30)
 for _r, (_x, _sent) in enumerate(_out):
     # rank 0 holds [0..4], rank 1 [10..14]: the sum is [10, 12, 14, 16, 18] on both.
     assert_close(_x, torch.tensor([10.0, 12, 14, 16, 18]), rtol=0, atol=0, name=f"rank {_r}'s x after ring_all_reduce")
@@ -239,7 +241,7 @@ def _ring_case(rank, world_size, shape, dtype, seed):
 
 for _n_ranks, _shape, _dtype in [(2, (10,), torch.float32), (4, (1001,), torch.float32), (3, (7,), torch.float64),
                                  (4, (3,), torch.float32), (4, (6, 5), torch.float32), (1, (4,), torch.float32)]:
-    _out = run_distributed(_ring_case, _n_ranks, _shape, _dtype, 7, timeout=60)
+    _out = run_distributed(_ring_case, _n_ranks, _shape, _dtype, 7, timeout=30)
     _numel = math.prod(_shape)
     _item = torch.empty(0, dtype=_dtype).element_size()
     for _r, (_got, _expected, _sent) in enumerate(_out):
@@ -286,7 +288,8 @@ assert True
 # gradient hook as soon as the bucket is full, so that communication overlaps the rest of
 # the backward pass.
 #
-# **Exercise.** Write `broadcast_parameters(model)` and `average_gradients(model)`.
+# **Exercise.** Write `broadcast_parameters(model)` and `average_gradients(model)` (2b adds
+# the buckets).
 
 # %% answer id=ddp
 def broadcast_parameters(model):
@@ -399,6 +402,199 @@ for _n_ranks, _opt_name, _steps in [(2, "sgd", 4), (4, "adamw", 4)]:
                          name=f"{_n_ranks} ranks, {_opt_name}, {_steps} steps: rank {_r}'s {_k} vs one process")
             assert_close(_hand[_k], _ref[_k], rtol=1e-4, atol=1e-5,
                          name=f"{_n_ranks} ranks, {_opt_name}: rank {_r}'s {_k} vs torch DistributedDataParallel")
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# ### 2b. Buckets and overlap
+#
+# `average_gradients` waits for the whole backward pass, then runs one all-reduce per
+# parameter: the network idles while the cores compute, then the cores idle while the
+# network works, and many tiny messages each pay a fixed latency. `DistributedDataParallel`
+# fixes both. It groups the parameters, in the **reverse** order of `model.parameters()`
+# (roughly the order in which backward produces their gradients), into **buckets** of a
+# few MB, and registers an autograd hook on every parameter; when the last gradient of a
+# bucket has been accumulated, it flattens the bucket into one buffer and starts an
+# **asynchronous** all-reduce of it (`dist.all_reduce(buffer, async_op=True)` returns at
+# once, with a handle to `.wait()` on), while backward goes on with the earlier layers.
+# After backward, it waits for every bucket and copies the averages back into `.grad`.
+#
+# `p.register_post_accumulate_grad_hook(hook)` calls `hook(p)` right after `p.grad` has
+# been accumulated during backward.
+#
+# **Exercise.** Write `BucketedGradSync`.
+
+# %% answer id=buckets
+class BucketedGradSync:
+    """Averages the gradients of `model` across ranks during backward, in buckets, like
+    DistributedDataParallel. Every parameter that requires grad must get a gradient in
+    every backward pass (no unused parameters).
+
+    Buckets (self.buckets: list of lists of Parameters): take the parameters that require
+    grad in the reverse order of model.parameters(); append each to the current bucket,
+    but first close the current bucket if it is not empty and the parameter would take it
+    over `bucket_bytes` bytes (so a parameter larger than bucket_bytes gets a bucket of its
+    own). One hook per parameter (register_post_accumulate_grad_hook): when the last
+    gradient of a bucket arrives, start ONE dist.all_reduce(flat, async_op=True) of the
+    bucket's gradients flattened into one buffer, during backward, without waiting.
+    finish(): call after loss.backward() and before optimizer.step(); waits for every
+    bucket, and replaces each .grad in place by its mean over ranks; ready for the next
+    backward pass. One all_reduce per bucket per step, nothing else.
+    """
+
+    def __init__(self, model, bucket_bytes=2**20):
+        ### BEGIN SOLUTION
+        self.world_size = dist.get_world_size()
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.buckets, current, size = [], [], 0
+        for p in reversed(params):
+            nbytes = p.numel() * p.element_size()
+            if current and size + nbytes > bucket_bytes:
+                self.buckets.append(current)
+                current, size = [], 0
+            current.append(p)
+            size += nbytes
+        if current:
+            self.buckets.append(current)
+        bucket_of = {p: i for i, bucket in enumerate(self.buckets) for p in bucket}
+        self.arrived = [0] * len(self.buckets)
+        self.pending = []
+
+        def grad_ready(p):
+            i = bucket_of[p]
+            self.arrived[i] += 1
+            if self.arrived[i] == len(self.buckets[i]):
+                flat = torch.cat([q.grad.reshape(-1) for q in self.buckets[i]])
+                self.pending.append((i, flat, dist.all_reduce(flat, async_op=True)))
+
+        for p in params:
+            p.register_post_accumulate_grad_hook(grad_ready)
+        ### END SOLUTION
+
+    def finish(self):
+        ### BEGIN SOLUTION
+        for i, flat, work in self.pending:
+            work.wait()
+            flat.div_(self.world_size)
+            offset = 0
+            for q in self.buckets[i]:
+                q.grad.copy_(flat[offset:offset + q.numel()].view_as(q))
+                offset += q.numel()
+        self.pending = []
+        self.arrived = [0] * len(self.buckets)
+        ### END SOLUTION
+
+# %% test id=test_buckets_visible points=1
+def _deep_mlp(seed):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 3))
+
+
+def _buckets_small(rank, world_size, x, y):
+    model = _deep_mlp(0)
+    sync = BucketedGradSync(model, bucket_bytes=4 * 32 * 32)  # 4 KiB: the 32x32 weight fills a bucket
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    xs, ys = x.chunk(world_size), y.chunk(world_size)
+    for _ in range(2):
+        opt.zero_grad()
+        mlp_loss(model, xs[rank], ys[rank]).backward()
+        sync.finish()
+        opt.step()
+    return [[tuple(p.shape) for p in b] for b in sync.buckets], [p.detach() for p in model.parameters()]
+
+torch.manual_seed(2)
+_x, _y = torch.randn(8, 6), torch.randn(8, 3)
+_single = _deep_mlp(0)
+_opt = torch.optim.SGD(_single.parameters(), lr=0.1)
+for _ in range(2):
+    _opt.zero_grad()
+    mlp_loss(_single, _x, _y).backward()
+    _opt.step()
+_out = run_distributed(_buckets_small, 2, _x, _y, timeout=60)
+for _r, (_buckets, _params) in enumerate(_out):
+    for _i, (_g, _p) in enumerate(zip(_params, _single.parameters())):
+        assert_close(_g, _p.detach(), rtol=1e-5, atol=1e-6, name=f"rank {_r}'s parameter {_i} after 2 bucketed steps")
+# Reverse order: bias (3), weight (3, 32), bias (32) fit in 4 KiB together; the 32x32 weight
+# alone; then bias (32) and weight (32, 6) together.
+_expected = [[(3,), (3, 32), (32,)], [(32, 32)], [(32,), (32, 6)]]
+assert _out[0][0] == _expected, f"buckets (parameter shapes): expected {_expected}, got {_out[0][0]}"
+
+# %% test id=test_buckets_hidden points=2
+### BEGIN HIDDEN TESTS
+def _buckets_case(rank, world_size, x, y, bucket_bytes, steps):
+    model = _deep_mlp(5)
+    params = list(model.parameters())
+    sync = BucketedGradSync(model, bucket_bytes=bucket_bytes)
+    calls = []
+    real_all_reduce = dist.all_reduce
+
+    @functools.wraps(real_all_reduce)
+    def spy(tensor, *args, **kwargs):
+        # How many gradients backward has not produced yet when this all-reduce starts.
+        calls.append((tensor.numel(), sum(p.grad is None for p in params), kwargs.get("async_op", False)))
+        return real_all_reduce(tensor, *args, **kwargs)
+
+    opt = torch.optim.AdamW(params, lr=0.01)
+    xs, ys = x.chunk(world_size), y.chunk(world_size)
+    dist.all_reduce = spy
+    try:
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            mlp_loss(model, xs[rank], ys[rank]).backward()
+            sync.finish()
+            opt.step()
+    finally:
+        dist.all_reduce = real_all_reduce
+    ref = nn.parallel.DistributedDataParallel(_deep_mlp(5), bucket_cap_mb=bucket_bytes / 2**20)
+    opt_ref = torch.optim.AdamW(ref.parameters(), lr=0.01)
+    for _ in range(steps):
+        opt_ref.zero_grad(set_to_none=True)
+        mlp_loss(ref, xs[rank], ys[rank]).backward()
+        opt_ref.step()
+    return ([[p.numel() for p in b] for b in sync.buckets], calls, [p.detach() for p in params],
+            [p.detach() for p in ref.module.parameters()])
+
+
+def _expected_buckets(model, bucket_bytes):
+    buckets, current, size = [], [], 0
+    for p in reversed(list(model.parameters())):
+        if current and size + 4 * p.numel() > bucket_bytes:
+            buckets.append(current)
+            current, size = [], 0
+        current.append(p.numel())
+        size += 4 * p.numel()
+    return buckets + [current]
+
+
+for _n_ranks, _bucket_bytes in [(2, 600), (4, 5000), (2, 10**9)]:
+    torch.manual_seed(30 + _n_ranks)
+    _x, _y = torch.randn(4 * _n_ranks, 6), torch.randn(4 * _n_ranks, 3)
+    _single = _deep_mlp(5)
+    _opt = torch.optim.AdamW(_single.parameters(), lr=0.01)
+    for _ in range(3):
+        _opt.zero_grad()
+        mlp_loss(_single, _x, _y).backward()
+        _opt.step()
+    _expected = _expected_buckets(_single, _bucket_bytes)
+    _out = run_distributed(_buckets_case, _n_ranks, _x, _y, _bucket_bytes, 3, timeout=90)
+    for _r, (_buckets, _calls, _params, _ref) in enumerate(_out):
+        assert _buckets == _expected, (
+            f"bucket_bytes={_bucket_bytes}: buckets (numel of each parameter) expected {_expected}, got {_buckets}")
+        _per_step = [c[0] for c in _calls]
+        assert _per_step == [sum(b) for b in _expected] * 3, (
+            f"bucket_bytes={_bucket_bytes}, 3 steps: expected one dist.all_reduce per bucket per step, of "
+            f"{[sum(b) for b in _expected]} elements, got all-reduces of {_per_step}")
+        assert all(c[2] for c in _calls), f"rank {_r}: every bucket's all_reduce must be async_op=True, got {_calls}"
+        if len(_expected) > 1:
+            assert _calls[0][1] > 0, (
+                f"bucket_bytes={_bucket_bytes}: the first bucket's all-reduce must start during backward, while "
+                f"some gradients are still None; it started when {_calls[0][1]} were")
+        for _i, (_g, _p, _q) in enumerate(zip(_params, _single.parameters(), _ref)):
+            # AdamW divides by sqrt(v): float32 differences in the gradient sums grow a little.
+            assert_close(_g, _p.detach(), rtol=1e-4, atol=1e-5,
+                         name=f"{_n_ranks} ranks, buckets of {_bucket_bytes} B: rank {_r}'s parameter {_i} vs one process")
+            assert_close(_g, _q, rtol=1e-4, atol=1e-5,
+                         name=f"{_n_ranks} ranks: rank {_r}'s parameter {_i} vs torch DistributedDataParallel")
 ### END HIDDEN TESTS
 assert True
 

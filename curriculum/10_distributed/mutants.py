@@ -15,6 +15,7 @@ _m = EditedMutants(Path(__file__).resolve().parent / "distributed.py")
 
 RING = ("test_ring_visible", "test_ring_hidden")
 DDP = ("test_ddp_visible", "test_ddp_hidden")
+BUCKETS = ("test_buckets_visible", "test_buckets_hidden")
 ZERO = ("test_zero_visible", "test_zero_hidden")
 MODEL = ("test_model_visible", "test_model_hidden")
 
@@ -152,6 +153,53 @@ MUTANTS = [
         ],
         ("test_ddp_hidden",),
         "gives unused parameters a zero gradient: AdamW's weight decay then moves them",
+    ),
+    # --- 2b. buckets ---------------------------------------------------------------------
+    _m(
+        "buckets_after_backward",
+        "buckets",
+        [
+            (
+                "self.pending.append((i, flat, dist.all_reduce(flat, async_op=True)))",
+                "self.pending.append((i, flat, None))",
+            ),
+            ("            work.wait()\n", "            dist.all_reduce(flat)\n"),
+        ],
+        ("test_buckets_hidden",),
+        "fills the buckets in the hooks but all-reduces them only in finish(): no overlap with backward",
+    ),
+    _m(
+        "buckets_forward_order",
+        "buckets",
+        [("        for p in reversed(params):\n", "        for p in params:\n")],
+        BUCKETS,
+        "fills buckets in forward order: the first bucket is complete only at the end of backward",
+    ),
+    _m(
+        "buckets_no_mean",
+        "buckets",
+        [("            flat.div_(self.world_size)\n", "")],
+        BUCKETS,
+        "sums the bucket over ranks without dividing by the world size",
+    ),
+    _m(
+        "buckets_close_when_full",
+        "buckets",
+        [("if current and size + nbytes > bucket_bytes:", "if current and size >= bucket_bytes:")],
+        BUCKETS,
+        "closes a bucket only once it is already full, so buckets overshoot bucket_bytes",
+    ),
+    _m(
+        "buckets_not_reset",
+        "buckets",
+        [
+            (
+                "        self.pending = []\n        self.arrived = [0] * len(self.buckets)\n",
+                "        self.pending = []\n",
+            )
+        ],
+        BUCKETS,
+        "does not reset the arrival counts: from the second step on no bucket is ever complete",
     ),
     # --- 3. ZeRO-1 -----------------------------------------------------------------------------
     _m(
