@@ -573,7 +573,9 @@ def _expected_buckets(model, bucket_bytes):
     return buckets + [current]
 
 
-for _n_ranks, _bucket_bytes, _opt_name in [(2, 600, "adamw"), (4, 5000, "sgd"), (2, 10**9, "sgd")]:
+# Bucket sizes chosen so that a bucket fills exactly: 524 = 12 + 384 + 128 bytes (the last
+# layer's bias and weight, the previous bias), 896 = 128 + 768 (the first layer).
+for _n_ranks, _bucket_bytes, _opt_name in [(2, 524, "adamw"), (4, 896, "sgd"), (2, 10**9, "sgd")]:
     torch.manual_seed(30 + _n_ranks)
     _x, _y = torch.randn(4 * _n_ranks, 6), torch.randn(4 * _n_ranks, 3)
     _single = _deep_mlp(5)
@@ -603,6 +605,18 @@ for _n_ranks, _bucket_bytes, _opt_name in [(2, 600, "adamw"), (4, 5000, "sgd"), 
                               f"parameter {_i} vs one process")
             assert_close(_g, _q, rtol=1e-4, atol=1e-5,
                          name=f"{_n_ranks} ranks: rank {_r}'s parameter {_i} vs torch DistributedDataParallel")
+
+
+def _default_buckets(rank, world_size):
+    model = nn.Sequential(nn.Linear(300, 600), nn.Linear(600, 300))  # 723.6 KB + 722.4 KB of float32
+    return [[p.numel() for p in b] for b in BucketedGradSync(model).buckets]
+
+
+# The default bucket_bytes, 2**20: the second layer and the first bias fit, the first weight does not.
+_default = run_distributed(_default_buckets, 1, timeout=60)[0]
+assert _default == [[300, 180000, 600], [180000]], (
+    f"BucketedGradSync(model) with the default bucket_bytes=2**20: expected buckets of "
+    f"[[300, 180000, 600], [180000]] elements, got {_default}")
 ### END HIDDEN TESTS
 assert True
 
@@ -739,20 +753,20 @@ def _zero_params(seed):
             nn.Parameter(torch.randn(1))]  # P = 35 + 5 + 28 + 1 = 69
 
 
-def _zero_grads(params, step):
+def _zero_grads(params, step, scale):
     torch.manual_seed(1000 + step)
-    grads = [torch.randn_like(p) * 10 ** (i - 2) for i, p in enumerate(params)]  # scales from 0.01 to 10
+    grads = [scale * torch.randn_like(p) * 10 ** (i - 2) for i, p in enumerate(params)]  # 0.01 to 10, times scale
     return grads
 
 
-def _zero_case(rank, world_size, kwargs, steps, make):
+def _zero_case(rank, world_size, kwargs, steps, make, scale):
     params = make()
     ids = [id(p) for p in params]
     opt = ShardedAdamW(params, **kwargs)
     for step in range(steps):
         opt.zero_grad()
         assert all(p.grad is None for p in params), "zero_grad() must set every .grad to None"
-        for p, g in zip(params, _zero_grads(params, step)):
+        for p, g in zip(params, _zero_grads(params, step, scale)):
             p.grad = g
         opt.step()
     assert [id(p) for p in params] == ids
@@ -760,24 +774,27 @@ def _zero_case(rank, world_size, kwargs, steps, make):
     return [p.detach() for p in params], sum(t.numel() * t.element_size() for t in state), [t.dtype for t in state]
 
 
-for _n_ranks, _kwargs, _make in [(2, {}, functools.partial(_zero_params, 3)),
-                                 (4, {"lr": 0.05, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.3},
-                                  functools.partial(_zero_params, 4)),
-                                 (3, {"lr": 0.02}, functools.partial(_zero_params, 5)),
-                                 (4, {"lr": 0.1}, lambda: [nn.Parameter(torch.tensor([1.0, -2.0]))])]:
+# Gradients of 1e-10 to 1e-7 make eps (default 1e-8) matter as much as sqrt(v).
+for _n_ranks, _kwargs, _make, _scale in [(2, {}, functools.partial(_zero_params, 3), 1.0),
+                                         (4, {"lr": 0.05, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.3},
+                                          functools.partial(_zero_params, 4), 1.0),
+                                         (3, {"lr": 0.02}, functools.partial(_zero_params, 5), 1.0),
+                                         (2, {}, functools.partial(_zero_params, 6), 1e-8),
+                                         (4, {"lr": 0.1}, lambda: [nn.Parameter(torch.tensor([1.0, -2.0]))], 1.0)]:
     _params = _make()
     _total = sum(p.numel() for p in _params)
     _opt = torch.optim.AdamW(_params, **_kwargs)
     for _step in range(5):
         _opt.zero_grad()
-        for _p, _g in zip(_params, _zero_grads(_params, _step)):
+        for _p, _g in zip(_params, _zero_grads(_params, _step, _scale)):
             _p.grad = _g
         _opt.step()
-    _out = run_distributed(_zero_case, _n_ranks, _kwargs, 5, _make, timeout=60)
+    _out = run_distributed(_zero_case, _n_ranks, _kwargs, 5, _make, _scale, timeout=60)
     for _r, (_got, _bytes, _dtypes) in enumerate(_out):
         for _i, (_g, _p) in enumerate(zip(_got, _params)):
             assert_close(_g, _p.detach(), rtol=1e-5, atol=1e-6,
-                         name=f"{_n_ranks} ranks, AdamW{_kwargs}: rank {_r}'s parameter {_i} after 5 steps vs AdamW")
+                         name=f"{_n_ranks} ranks, AdamW{_kwargs}, gradients x {_scale}: rank {_r}'s parameter {_i} "
+                              f"after 5 steps vs AdamW")
         assert all(d == torch.float32 for d in _dtypes), f"rank {_r}: optimizer state must be float32, got {_dtypes}"
         _cap = 8 * -(-_total // _n_ranks)
         assert _bytes <= _cap, (
@@ -846,7 +863,8 @@ def llama_parameters(config):
 def bytes_per_gpu(n_params, n_gpus, strategy):
     """Bytes of model states (bf16 parameters and gradients, float32 AdamW master weights
     and moments) per GPU for strategy "ddp", "zero1", "zero2", "zero3" or "tp" (tensor
-    parallelism of degree n_gpus), by the table above; no activations. Returns a float.
+    parallelism of degree n_gpus), by the table above; no activations. Returns a number
+    (a float in general: 12 Psi / N need not be whole).
     Raises ValueError for any other strategy."""
     ### BEGIN SOLUTION
     psi, n = n_params, n_gpus
