@@ -16,7 +16,8 @@
 #    overlap communication with backward, in buckets started from gradient hooks, as DDP does;
 # 3. shard the optimizer state (**ZeRO stage 1**): each rank keeps AdamW's moments for
 #    1/N of the parameters only, and the result still equals unsharded AdamW;
-# 4. put numbers on it: parameters of the 7B and 70B Llama configurations, bytes per GPU
+# 4. run a model cut into pipeline stages, one per rank, on micro-batches (GPipe);
+# 5. put numbers on it: parameters of the 7B and 70B Llama configurations, bytes per GPU
 #    under DDP, ZeRO-1/2/3 and tensor parallelism, the time an all-reduce must take, and
 #    the idle "bubble" of pipeline parallelism.
 #
@@ -30,7 +31,8 @@
 # - say which model states ZeRO-1, -2 and -3 shard and compute the bytes per GPU of each;
 # - estimate from first principles whether a model fits on a GPU and how long its gradient
 #   all-reduce must take at a given bandwidth;
-# - compute the pipeline bubble (p−1)/(m+p−1) and choose a number of micro-batches.
+# - run a GPipe forward pass across ranks, and compute its bubble (p−1)/(m+p−1) to
+#   choose a number of micro-batches.
 #
 # ## Prerequisites
 #
@@ -810,7 +812,126 @@ for _n_ranks, _kwargs, _make, _scale in [(2, {}, functools.partial(_zero_params,
 assert True
 
 # %% [markdown]
-# ## 4. The memory and communication model
+# ## 4. Pipeline parallelism: GPipe micro-batches
+#
+# Pipeline parallelism cuts the *stack of layers* into $p$ **stages**, one per rank: rank 0
+# runs the first layers and sends its activations to rank 1, which runs the next ones, and so
+# on. Sent as one batch, only one rank works at a time. GPipe (Huang et al., 2019) cuts the
+# batch into $m$ **micro-batches**: while rank 1 works on micro-batch $j$, rank 0 already
+# computes micro-batch $j+1$. Each stage then idles only while the pipeline fills and drains,
+# $p - 1$ of the $m + p - 1$ time slots: the **bubble** $(p-1)/(m+p-1)$ (section 5 plots it).
+#
+# ```
+# time slot:   1    2    3    4    5          (p = 2 stages, m = 4 micro-batches, forward)
+# rank 0:     F1   F2   F3   F4   --
+# rank 1:     --   F1   F2   F3   F4
+# ```
+#
+# Here every stage keeps the width $d$ of its input, so a rank knows the shape of what it
+# will receive. Send with `dist.isend` (rank 0 goes on computing while the message travels)
+# and keep each sent tensor alive until its request has been waited on.
+#
+# **Exercise.** Write `gpipe_forward(stage, x, micro_batches)` (forward only).
+
+# %% answer id=gpipe
+def gpipe_forward(stage, x, micro_batches):
+    """GPipe forward pass over all ranks, without autograd (under torch.no_grad()).
+
+    stage: this rank's module (rank r holds the r-th stage); maps (b, d) to (b, d).
+    x: (batch, d) float32 input, the same on every rank (only rank 0 uses its values;
+    the others use its shape). micro_batches: m, 1 <= m <= batch; the micro-batches are
+    torch.tensor_split(x, m) (sizes differ by at most one).
+    For each micro-batch in order: rank 0 applies its stage to it; rank r > 0 receives its
+    input from rank r - 1 (dist.recv or dist.irecv), applies its stage; every rank but the
+    last sends the result to rank r + 1 (dist.send or dist.isend), one message per
+    micro-batch (m sends per rank, batch x d elements in all).
+    Returns: on the last rank, the (batch, d) output, the same as applying every stage in
+    turn to x; None on the other ranks.
+    """
+    ### BEGIN SOLUTION
+    rank, n = dist.get_rank(), dist.get_world_size()
+    outputs, in_flight = [], []
+    with torch.no_grad():
+        for chunk in torch.tensor_split(x, micro_batches):
+            if rank == 0:
+                h = chunk
+            else:
+                h = torch.empty_like(chunk)
+                dist.recv(h, src=rank - 1)
+            h = stage(h)
+            if rank < n - 1:
+                in_flight.append((h, dist.isend(h, dst=rank + 1)))
+            else:
+                outputs.append(h)
+        for _, request in in_flight:
+            request.wait()
+    return torch.cat(outputs) if rank == n - 1 else None
+    ### END SOLUTION
+
+# %% test id=test_gpipe_visible points=1
+def _stage(rank):
+    torch.manual_seed(50 + rank)
+    return nn.Sequential(nn.Linear(4, 4), nn.Tanh())
+
+
+def _gpipe_small(rank, world_size, x):
+    return gpipe_forward(_stage(rank), x, 3)
+
+_x = torch.randn(6, 4)
+with torch.no_grad():
+    _expected = _stage(1)(_stage(0)(_x))
+_out = run_distributed(_gpipe_small, 2, _x, timeout=30)
+assert _out[0] is None, f"rank 0 (not the last stage) must return None, got {_out[0]}"
+# The same matrix products, row by row, on micro-batches of 2 rows instead of 6.
+assert_close(_out[1], _expected, rtol=1e-6, atol=1e-6, name="gpipe_forward on 2 ranks, 3 micro-batches (last rank)")
+
+# %% test id=test_gpipe_hidden points=2
+### BEGIN HIDDEN TESTS
+def _gpipe_case(rank, world_size, x, m):
+    sends = []
+    real = {name: getattr(dist, name) for name in ("send", "isend")}
+
+    def counting(name):
+        @functools.wraps(real[name])
+        def send(tensor, *args, **kwargs):
+            sends.append(tensor.shape[0])
+            return real[name](tensor, *args, **kwargs)
+        return send
+
+    for name in real:
+        setattr(dist, name, counting(name))
+    try:
+        out = gpipe_forward(_stage(rank), x, m)
+    finally:
+        for name, fn in real.items():
+            setattr(dist, name, fn)
+    return out, sends
+
+
+for _n_ranks, _batch, _m in [(2, 7, 4), (4, 8, 8), (3, 5, 1), (4, 9, 2)]:
+    torch.manual_seed(_batch)
+    _x = torch.randn(_batch, 4)
+    with torch.no_grad():
+        _expected = _x
+        for _r in range(_n_ranks):
+            _expected = _stage(_r)(_expected)
+    _out = run_distributed(_gpipe_case, _n_ranks, _x, _m, timeout=30)
+    _sizes = [len(c) for c in torch.tensor_split(_x, _m)]
+    for _r, (_y, _sends) in enumerate(_out):
+        if _r < _n_ranks - 1:
+            assert _y is None, f"{_n_ranks} ranks: rank {_r} is not the last stage and must return None, got {_y}"
+            assert _sends == _sizes, (
+                f"{_n_ranks} ranks, batch {_batch}, {_m} micro-batches: rank {_r} must send one message per "
+                f"micro-batch, of {_sizes} rows, in order; sent messages of {_sends} rows")
+        else:
+            assert _sends == [], f"the last rank sends nothing, it sent messages of {_sends} rows"
+            assert_close(_y, _expected, rtol=1e-6, atol=1e-6,
+                         name=f"gpipe_forward on {_n_ranks} ranks, batch {_batch}, {_m} micro-batches")
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# ## 5. The memory and communication model
 #
 # **Parameters of a Llama.** With hidden size $h$, MLP size $f$, $L$ layers, $a$ attention
 # heads of size $d$ (`head_dim`, which is $h/a$ unless the config says otherwise), $k$

@@ -17,6 +17,7 @@ RING = ("test_ring_visible", "test_ring_hidden")
 DDP = ("test_ddp_visible", "test_ddp_hidden")
 BUCKETS = ("test_buckets_visible", "test_buckets_hidden")
 ZERO = ("test_zero_visible", "test_zero_hidden")
+GPIPE = ("test_gpipe_visible", "test_gpipe_hidden")
 MODEL = ("test_model_visible", "test_model_hidden")
 
 _RING_VIA_ROOT = '''def ring_all_reduce(x):
@@ -249,7 +250,41 @@ MUTANTS = [
         ZERO,
         "never all-gathers: each rank writes back only its own updated shard, stale values elsewhere",
     ),
-    # --- 4. the memory model ---------------------------------------------------------------------
+    # --- 4. GPipe ------------------------------------------------------------------------------
+    _m(
+        "gpipe_whole_batch",
+        "gpipe",
+        [("for chunk in torch.tensor_split(x, micro_batches):", "for chunk in [x]:")],
+        ("test_gpipe_hidden",),
+        "sends the whole batch in one message: right output, but no pipelining at all",
+    ),
+    _m(
+        "gpipe_last_micro_batch_only",
+        "gpipe",
+        [
+            (
+                "return torch.cat(outputs) if rank == n - 1 else None",
+                "return outputs[-1] if rank == n - 1 else None",
+            )
+        ],
+        GPIPE,
+        "the last rank returns the output of the last micro-batch only",
+    ),
+    _m(
+        "gpipe_split_by_size",
+        "gpipe",
+        [("torch.tensor_split(x, micro_batches)", "x.split(micro_batches)")],
+        ("test_gpipe_hidden",),
+        "x.split(m) cuts micro-batches OF m rows, not m micro-batches",
+    ),
+    _m(
+        "gpipe_with_autograd",
+        "gpipe",
+        [("    with torch.no_grad():\n", "    if True:\n")],
+        GPIPE,
+        "runs the stages with autograd on: the output carries a graph it cannot send back",
+    ),
+    # --- 5. the memory model ---------------------------------------------------------------------
     _m(
         "params_no_gqa",
         "model",
