@@ -884,6 +884,7 @@ _out = run_distributed(_gpipe_small, 2, _x, timeout=30)
 assert _out[0] is None, f"rank 0 (not the last stage) must return None, got {_out[0]}"
 # The same matrix products, row by row, on micro-batches of 2 rows instead of 6.
 assert_close(_out[1], _expected, rtol=1e-6, atol=1e-6, name="gpipe_forward on 2 ranks, 3 micro-batches (last rank)")
+assert not _out[1].requires_grad, "gpipe_forward runs without autograd (torch.no_grad()): its output requires grad"
 
 # %% test id=test_gpipe_hidden points=2
 ### BEGIN HIDDEN TESTS
@@ -927,6 +928,7 @@ for _n_ranks, _batch, _m in [(2, 7, 4), (4, 8, 8), (3, 5, 1), (4, 9, 2)]:
             assert _sends == [], f"the last rank sends nothing, it sent messages of {_sends} rows"
             assert_close(_y, _expected, rtol=1e-6, atol=1e-6,
                          name=f"gpipe_forward on {_n_ranks} ranks, batch {_batch}, {_m} micro-batches")
+            assert not _y.requires_grad, f"{_n_ranks} ranks: gpipe_forward must run under torch.no_grad()"
 ### END HIDDEN TESTS
 assert True
 
