@@ -37,12 +37,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from graders import cells
+from graders import cells, settings
 from graders.authoring.mutants import Mutant, load_mutants
 from graders.grading.course import KERNEL_NAME, write_kernelspec
 from graders.grading.units import Unit, get_unit
 from graders.notebook.kernel import KERNEL_ENV
 
+LONG_KERNEL_SECONDS = 7 * 24 * 3600
 _SNAPSHOT = "__llmlabs_namespace_snapshot"
 SAVE = f"{_SNAPSHOT} = dict(get_ipython().user_ns)"
 RESTORE = (
@@ -193,10 +194,21 @@ def shared_kernel(unit: Unit, cell_timeouts: Callable[[int], float] | None = Non
         os.environ["JUPYTER_PATH"] = str(spec_root / ".llmlabs" / "jupyter")
         for key, value in KERNEL_ENV.items():
             os.environ.setdefault(key, value)
+        # One kernel grades hundreds of mutants: the sandbox's whole-notebook wall and CPU
+        # limits would kill it part-way (and each restart re-runs the reference), while
+        # the per-cell timeouts already bound every mutant.
+        names = [settings.LIMITS[limit].env for limit in ("notebook_seconds", "cpu_seconds")]
+        saved = {name: os.environ.get(name) for name in names}
+        for name in names:
+            os.environ.setdefault(name, str(LONG_KERNEL_SECONDS))
         work = Path(tmp) / "work"
         work.mkdir()
-        with SharedKernel(unit, work, cell_timeouts).running() as kernel:
-            yield kernel
+        try:
+            with SharedKernel(unit, work, cell_timeouts).running() as kernel:
+                yield kernel
+        finally:
+            for name in [n for n, old in saved.items() if old is None]:
+                os.environ.pop(name, None)
 
 
 def run_mutants(

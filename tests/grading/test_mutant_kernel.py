@@ -3,6 +3,8 @@ before it: grading in reverse order gives the same scores (graders.authoring.mut
 
 from __future__ import annotations
 
+import os
+
 from graders.authoring.build import parse_cells, render
 from graders.authoring.mutant_kernel import run_mutants
 from graders.authoring.mutants import Mutant
@@ -115,3 +117,29 @@ def test_a_kill_by_the_tight_time_limit_is_graded_again_with_cell_timeout(tmp_pa
     verdicts = mutation_score.grade_automutants(unit, [slower, stuck], use_cache=False, progress=said.append)
     assert [v.killed for v in verdicts] == [False, True], (verdicts, said)
     assert sum("graded again" in line for line in said) == 2, said
+
+
+def test_the_shared_kernel_outlives_the_whole_notebook_limits(tmp_path, monkeypatch):
+    # Hundreds of mutants in one kernel add up to more than one notebook's wall and CPU
+    # time; the per-cell timeouts bound each mutant instead. The caller's env is restored.
+    from graders import settings
+    from graders.authoring.mutant_kernel import LONG_KERNEL_SECONDS, shared_kernel
+
+    wall = settings.LIMITS["notebook_seconds"].env
+    monkeypatch.delenv(wall, raising=False)
+    monkeypatch.setenv(settings.LIMITS["cpu_seconds"].env, "5000")  # an explicit choice is kept
+    nb = {
+        "cells": parse_cells(SLOW_TEXT),
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (tmp_path / "slow.ipynb").write_text(render(nb))
+    unit = Unit(
+        name="slow", number=0, title="slow", minutes=1, device="CPU", directory=tmp_path, cell_timeout=8
+    )
+    with shared_kernel(unit) as kernel:
+        assert kernel.reference_scores == {"test_pause": 1.0}
+        assert os.environ[wall] == str(LONG_KERNEL_SECONDS)
+        assert os.environ[settings.LIMITS["cpu_seconds"].env] == "5000"
+    assert wall not in os.environ
