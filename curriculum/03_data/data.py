@@ -50,8 +50,9 @@
 # ## Time, device, skills
 #
 # - **Time:** about 4 hours.
-# - **Device:** CPU. The whole notebook runs in about two minutes on 2 cores; only the packing
-#   exercise runs the tiny Llama, on a CUDA GPU when one is present.
+# - **Device:** CPU. The whole notebook runs in under a minute on 2 idle cores (about two minutes
+#   on a busy machine); only the packing exercise runs the tiny Llama, on a CUDA GPU when one is
+#   present.
 # - **Skills practised** (see the course skill map): *Data* (tokenisation, normalisation,
 #   quality filtering, exact and near de-duplication, decontamination, packing); *Probability
 #   and statistics* (MinHash as an unbiased estimator, its standard error, the LSH S-curve);
@@ -1108,6 +1109,8 @@ checks = [
     (duplicate_ngram_fraction([], 5), 0.0, "duplicate_ngram_fraction([], 5)"),
     (duplicate_ngram_fraction("aa b c d e aa b c d e aa b c d e".split(), 5), 12 / 18, "duplicate_ngram_fraction of a 3x repeat"),
     (duplicate_ngram_fraction("long b c d e f long b c d e".split(), 5), 8 / 17, "duplicate_ngram_fraction counts characters, not words"),
+    (duplicate_ngram_fraction("a b c d e f a b c d e f g h i j k l m".split(), 5), 6 / 19,
+     "duplicate_ngram_fraction('a b c d e f a b c d e f g h i j k l m', 5): two overlapping repeats cover words 6-11"),
 ]
 for got_h, want_h, name in checks:
     assert_scalar_close(got_h, want_h, rtol=1e-12, atol=0, name=name)
@@ -1120,6 +1123,12 @@ assert sig_h["stop_words"] == 3, f"stop words of 'Theme thereof: to be... or… 
 assert_scalar_close(sig_h["symbol_ratio"], 3 / 12, rtol=1e-12, atol=0, name="symbol_ratio with '...', '…' and '#'")
 assert_scalar_close(sig_h["mean_word_length"], 37 / 12, rtol=1e-12, atol=0, name="mean_word_length (characters of words, no spaces)")
 assert sig_h["n_words"] == 12, f"n_words of the test text: expected 12, got {sig_h['n_words']}"
+assert_scalar_close(quality_signals("#")["symbol_ratio"], 1.0, rtol=1e-12, atol=0, name="symbol_ratio('#'): 1 symbol / 1 word")
+assert_scalar_close(quality_signals("... …")["symbol_ratio"], 1.0, rtol=1e-12, atol=0, name="symbol_ratio('... …'): 2 symbols / 2 words")
+assert_scalar_close(quality_signals("a b c d e x a b c d e")["dup_5gram_fraction"], 5 / 11, rtol=1e-12, atol=0,
+                    name="quality_signals('a b c d e x a b c d e')['dup_5gram_fraction'] (5-grams)")
+assert_scalar_close(quality_signals("ab cd ab cd ab")["top_2gram_fraction"], 8 / 10, rtol=1e-12, atol=0,
+                    name="quality_signals('ab cd ab cd ab')['top_2gram_fraction'] (2-grams)")
 assert_scalar_close(sig_h["dup_line_fraction"], 1 / 4, rtol=1e-12, atol=0, name="dup_line_fraction (stripped, blank lines ignored)")
 # The thresholds are inclusive.
 on_edge = " ".join(["abc"] * 2 + ["the", "and"] + [f"w{i:02d}" for i in range(46)])
@@ -1518,6 +1527,14 @@ for threshold, num_perm, weights in [(0.8, 128, (0.5, 0.5)), (0.7, 64, (0.5, 0.5
             f"choose_bands({threshold}, num_perm={num_perm}, weights={weights}): datasketch's MinHashLSH chooses "
             f"{want} (error {_err(want):.6f}), got {got} (error {_err(got) if got[0] * got[1] <= num_perm else 'b*r too large'})"
         )
+# The corners: one band of all rows for a high threshold, one row per band for a low one
+# (datasketch's own search, which MinHashLSH refuses to use with fewer than 2 bands).
+from datasketch.lsh import _optimal_param
+
+for threshold, num_perm in [(0.95, 16), (0.05, 16), (0.1, 16), (0.01, 16), (0.2, 4)]:
+    got = tuple(int(v) for v in choose_bands(threshold, num_perm))
+    want = _optimal_param(threshold, num_perm, 0.5, 0.5)
+    assert got == want, f"choose_bands({threshold}, num_perm={num_perm}): datasketch's search gives {want}, got {got}"
 ### END HIDDEN TESTS
 assert True
 
@@ -1641,9 +1658,11 @@ assert True
 class UnionFind:
     """Disjoint sets over 0 .. n-1.
 
-    find(x): the root (representative) of x's group; iterative, with path compression.
-    union(x, y): merge the groups of x and y (union by size); returns True if they were
-    different groups, False if already together.
+    self.parent: a list; parent[x] is x's parent (a root is its own parent).
+    find(x): the root (representative) of x's group; iterative, with path compression (afterwards
+    every node on the path from x has the root as its parent).
+    union(x, y): merge the groups of x and y by size (the root of the group with more members
+    becomes the root of both); returns True if they were different groups, False if already together.
     groups(): the groups as a list of sorted lists of ints, ordered by their smallest member.
     """
 
@@ -1721,6 +1740,27 @@ for n_u, m_u in [(50, 30), (300, 200), (1000, 1500), (1, 0)]:
         f"of {n_u} must return True {n_u - len(want)} times, got {merged}"
     )
     assert uf_h.groups() == want, f"UnionFind({n_u}) with {m_u} random unions: groups differ from connected components"
+# Union by size: the bigger group's root stays the root, whichever argument it is.
+for order in ((0, 4), (4, 0)):
+    uf_s = UnionFind(7)
+    uf_s.union(4, 5)
+    uf_s.union(6, 4)
+    uf_s.union(0, 1)
+    big_root = uf_s.find(5)
+    uf_s.union(*order)
+    assert uf_s.find(0) == big_root, (
+        f"UnionFind.union{order}: the root of the group of 3 ({big_root}) must become the root of the merged group "
+        f"of 5 (union by size), got {uf_s.find(0)}"
+    )
+# Path compression: after find, every node points at its root.
+uf_p = UnionFind(8)
+for a, b in [(0, 1), (2, 3), (0, 2), (4, 5), (6, 7), (4, 6), (0, 4)]:
+    uf_p.union(a, b)
+for x in range(8):
+    uf_p.find(x)
+assert all(uf_p.parent[x] == uf_p.parent[uf_p.parent[x]] for x in range(8)), (
+    f"UnionFind.find must compress paths: after find(x) for every x, each parent must be a root; parent = {uf_p.parent}"
+)
 # Long chains, both ways round: no recursion limit, and no quadratic walk along the chain.
 for order in ("forward", "backward"):
     n_c = 20_000
@@ -1745,8 +1785,9 @@ assert True
 def near_duplicate_groups(signatures, b, r, threshold, similarity=jaccard_estimate):
     """Groups of near-duplicate documents.
 
-    Finds the LSH candidate pairs (lsh_candidates), calls similarity(signatures[i], signatures[j])
-    exactly once per candidate pair, links i and j when the result is >= threshold, and returns
+    Finds the LSH candidate pairs (i, j), i < j (lsh_candidates), calls
+    similarity(signatures[i], signatures[j]) exactly once per candidate pair, in that argument
+    order, links i and j when the result is >= threshold, and returns
     the union-find groups (UnionFind(n_docs).groups(): every document appears in exactly one
     group, singletons included).
     """
@@ -1808,6 +1849,16 @@ assert len(strong) >= 30 and found >= 0.95 * len(strong), (
 assert near_duplicate_groups(sigs_nv, 2, 2, 0.75) == [[0, 1, 2], [3]], "near_duplicate_groups: estimate == threshold links"
 assert near_duplicate_groups(sigs_nv, 2, 2, 0.5, similarity=lambda a, b: 0.0) == [[0], [1], [2], [3]], (
     "near_duplicate_groups must use the similarity function it is given"
+)
+calls_nv = []
+def _recording(a, b):
+    rows = [next(k for k in range(len(sigs_nv)) if np.array_equal(sigs_nv[k], v)) for v in (a, b)]
+    calls_nv.append(tuple(rows))
+    return 1.0
+near_duplicate_groups(sigs_nv, 2, 2, 0.5, similarity=_recording)
+assert sorted(calls_nv) == [(0, 1), (0, 2), (1, 2)], (
+    f"near_duplicate_groups must call similarity(signatures[i], signatures[j]) with i < j, once per candidate pair; "
+    f"got calls for rows {calls_nv}"
 )
 ### END HIDDEN TESTS
 assert True
@@ -1967,7 +2018,7 @@ for n in (13, 8):
 # ## 8. Packing documents for pre-training
 #
 # A training batch is a tensor `(rows, seq_len)`, but documents have all lengths: in this corpus
-# from 20 to over 1,500 tokens. Giving each document its own row and **padding** it to `seq_len`
+# from 16 to 1,714 tokens, with a median of about 60. Giving each document its own row and **padding** it to `seq_len`
 # wastes every padded position (the model computes on it and the loss ignores it). **Packing**
 # instead concatenates the documents, each followed by `<eos>`, and cuts the stream into rows of
 # exactly `seq_len` tokens: almost no padding, and a document may continue into the next row.
@@ -2074,7 +2125,10 @@ for trial in range(30):
             assert pos[t] == want_pos, f"pack_documents: position_ids row {r} = {pos} for segments {seg_r} (docs {docs_p}, seq_len {seq})"
             want_lab = ids_r[t + 1] if t + 1 < seq and seg_r[t] >= 0 and seg_r[t + 1] == seg_r[t] else -100
             assert lab[t] == want_lab, f"pack_documents: labels row {r} = {lab} for ids {ids_r}, segments {seg_r}"
-assert pack_documents([], 4, 1, 2)["input_ids"].shape == (0, 4), "pack_documents([]) must give 0 rows"
+empty_p = pack_documents([], 4, 1, 2)
+assert all(v.shape == (0, 4) and v.dtype == torch.long for v in empty_p.values()), (
+    f"pack_documents([]) must give 0 rows of int64 tensors, got {[(tuple(v.shape), v.dtype) for v in empty_p.values()]}"
+)
 ### END HIDDEN TESTS
 assert True
 
@@ -2141,6 +2195,11 @@ print(f"{checked} tokens checked, largest per-token loss difference {worst:.2e}"
 assert worst < 1e-3, (
     f"packed forward with packed_attention_mask vs each document on its own: per-token losses differ by up to "
     f"{worst:.3g} (expected < 1e-3): tokens must not attend to other documents or to later tokens"
+)
+# The mask is made on the device of the segment ids (the meta device has shapes but no data).
+meta_mask = packed_attention_mask(torch.zeros(2, 5, dtype=torch.long, device="meta"), torch.float16)
+assert meta_mask.device.type == "meta" and tuple(meta_mask.shape) == (2, 1, 5, 5) and meta_mask.dtype == torch.float16, (
+    f"packed_attention_mask must build its tensors on segment_ids.device: got {meta_mask.device}, {tuple(meta_mask.shape)}"
 )
 # Padding must not break a row: no NaN anywhere.
 assert not torch.isnan(logits).any(), "packed forward produced NaN (a row of the mask with nothing allowed?)"
@@ -2209,6 +2268,11 @@ for seq_len_p in (128, 512):
                             name=f"padding_fraction(validation lengths, {seq_len_p}, '{strategy}', batch_size=16)")
     assert want["pack"] < 0.01 < want["pad_to_longest"], "sanity: packing wastes under 1%"
 assert padding_fraction([], 8, "pack") == 0.0 and padding_fraction([], 8, "pad_to_max") == 0.0, "padding_fraction([]) must be 0.0"
+# The default batch size is 8: nine pieces make a batch of 8 (padded to 9) and a batch of 1.
+assert_scalar_close(padding_fraction([1] * 8 + [9], 16, "pad_to_longest"), 1 - 17 / 17, rtol=0, atol=1e-15,
+                    name="padding_fraction([1] * 8 + [9], 16, 'pad_to_longest') with the default batch_size=8")
+assert_scalar_close(padding_fraction([9] + [1] * 8, 16, "pad_to_longest"), 1 - 17 / (8 * 9 + 1), rtol=1e-12, atol=0,
+                    name="padding_fraction([9] + [1] * 8, 16, 'pad_to_longest') with the default batch_size=8")
 assert padding_fraction([8, 16], 8, "pad_to_max") == 0.0 and padding_fraction([9], 8, "pad_to_max") == 7 / 16, (
     "padding_fraction: exact multiples of seq_len need no padding; 9 tokens with seq_len 8 use 2 rows"
 )
@@ -2274,4 +2338,4 @@ for s in (256, 1024):
 # - **Decontamination** checks every benchmark against the training set before release, and
 #   reports scores on the clean subset.
 #
-# Next: unit 04 pre-trains a small model on packed, tokenized data like yours.
+# Next in the learning order: pre-training, where packed, tokenized data like yours becomes a model.
