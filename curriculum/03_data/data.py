@@ -1484,7 +1484,8 @@ def s_curve(s, b, r):
 def choose_bands(threshold, num_perm, fp_weight=0.5, fn_weight=0.5):
     """(b, r) with b * r <= num_perm minimising fp_weight * FP + fn_weight * FN, where
     FP = integral of s_curve over [0, threshold] and FN = integral of 1 - s_curve over
-    [threshold, 1]. Returns a tuple of two ints."""
+    [threshold, 1]. On an exact tie, the first (b, r) found in the order b = 1, 2, ..., then
+    r = 1, 2, ... Returns a tuple of two ints."""
     ### BEGIN SOLUTION
     below = np.linspace(0.0, threshold, 2001)
     above = np.linspace(threshold, 1.0, 2001)
@@ -1535,6 +1536,12 @@ for threshold, num_perm in [(0.95, 16), (0.05, 16), (0.1, 16), (0.01, 16), (0.2,
     got = tuple(int(v) for v in choose_bands(threshold, num_perm))
     want = _optimal_param(threshold, num_perm, 0.5, 0.5)
     assert got == want, f"choose_bands({threshold}, num_perm={num_perm}): datasketch's search gives {want}, got {got}"
+# An exact tie: with both weights 0 every (b, r) has error 0, and the stated order picks the first.
+got = tuple(int(v) for v in choose_bands(0.5, 8, 0.0, 0.0))
+assert got == (1, 1), (
+    f"choose_bands(0.5, 8, fp_weight=0, fn_weight=0): every (b, r) ties at error 0, and on a tie the first found "
+    f"(b = 1, then r = 1) wins: expected (1, 1), got {got}"
+)
 ### END HIDDEN TESTS
 assert True
 
@@ -1614,25 +1621,28 @@ for b_l, r_l in [(16, 8), (9, 13), (32, 4)]:
     print(f"b={b_l:2d} r={r_l:2d}: " + ", ".join(f"J~{lv:.1f}: {np.mean(v):.2f} (S-curve {float(s_curve(lv, b_l, r_l)):.2f})"
                                               for lv, v in sorted(recall.items())))
 # Not quadratic: 8x the documents must cost far less than 64x the time (random signatures:
-# no collisions, so the bucket work is all there is). CPU time of this process, not wall time: on
-# a loaded machine a 10 ms call is often descheduled, and wall-clock ratios swung past 25x (seen
-# under a load average of 16 on 2 cores) while CPU-time ratios stayed at 7-11x. Timed
-# interleaved, small then big, up to 5 rounds; the ratio is the fastest big run over the median
-# small run, and a round that is already under the limit ends the check.
+# no collisions, so the bucket work is all there is). Compared at equal work for a linear
+# method: one call on 1,600 documents against a block of 8 calls on 200 (about 10 ms each), timed
+# interleaved; scaling = 8 x the fastest big call over the fastest block, after up to 3 rounds
+# (a round already under the limit ends the check). Timing one 1 ms call against one 10 ms call
+# swung past 25x under a load of 15 on 2 cores (the short call fits in a time slice, the long one
+# does not), and CPU-time clocks tick too coarsely inside the grading sandbox. Measured under a
+# load of 17 on 2 cores: a single round 6-98x (median 10x), after up to 3 rounds at most 21x;
+# all pairs about 65x.
 rng_t = np.random.default_rng(0)
 small_sigs = rng_t.integers(0, 2**32, (200, 32), dtype=np.uint64)
 big_sigs = rng_t.integers(0, 2**32, (1600, 32), dtype=np.uint64)
 lsh_candidates(small_sigs, 8, 4)  # warm-up
-t_small, t_big = [], []
-for _ in range(5):
-    start = time.process_time()
-    for _ in range(3):
+t_block, t_big = [], []
+for _ in range(3):
+    start = time.perf_counter()
+    for _ in range(8):
         lsh_candidates(small_sigs, 8, 4)
-    t_small.append((time.process_time() - start) / 3)
-    start = time.process_time()
+    t_block.append(time.perf_counter() - start)
+    start = time.perf_counter()
     lsh_candidates(big_sigs, 8, 4)
-    t_big.append(time.process_time() - start)
-    scaling = min(t_big) / max(float(np.median(t_small)), 1e-6)
+    t_big.append(time.perf_counter() - start)
+    scaling = 8 * min(t_big) / min(t_block)
     if scaling < 25:
         break
 assert scaling < 25, (

@@ -257,6 +257,8 @@ MUTANTS = [
        [("            error = fp_weight * fp + fn_weight * fn\n",
          "            error = abs((1 / b) ** (1 / r) - threshold)\n")],
        _hidden("lsh_params"), "picks (1/b)^(1/r) closest to the threshold instead of minimising the errors"),
+    _m("lsh_tie_last", "lsh_params", [("if error < best_error:", "if error <= best_error:")],
+       _hidden("lsh_params"), "on a tie keeps the last (b, r) tried instead of the first"),
     # --- 6c. candidates ------------------------------------------------------------------------------
     _m("lsh_all_pairs", "lsh_candidates", [("    pairs = set()\n    for band in range(b):\n", _ALL_PAIRS)],
        _hidden("lsh_candidates"), "compares every pair of documents band by band"),
