@@ -288,7 +288,8 @@ MUTANTS = [
        [("        self.size[rx] += self.size[ry]\n", "")],
        _hidden("union_find"), "never adds the sizes when two groups merge, so every group looks like size 1"),
     _m("uf_find_no_compression", "union_find",
-       [("        while self.parent[x] != root:\n            self.parent[x], x = root, self.parent[x]\n", "")],
+       [("        while self.parent[x] != root:\n"
+         "            self.parent[x], x = root, self.parent[x]\n", "")],
        _hidden("union_find"), "finds the root but leaves the path uncompressed"),
     # --- 6e. near-duplicate groups ------------------------------------------------------------------
     _m("near_strict_threshold", "near_dedup", [(">= threshold", "> threshold")], _hidden("near_dedup"),
