@@ -243,6 +243,10 @@ HARDENING = [
     _m("quantize_half_quotient", "quantize",
        [("torch.round(x.to(torch.float32) / scale)", "torch.round(x / scale)")], ("test_quantize_hidden",),
        "divides bf16/fp16 inputs in their own dtype: the quotient keeps 8 bits and codes move by a step"),
+    _m("quantize_round_after_zero_point", "quantize",
+       [("q = torch.round(x.to(torch.float32) / scale) + zero_point",
+         "q = torch.round(x.to(torch.float32) / scale + zero_point)")], ("test_quantize_hidden",),
+       "adds the zero point before rounding: an odd zero point sends halves to the other neighbour"),
     _m("absmax_scale_in_input_dtype", "qparams",
        [("    amax = amax.to(torch.float32)\n"
          "    scale = torch.where(amax > 0, amax / 127, torch.ones_like(amax))\n",
