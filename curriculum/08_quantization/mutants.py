@@ -238,6 +238,27 @@ _QUANT_LINEAR_GLOBAL_CACHE = (
     "_DEQUANTIZED = {}  # dequantize once per layer, for speed\n",
 )
 
+_GENERATE_WITH_ORACLE = (
+    "    ids, past, steps = input_ids, None, []\n"
+    "    with torch.no_grad():\n"
+    "        for _ in range(max_new_tokens):\n"
+    "            if use_cache:\n"
+    "                step_ids = ids if past is None else ids[:, -1:]\n"
+    "                out = model(input_ids=step_ids, past_key_values=past, use_cache=True)\n"
+    "                past = out.past_key_values\n"
+    "            else:\n"
+    "                out = model(input_ids=ids, use_cache=False)\n"
+    "            logits = out.logits[:, -1]\n"
+    "            steps.append(logits)\n"
+    "            ids = torch.cat([ids, logits.argmax(dim=-1, keepdim=True)], dim=1)\n"
+    "    return ids, torch.stack(steps, dim=1)\n",
+    "    out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids),\n"
+    "                         max_new_tokens=max_new_tokens, do_sample=False, use_cache=use_cache,\n"
+    "                         eos_token_id=None, pad_token_id=model.config.eos_token_id,\n"
+    "                         output_logits=True, return_dict_in_generate=True)\n"
+    "    return out.sequences, torch.stack(out.logits, dim=1)\n",
+)
+
 # Mistakes of the kinds issue 11 found (dtypes, devices, side effects, method, edge cases).
 HARDENING = [
     _m("quantize_half_quotient", "quantize",
@@ -281,6 +302,11 @@ HARDENING = [
        [("acc = int_mm(qx, qw.t().contiguous())", "acc = qx.float() @ qw.float().t()")],
        ("test_int8_matmul_hidden",),
        "multiplies the int8 codes in float32 instead of on the integer kernel"),
+    _m("int8_matmul_squeezed_scales", "int8_matmul",
+       [("return acc.to(torch.float32) * sx * sw.t()",
+         "return acc.to(torch.float32) * torch.outer(sx.squeeze(), sw.squeeze())")],
+       ("test_int8_matmul_hidden",),
+       "squeezes the (M, 1) and (N, 1) scales: one token (M = 1) or one output (N = 1) leaves a 0-d scale"),
     _m("llm_int8_threshold_inclusive", "llm_int8",
        [("outlier = (x.abs() > threshold).any(dim=0)", "outlier = (x.abs() >= threshold).any(dim=0)")],
        ("test_llm_int8_hidden",), "counts a value equal to the threshold as an outlier"),
@@ -303,6 +329,11 @@ HARDENING = [
          "        return F.linear(x, self._w_cache.to(x.dtype), self.bias)\n")],
        ("test_quant_linear_hidden",),
        "caches the dequantized float weight on the layer: model_bytes cannot see it"),
+    _m("quant_linear_squeezed_scale", "quant_linear",
+       [('self.register_buffer("scale", s[:, 0].contiguous())',
+         'self.register_buffer("scale", s.squeeze())')],
+       ("test_quant_linear_hidden",),
+       "stores the int8 scales with .squeeze(): a Linear with one output gets a 0-d scale and breaks"),
     _m("quant_linear_global_cache", "quant_linear", [_QUANT_LINEAR_GLOBAL_CACHE],
        ("test_quant_linear_hidden",),
        "caches the dequantized float weights in a global dict: invisible to model_bytes, never freed"),
@@ -321,6 +352,22 @@ HARDENING = [
          "            if bool((ids[:, -1] == model.config.eos_token_id).any()):\n                break\n")],
        ("test_generate_hidden",),
        "stops at the first end-of-sequence token although the spec asks for no early stop"),
+    _m("blocks_flat_view", "blocks",
+       [("blocks = w.reshape(*w.shape[:-1], w.shape[-1] // block, block).to(torch.float32)",
+         "blocks = w.view(-1, block).to(torch.float32)"),
+        ("return q.reshape(w.shape), scale16.squeeze(-1)",
+         "return q.view(w.shape), scale16.view(*w.shape[:-1], -1)")],
+       ("test_blocks_hidden",),
+       "flattens the weight into blocks with .view(-1, 32): fails for a transposed (non-contiguous) weight"),
+    _m("dequantize_blocks_flat_view", "blocks",
+       [("blocks = q.reshape(*q.shape[:-1], q.shape[-1] // block, block).to(torch.float32)",
+         "blocks = q.view(-1, block).to(torch.float32)"),
+        ("return (blocks * scale.to(torch.float32)[..., None]).reshape(q.shape)",
+         "return (blocks * scale.reshape(-1, 1).to(torch.float32)).view(q.shape)")],
+       ("test_blocks_hidden",),
+       "flattens the codes with .view(-1, 32) when dequantizing: fails for non-contiguous codes"),
+    _m("generate_calls_model_generate", "generate", [_GENERATE_WITH_ORACLE], ("test_generate_hidden",),
+       "calls model.generate instead of writing the decoding loop"),
     _m("roofline_head_dim_from_hidden", "roofline",
        [('head_dim = getattr(config, "head_dim", None) or h // config.num_attention_heads',
          "head_dim = h // config.num_attention_heads")],

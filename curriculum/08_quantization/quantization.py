@@ -598,7 +598,8 @@ assert True
 def quantize_blocks(w, bits=4, block=32):
     """Symmetric block quantization along the last dimension.
 
-    w: float tensor (..., K) (float32, bf16 or fp16) with K divisible by `block`.
+    w: float tensor (..., K) (float32, bf16 or fp16) with K divisible by `block`; it may be a
+    non-contiguous view (a transposed weight, a slice), quantized like its contiguous copy.
     Returns (q, scale): q int8 of w's shape with values in [-(2**(bits-1) - 1), 2**(bits-1) - 1];
     scale float16 of shape (..., K // block), max|w| / (2**(bits-1) - 1) per block (largest
     magnitude, whatever its sign; divided in float32, then rounded to float16; 0 for a zero block).
@@ -616,7 +617,8 @@ def quantize_blocks(w, bits=4, block=32):
 
 
 def dequantize_blocks(q, scale, block=32):
-    """Inverse of quantize_blocks: float32 of q's shape, q * scale of its block."""
+    """Inverse of quantize_blocks: float32 of q's shape, q * scale of its block. q and scale may be
+    non-contiguous views; the result is on q's device."""
     ### BEGIN SOLUTION
     blocks = q.reshape(*q.shape[:-1], q.shape[-1] // block, block).to(torch.float32)
     return (blocks * scale.to(torch.float32)[..., None]).reshape(q.shape)
@@ -707,6 +709,18 @@ for half in (torch.bfloat16, torch.float16):
     n_off = int((q16 != q32).sum())
     assert n_off <= 2, f"quantize_blocks({half} w): {n_off} codes differ from those of its float32 copy"
     assert torch.equal(w_half, w_before), f"quantize_blocks modified its input w ({half}) in place"
+# Non-contiguous views (a transposed weight): the same codes and scales as the contiguous copy
+# (.view() cannot split the last axis of a transposed tensor; reshape() copies when it must).
+w_t = torch.randn(256, 12).t()  # (12, 256), not contiguous
+q_t, s_t = quantize_blocks(w_t, 4)
+q_c, s_c = quantize_blocks(w_t.contiguous(), 4)
+assert torch.equal(q_t, q_c) and torch.equal(s_t, s_c), (
+    f"quantize_blocks of a transposed (12, 256) view: {int((q_t != q_c).sum())} codes and {int((s_t != s_c).sum())} "
+    f"scales differ from those of its contiguous copy"
+)
+q_view, s_view = q_c.t().contiguous().t(), s_c.t().contiguous().t()  # the same values, transposed storage
+assert_close(dequantize_blocks(q_view, s_view), dequantize_blocks(q_c, s_c), rtol=0, atol=0,
+             name="dequantize_blocks of non-contiguous (12, 256) codes and (12, 8) scales vs contiguous ones")
 # Device: nothing created on the CPU when w lives elsewhere.
 assert_runs_on_meta("quantize_blocks(w, 4)", quantize_blocks, torch.empty(12, 256, device="meta"), 4)
 assert_runs_on_meta("dequantize_blocks(q, scale)", dequantize_blocks, torch.empty(12, 256, dtype=torch.int8, device="meta"),
@@ -862,7 +876,8 @@ def int8_matmul(x, w):
     scale per row (token) and w with one per row (output channel) using quantize_absmax,
     multiply the int8 codes with int_mm (torch._int_mm: all M*K*N multiply-adds in the integer
     kernel, exact int32 sums; the tests spy on it), and rescale. Returns float32 (M, N).
-    All-zero rows give zeros; x and w are not modified; new tensors on x's device.
+    Any M, N >= 1 (one token in decode, a Linear with one output); all-zero rows give zeros;
+    x and w are not modified; new tensors on x's device.
     """
     ### BEGIN SOLUTION
     qx, sx = quantize_absmax(x, per_channel=True)  # (M, K), (M, 1)
@@ -890,12 +905,15 @@ def _int8_oracle(x, w):
     qx = torch.round(x / sx).clamp(-127, 127).to(torch.int8)
     qw = torch.round(w / sw).clamp(-127, 127).to(torch.int8)
     return int_mm(qx, qw.t().contiguous()).float() * sx * sw.t()
-for m, k, n in [(32, 64, 24), (40, 256, 80), (64, 128, 128)]:
+# (1, 64, 24): one token, as in decode; (8, 32, 1): a Linear with one output. Scales of shape (1, 1)
+# must keep both axes (a .squeeze() turns them into a 0-d tensor).
+for m, k, n in [(32, 64, 24), (40, 256, 80), (64, 128, 128), (1, 64, 24), (8, 32, 1)]:
     x = torch.randn(m, k, device=device) * torch.rand(m, 1, device=device) * 4
     w = torch.randn(n, k, device=device) * torch.rand(n, 1, device=device)
     # Same codes, exact int32 sums: only the float32 rescaling may differ (~1e-7 relative),
     # plus rare one-step code differences on rounding boundaries (x / s vs x * (1/s)).
     got, want = int8_matmul(x, w), _int8_oracle(x, w)
+    assert_shape(got, (m, n), name=f"int8_matmul(x ({m}, {k}), w ({n}, {k}))")
     bad = ((got - want).abs() > 1e-4 * want.abs().max()).float().mean()
     assert float(bad) < 0.01, (
         f"int8_matmul(x ({m}, {k}), w ({n}, {k})) vs vector-wise int8 on torch._int_mm: {float(bad):.1%} of entries differ "
@@ -1077,7 +1095,8 @@ class QuantLinear(nn.Module):
 
     Buffers: qweight (int8 (out, in) for 8 bits; uint8 (out, in_padded // 2), packed blocks of
     32, for 4 bits) and scale (float32 (out,) for 8 bits; float16 (out, in_padded // 32) for
-    4 bits), where in_padded is `in` rounded up to a multiple of 32 (zero columns appended).
+    4 bits), where in_padded is `in` rounded up to a multiple of 32 (zero columns appended);
+    out = 1 included (scale of shape (1,), not a 0-d tensor).
     self.bias: the original bias (or None), unchanged. forward(x (..., in)) -> (..., out), in x's dtype.
     A bf16/fp16 linear gets the codes and scales of its weight's float32 copy (scale buffers as
     above). The layer keeps no float copy of the weight (no attribute, cache or hidden module:
@@ -1166,6 +1185,21 @@ for bias, d_in, d_out in [(False, 256, 96), (True, 256, 96), (False, 88, 40)]:
     assert_close(q4(x), want4, rtol=1e-4, atol=1e-5 * float(want4.abs().max()) + 1e-6, name=f"QuantLinear(bits=4)(x) (bias={bias})")
     assert_close(q4.dequantized_weight(), dequantize_blocks(*quantize_blocks(padded, 4))[:, :d_in], rtol=0, atol=1e-7,
                  name="QuantLinear(bits=4).dequantized_weight()")
+# A Linear with one output (a value head, say): scale of shape (1,), output (..., 1).
+lin1 = nn.Linear(40, 1)
+x1 = torch.randn(3, 5, 40)
+for bits, s_shape in [(8, (1,)), (4, (1, 2))]:
+    q1 = QuantLinear(lin1, bits)
+    assert_shape(q1.scale, s_shape, name=f"QuantLinear(nn.Linear(40, 1), bits={bits}).scale")
+    # Rounding error at most half a step (max|w| / 127 or / 7; 2% more for the float16 block scales).
+    step = float(lin1.weight.detach().abs().max()) / (127 if bits == 8 else 7)
+    assert_close(q1.dequantized_weight(), lin1.weight.detach(), rtol=0, atol=0.51 * step,
+                 name=f"QuantLinear(nn.Linear(40, 1), bits={bits}).dequantized_weight() (error <= step / 2)")
+    y1 = q1(x1)
+    assert_shape(y1, (3, 5, 1), name=f"QuantLinear(nn.Linear(40, 1), bits={bits})(x (3, 5, 40))")
+    # The same product in another summation order: float32 round-off on outputs of order 1.
+    assert_close(y1, F.linear(x1, q1.dequantized_weight(), lin1.bias), rtol=1e-5, atol=1e-5,
+                 name=f"QuantLinear(nn.Linear(40, 1), bits={bits})(x) vs x @ dequantized_weight().T + bias")
 # The default is 8 bits; the buffers are plain tensors, outside autograd (no graph back to the weight).
 q_default = QuantLinear(nn.Linear(64, 16))
 assert q_default.bits == 8 and q_default.qweight.dtype == torch.int8, (
@@ -1593,7 +1627,8 @@ def greedy_generate(model, input_ids, max_new_tokens, use_cache=True):
     was chosen from (its argmax). With use_cache, ask the model for its cache explicitly
     (use_cache=True, whatever its config says) and feed only the newest token after the first
     step. Every forward pass runs without autograd (torch.no_grad), so no graph is kept;
-    input_ids is not modified.
+    input_ids is not modified. The loop is the exercise: call the model once per step, never
+    model.generate (the tests' oracle; they check it is not called).
     """
     ### BEGIN SOLUTION
     ids, past, steps = input_ids, None, []
@@ -1634,8 +1669,22 @@ with torch.no_grad():
                          min_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id,
                          output_logits=True, return_dict_in_generate=True)
 want, want_logits = ref.sequences, torch.stack(ref.logits, dim=1)
+# The loop is the exercise: a spy counts calls of model.generate (the oracle) made by greedy_generate.
+from transformers import GenerationMixin
+_real_generate, generate_calls = GenerationMixin.generate, []
+def _spy_generate(*args, **kwargs):
+    generate_calls.append(kwargs.get("use_cache"))
+    return _real_generate(*args, **kwargs)
 for use_cache in (True, False):
-    got, got_logits = greedy_generate(model, batch_prompt, 12, use_cache=use_cache)
+    GenerationMixin.generate = _spy_generate
+    try:
+        got, got_logits = greedy_generate(model, batch_prompt, 12, use_cache=use_cache)
+    finally:
+        GenerationMixin.generate = _real_generate
+    assert not generate_calls, (
+        f"greedy_generate(use_cache={use_cache}) called model.generate {len(generate_calls)} time(s): write the "
+        f"decoding loop yourself, one model(...) call per new token"
+    )
     # The raw logits, not just their argmax: float32 round-off from other shapes (~1e-5).
     assert_close(got_logits, want_logits, rtol=1e-3, atol=1e-3,
                  name=f"greedy_generate(use_cache={use_cache}) logits vs model.generate(output_logits=True)")
