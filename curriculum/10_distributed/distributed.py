@@ -963,6 +963,11 @@ for _r, (_got, _grad, _shape) in enumerate(_out):
     # The same products summed in another order (two halves of 344 features, then the all-reduce).
     assert_close(_got, _y.detach(), rtol=1e-4, atol=1e-5, name=f"rank {_r}'s TensorParallelMLP output vs the tiny Llama's MLP")
     assert_close(_grad, _xr.grad, rtol=1e-4, atol=1e-5, name=f"rank {_r}'s gradient of x vs the unsharded MLP's")
+# Both ranks add the same two partial outputs: the all-reduce leaves one identical result on each.
+assert torch.equal(_out[0][0], _out[1][0]), (
+    f"the two ranks' outputs differ by up to {(_out[0][0] - _out[1][0]).abs().max().item():.3e}: after the "
+    f"all-reduce every rank must hold the same sum"
+)
 
 # %% test id=test_tp_hidden points=3
 ### BEGIN HIDDEN TESTS
