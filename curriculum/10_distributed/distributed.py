@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Unit 10 — Distributed training: collectives, DDP, ZeRO and the memory model
+# # Unit 10 — Distributed training: collectives, DDP, ZeRO, tensor parallelism and the memory model
 #
 # One GPU holds neither the weights, gradients and optimizer state of a 70B model nor
 # enough throughput to train it in a reasonable time. Distributed training splits the work
@@ -16,8 +16,11 @@
 #    overlap communication with backward, in buckets started from gradient hooks, as DDP does;
 # 3. shard the optimizer state (**ZeRO stage 1**): each rank keeps AdamW's moments for
 #    1/N of the parameters only, and the result still equals unsharded AdamW;
-# 4. run a model cut into pipeline stages, one per rank, on micro-batches (GPipe);
-# 5. put numbers on it: parameters of the 7B and 70B Llama configurations, bytes per GPU
+# 4. split every weight matrix of Llama's MLP across ranks (**tensor parallelism**, Megatron's
+#    column- then row-parallel layers): one all-reduce in forward, one in backward, and the
+#    same outputs and gradients as the unsharded layer;
+# 5. run a model cut into pipeline stages, one per rank, on micro-batches (GPipe);
+# 6. put numbers on it: parameters of the 7B and 70B Llama configurations, bytes per GPU
 #    under DDP, ZeRO-1/2/3 and tensor parallelism, the time an all-reduce must take, and
 #    the idle "bubble" of pipeline parallelism.
 #
@@ -29,6 +32,8 @@
 # - write a data-parallel training step and prove it equal to single-process training;
 # - overlap gradient communication with the backward pass (buckets, hooks, async collectives);
 # - say which model states ZeRO-1, -2 and -3 shard and compute the bytes per GPU of each;
+# - split a transformer MLP across ranks (column- then row-parallel) with one all-reduce per
+#   pass, and write the collectives' backward as autograd functions;
 # - estimate from first principles whether a model fits on a GPU and how long its gradient
 #   all-reduce must take at a given bandwidth;
 # - run a GPipe forward pass across ranks, and compute its bubble (p−1)/(m+p−1) to
@@ -41,7 +46,7 @@
 #
 # ## Time, device, skills
 #
-# - **Time:** about 3 hours.
+# - **Time:** about 3 hours 20 minutes.
 # - **Device:** CPU. Every exercise starts 2 to 4 worker processes from this notebook
 #   (`graders.notebook.run_distributed`); the whole notebook takes about two minutes on 2
 #   cores. On a machine with several GPUs the same code runs with the `nccl` backend and
@@ -812,14 +817,271 @@ for _n_ranks, _kwargs, _make, _scale in [(2, {}, functools.partial(_zero_params,
 assert True
 
 # %% [markdown]
-# ## 4. Pipeline parallelism: GPipe micro-batches
+# ## 4. Tensor parallelism: split every layer (Megatron)
+#
+# DDP and ZeRO keep whole layers on every rank. When one layer's matrices are too large for
+# a GPU, or its matmuls too slow, **tensor parallelism** (TP) splits every weight matrix
+# across ranks. Megatron-LM (Shoeybi et al., 2019) splits a transformer MLP so that it needs
+# a single collective per block. Llama's MLP (transformers' `LlamaMLP`) is
+#
+# $$ y = W_d\,\big(\mathrm{silu}(W_g x) \odot W_u x\big), \qquad
+#    W_g, W_u \in \mathbb{R}^{f \times h}, \quad W_d \in \mathbb{R}^{h \times f}. $$
+#
+# Cut the $f$ intermediate features into N blocks $B_0, \dots, B_{N-1}$ (`torch.tensor_split`).
+# Rank $r$ keeps
+#
+# - rows $B_r$ of $W_g$ and $W_u$: the **column-parallel** layers (Megatron writes $XW$, so
+#   these are columns of its $W$; `nn.Linear` stores $W^\top$, hence rows of torch's `weight`).
+#   SiLU and $\odot$ act element by element, so rank $r$ computes
+#   $a_r = \mathrm{silu}(W_g[B_r]\,x) \odot W_u[B_r]\,x$, exactly block $B_r$ of the unsharded
+#   intermediate, without talking to anyone;
+# - columns $B_r$ of $W_d$: the **row-parallel** layer. $W_d\,a = \sum_r W_d[:, B_r]\, a_r$, so
+#   each rank computes a partial output of full size $h$, and **one all-reduce** (sum) gives
+#   every rank $y$.
+#
+# Backward mirrors forward. Megatron names the two places where the ranks meet $f$ and $g$:
+#
+# | | forward | backward |
+# |---|---|---|
+# | $f$: the replicated $x$ enters the column-parallel layers | identity | all-reduce $\partial L/\partial x$ (each rank holds only its blocks' share) |
+# | $g$: after the row-parallel layer | all-reduce the partial outputs | identity (every rank already has the whole $\partial L/\partial y$) |
+#
+# `dist.all_reduce` is invisible to autograd: write $f$ and $g$ as `torch.autograd.Function`s
+# (static `forward(ctx, t)` and `backward(ctx, grad)`, used as `F.apply(t)`). The weight
+# gradients need no communication: rank $r$'s gradient of $W_g[B_r]$ *is* block $B_r$ of the
+# unsharded gradient. Each rank stores $3hf/N$ of the MLP's weights (with their gradients and
+# optimizer state: the $16\Psi/N$ of the TP row in section 6), at the price of two all-reduces
+# of activations per MLP per step, on the critical path: TP stays inside a node, on NVLink.
+#
+# **Exercise.** Write `TensorParallelMLP` (and the two autograd functions it uses).
+
+# %% answer id=tp
+class CopyToTensorParallel(torch.autograd.Function):
+    """Megatron's f: identity in forward; in backward, the sum over ranks (dist.all_reduce)
+    of the incoming gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ### BEGIN SOLUTION
+        return x
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        # Autograd hands this node the sum of the two projections' input gradients, a buffer
+        # of its own: reduce it in place, as Megatron does.
+        dist.all_reduce(grad)
+        return grad
+        ### END SOLUTION
+
+
+class ReduceFromTensorParallel(torch.autograd.Function):
+    """Megatron's g: in forward, the sum over ranks (dist.all_reduce) of the partial
+    outputs; identity in backward."""
+
+    @staticmethod
+    def forward(ctx, partial):
+        ### BEGIN SOLUTION
+        dist.all_reduce(partial)
+        return partial
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        return grad
+        ### END SOLUTION
+
+
+class TensorParallelMLP(nn.Module):
+    """This rank's part of a Megatron-style tensor-parallel copy of a Llama MLP.
+
+    mlp: transformers' LlamaMLP (y = down_proj(act_fn(gate_proj(x)) * up_proj(x)), no biases;
+    gate_proj, up_proj: nn.Linear(h, f); down_proj: nn.Linear(f, h); act_fn: SiLU for Llama),
+    the same weights on every rank, float32 or float64. Cut the f intermediate features into
+    world-size blocks with torch.tensor_split (f need not divide by N: block sizes differ by at
+    most one, the larger ones first); rank r keeps block r, of f_r features:
+    self.gate_proj, self.up_proj: nn.Linear(h, f_r, bias=False), weights = rows of block r of
+    mlp's (column parallel); self.down_proj: nn.Linear(f_r, h, bias=False), weight = columns
+    of block r of mlp.down_proj.weight (row parallel). Copies in mlp's dtype: changing them
+    leaves mlp untouched; the module's parameters are these three shards only (3 h f_r elements).
+    forward(x): x (..., h), the same on every rank; returns (..., h), equal to mlp(x) on every
+    rank. Collectives: in forward exactly ONE dist.all_reduce (of the partial outputs); in
+    backward (the same loss on every rank) exactly one dist.all_reduce (of the gradient of x);
+    no other dist call. After backward, x.grad equals the unsharded layer's on every rank and
+    each shard's weight .grad equals the matching block of the unsharded layer's.
+    """
+
+    def __init__(self, mlp):
+        super().__init__()
+        ### BEGIN SOLUTION
+        rank, n = dist.get_rank(), dist.get_world_size()
+        h, f = mlp.gate_proj.in_features, mlp.gate_proj.out_features
+        sizes = [len(block) for block in torch.tensor_split(torch.arange(f), n)]
+        start = sum(sizes[:rank])
+        end = start + sizes[rank]
+        dtype = mlp.gate_proj.weight.dtype
+        self.gate_proj = nn.Linear(h, end - start, bias=False, dtype=dtype)
+        self.up_proj = nn.Linear(h, end - start, bias=False, dtype=dtype)
+        self.down_proj = nn.Linear(end - start, h, bias=False, dtype=dtype)
+        with torch.no_grad():
+            self.gate_proj.weight.copy_(mlp.gate_proj.weight[start:end])
+            self.up_proj.weight.copy_(mlp.up_proj.weight[start:end])
+            self.down_proj.weight.copy_(mlp.down_proj.weight[:, start:end])
+        self.act_fn = mlp.act_fn
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        x = CopyToTensorParallel.apply(x)
+        partial = self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+        return ReduceFromTensorParallel.apply(partial)
+        ### END SOLUTION
+
+# %% test id=test_tp_visible points=1
+from graders.notebook import load_model
+
+_tiny_mlp = load_model().model.layers[0].mlp  # the bundled tiny Llama: h = 256, f = 688
+
+
+def _tp_small(rank, world_size, mlp, x, w):
+    tp = TensorParallelMLP(mlp)
+    x = x.clone().requires_grad_(True)
+    y = tp(x)
+    (y * w).sum().backward()
+    return y.detach(), x.grad, tuple(tp.gate_proj.weight.shape)
+
+torch.manual_seed(3)
+_x, _w = torch.randn(4, 256), torch.randn(4, 256)
+_xr = _x.clone().requires_grad_(True)
+_y = _tiny_mlp(_xr)
+(_y * _w).sum().backward()
+_out = run_distributed(_tp_small, 2, _tiny_mlp, _x, _w, timeout=60)
+for _r, (_got, _grad, _shape) in enumerate(_out):
+    assert _shape == (344, 256), f"rank {_r}'s gate_proj.weight: expected (344, 256) (688 features / 2), got {_shape}"
+    # The same products summed in another order (two halves of 344 features, then the all-reduce).
+    assert_close(_got, _y.detach(), rtol=1e-4, atol=1e-5, name=f"rank {_r}'s TensorParallelMLP output vs the tiny Llama's MLP")
+    assert_close(_grad, _xr.grad, rtol=1e-4, atol=1e-5, name=f"rank {_r}'s gradient of x vs the unsharded MLP's")
+# Both ranks add the same two partial outputs: the all-reduce leaves one identical result on each.
+assert torch.equal(_out[0][0], _out[1][0]), (
+    f"the two ranks' outputs differ by up to {(_out[0][0] - _out[1][0]).abs().max().item():.3e}: after the "
+    f"all-reduce every rank must hold the same sum"
+)
+
+# %% test id=test_tp_hidden points=3
+### BEGIN HIDDEN TESTS
+from transformers.models.llama.modeling_llama import LlamaConfig as _MLPConfig
+from transformers.models.llama.modeling_llama import LlamaMLP
+
+_TP_FORBIDDEN = ("all_gather", "all_gather_into_tensor", "reduce_scatter", "reduce_scatter_tensor", "broadcast",
+                 "reduce", "all_to_all", "all_to_all_single", "gather", "scatter", "send", "recv", "isend", "irecv",
+                 "batch_isend_irecv")
+
+
+def _tp_case(rank, world_size, mlp, x, w):
+    before = {k: v.clone() for k, v in mlp.state_dict().items()}
+    calls, phase = [], ["init"]
+    real = {name: getattr(dist, name) for name in ("all_reduce",) + _TP_FORBIDDEN}
+
+    @functools.wraps(real["all_reduce"])
+    def spy(tensor, *args, **kwargs):
+        calls.append((phase[0], tuple(tensor.shape)))
+        return real["all_reduce"](tensor, *args, **kwargs)
+
+    def forbidden(name):
+        def call(*args, **kwargs):
+            raise AssertionError(f"TensorParallelMLP must not call dist.{name}: one all_reduce in forward, "
+                                 f"one in backward")
+        return call
+
+    dist.all_reduce = spy
+    for name in _TP_FORBIDDEN:
+        setattr(dist, name, forbidden(name))
+    try:
+        tp = TensorParallelMLP(mlp)
+        x = x.clone().requires_grad_(True)
+        phase[0] = "forward"
+        y = tp(x)
+        phase[0] = "backward"
+        (y * w).sum().backward()
+    finally:
+        for name, fn in real.items():
+            setattr(dist, name, fn)
+    shards = {name: getattr(tp, name).weight for name in ("gate_proj", "up_proj", "down_proj")}
+    values = {name: p.detach().clone() for name, p in shards.items()}
+    grads = {name: p.grad for name, p in shards.items()}
+    n_params = sum(p.numel() for p in tp.parameters())
+    with torch.no_grad():
+        for p in shards.values():
+            p.add_(1.0)  # a training step on the shards must leave the unsharded layer alone
+    untouched = all(torch.equal(v, before[k]) for k, v in mlp.state_dict().items())
+    return y.detach(), x.grad, values, grads, calls, n_params, untouched
+
+
+def _random_mlp(h, f, dtype, seed):
+    torch.manual_seed(seed)
+    cfg = _MLPConfig(hidden_size=h, intermediate_size=f, num_attention_heads=1, num_key_value_heads=1)
+    mlp = LlamaMLP(cfg).to(dtype)
+    with torch.no_grad():
+        for p in mlp.parameters():
+            p.normal_(0, 0.5)  # O(1) activations, where SiLU is far from linear
+    return mlp
+
+
+# 688 = 230 + 229 + 229 on 3 ranks (torch.chunk would give 230, 230, 228); 10 = 3 + 3 + 2 + 2.
+_tp_cases = [(3, load_model().model.layers[1].mlp, (2, 3, 256), torch.float32),
+             (4, _random_mlp(12, 10, torch.float64, 7), (5, 12), torch.float64),
+             (2, _random_mlp(6, 9, torch.float32, 8), (1, 1, 2, 6), torch.float32)]
+for _n_ranks, _mlp, _shape, _dtype in _tp_cases:
+    torch.manual_seed(_n_ranks)
+    _x, _w = torch.randn(_shape, dtype=_dtype), torch.randn(_shape, dtype=_dtype)
+    _xr = _x.clone().requires_grad_(True)
+    _y = _mlp(_xr)
+    (_y * _w).sum().backward()
+    _h, _f = _mlp.gate_proj.in_features, _mlp.gate_proj.out_features
+    _blocks = torch.tensor_split(torch.arange(_f), _n_ranks)
+    _out = run_distributed(_tp_case, _n_ranks, _mlp, _x, _w, timeout=60)
+    # float32: the same products summed in another order; float64 all but exact.
+    _tol = dict(rtol=1e-4, atol=1e-5) if _dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+    _case = f"{_n_ranks} ranks, h = {_h}, f = {_f}, x {_shape} {_dtype}"
+    for _r, (_got, _grad, _shards, _grads, _calls, _n_params, _untouched) in enumerate(_out):
+        _b = _blocks[_r]
+        _expected = {"gate_proj": (_mlp.gate_proj.weight, _mlp.gate_proj.weight[_b]),
+                     "up_proj": (_mlp.up_proj.weight, _mlp.up_proj.weight[_b]),
+                     "down_proj": (_mlp.down_proj.weight, _mlp.down_proj.weight[:, _b])}
+        for _name, (_full, _block) in _expected.items():
+            _want = _full.grad[_b] if _name != "down_proj" else _full.grad[:, _b]
+            assert _shards[_name].dtype == _dtype, f"{_case}: rank {_r}'s {_name} is {_shards[_name].dtype}, expected {_dtype}"
+            assert _shards[_name].shape == _block.shape, (
+                f"{_case}: rank {_r}'s {_name}.weight must be block {_r} of torch.tensor_split over the {_f} "
+                f"features, shape {tuple(_block.shape)}; got {tuple(_shards[_name].shape)}")
+            assert_close(_shards[_name], _block.detach(), rtol=0, atol=0, name=f"{_case}: rank {_r}'s {_name}.weight")
+            assert _grads[_name] is not None, f"{_case}: rank {_r}'s {_name}.weight got no gradient"
+            assert_close(_grads[_name], _want, **_tol,
+                         name=f"{_case}: rank {_r}'s {_name}.weight.grad vs block {_r} of the unsharded gradient")
+        assert_close(_got, _y.detach(), **_tol, name=f"{_case}: rank {_r}'s output vs the unsharded MLP")
+        assert_close(_grad, _xr.grad, **_tol, name=f"{_case}: rank {_r}'s gradient of x vs the unsharded MLP's")
+        _want_calls = [("forward", _shape), ("backward", _shape)]
+        assert _calls == _want_calls, (
+            f"{_case}: rank {_r} must call dist.all_reduce exactly once in forward (the partial outputs) and once "
+            f"in backward (the gradient of x), both of shape {_shape}; got (phase, shape) {_calls}")
+        _cap = 3 * _h * len(_b)
+        assert _n_params == _cap, (
+            f"{_case}: rank {_r}'s parameters must be its three shards only, 3 h f_r = {_cap} elements; got {_n_params}")
+        assert _untouched, f"{_case}: rank {_r}: changing the shards changed the unsharded mlp (copy the weights)"
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# ## 5. Pipeline parallelism: GPipe micro-batches
 #
 # Pipeline parallelism cuts the *stack of layers* into $p$ **stages**, one per rank: rank 0
 # runs the first layers and sends its activations to rank 1, which runs the next ones, and so
 # on. Sent as one batch, only one rank works at a time. GPipe (Huang et al., 2019) cuts the
 # batch into $m$ **micro-batches**: while rank 1 works on micro-batch $j$, rank 0 already
 # computes micro-batch $j+1$. Each stage then idles only while the pipeline fills and drains,
-# $p - 1$ of the $m + p - 1$ time slots: the **bubble** $(p-1)/(m+p-1)$ (section 5 plots it).
+# $p - 1$ of the $m + p - 1$ time slots: the **bubble** $(p-1)/(m+p-1)$ (section 6 plots it).
 #
 # ```
 # time slot:   1    2    3    4    5          (p = 2 stages, m = 4 micro-batches, forward)
@@ -933,7 +1195,7 @@ for _n_ranks, _batch, _m in [(2, 7, 4), (4, 8, 8), (3, 5, 1), (4, 9, 2)]:
 assert True
 
 # %% [markdown]
-# ## 5. The memory and communication model
+# ## 6. The memory and communication model
 #
 # **Parameters of a Llama.** With hidden size $h$, MLP size $f$, $L$ layers, $a$ attention
 # heads of size $d$ (`head_dim`, which is $h/a$ unless the config says otherwise), $k$
@@ -1126,10 +1388,13 @@ plt.show()
 # - **ZeRO-2/3 and FSDP.** ZeRO-2 replaces the gradient all-reduce by a reduce-scatter (each
 #   rank only needs the gradients of its shard); ZeRO-3 (PyTorch's FSDP) also shards the
 #   parameters and all-gathers each layer's weights just before its forward and backward.
-# - **Tensor and pipeline parallelism** split each layer (Megatron's column- then
-#   row-parallel linear layers: one all-reduce per block) or the stack of layers (GPipe,
-#   1F1B and interleaved schedules shrink the bubble). Large runs combine all three: data ×
-#   tensor × pipeline ("3D") parallelism.
+# - **Tensor and pipeline parallelism.** Megatron splits attention as you split the MLP
+#   (heads are independent: q, k, v column-parallel, the output projection row-parallel), so
+#   a transformer layer costs two all-reduces forward and two backward; sequence parallelism
+#   replaces each by a reduce-scatter and an all-gather so that norms and dropout also run on
+#   1/N of the activations. Pipelines run forward and backward (1F1B and interleaved schedules
+#   shrink the bubble). Large runs combine all three: data × tensor × pipeline ("3D")
+#   parallelism, TP inside a node, pipeline and data across nodes.
 # - **Mixed precision and activations.** Real budgets add activations (reduced by
 #   activation checkpointing) and keep the all-reduce in bf16 or fp32 depending on the
 #   model's sensitivity.

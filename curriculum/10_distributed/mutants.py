@@ -17,6 +17,7 @@ RING = ("test_ring_visible", "test_ring_hidden")
 DDP = ("test_ddp_visible", "test_ddp_hidden")
 BUCKETS = ("test_buckets_visible", "test_buckets_hidden")
 ZERO = ("test_zero_visible", "test_zero_hidden")
+TP = ("test_tp_visible", "test_tp_hidden")
 GPIPE = ("test_gpipe_visible", "test_gpipe_hidden")
 MODEL = ("test_model_visible", "test_model_hidden")
 
@@ -45,6 +46,11 @@ _RING_LIBRARY = '''def ring_all_reduce(x):
     dist.all_reduce(x)
     return 2 * (n - 1) * x.numel() * x.element_size() // n
 '''
+
+_TP_FORWARD = (
+    "        partial = self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))\n"
+    "        return ReduceFromTensorParallel.apply(partial)"
+)
 
 _ZERO_FULL_STATE = (
     '        self.state = {"exp_avg": torch.zeros(self.end - self.start), '
@@ -250,7 +256,99 @@ MUTANTS = [
         ZERO,
         "never all-gathers: each rank writes back only its own updated shard, stale values elsewhere",
     ),
-    # --- 4. GPipe ------------------------------------------------------------------------------
+    # --- 4. tensor parallelism ---------------------------------------------------------------
+    _m(
+        "tp_all_reduce_each_projection",
+        "tp",
+        [
+            (
+                _TP_FORWARD,
+                "        gate = ReduceFromTensorParallel.apply(self.gate_proj(x))\n"
+                "        up = ReduceFromTensorParallel.apply(self.up_proj(x))\n"
+                "        return ReduceFromTensorParallel.apply(self.down_proj(self.act_fn(gate) * up))",
+            )
+        ],
+        TP,
+        "all-reduces after every projection, as if each were row-parallel: sums different features",
+    ),
+    _m(
+        "tp_down_split_like_gate",
+        "tp",
+        [("mlp.down_proj.weight[:, start:end]", "mlp.down_proj.weight[start:end]")],
+        TP,
+        "splits down_proj's weight by rows like gate and up, instead of by its input columns",
+    ),
+    _m(
+        "tp_silu_after_all_reduce",
+        "tp",
+        [
+            (
+                _TP_FORWARD,
+                "        partial = self.down_proj(self.gate_proj(x) * self.up_proj(x))\n"
+                "        return self.act_fn(ReduceFromTensorParallel.apply(partial))",
+            )
+        ],
+        TP,
+        "applies SiLU once at the end, after the all-reduce, instead of to each rank's gate shard",
+    ),
+    _m(
+        "tp_no_backward_all_reduce",
+        "tp",
+        [("        dist.all_reduce(grad)\n        return grad", "        return grad")],
+        TP,
+        "f is the identity in backward too: each rank's x.grad holds only its own blocks' share",
+    ),
+    _m(
+        "tp_g_all_reduces_in_backward",
+        "tp",
+        [
+            (
+                "    def backward(ctx, grad):\n        return grad",
+                "    def backward(ctx, grad):\n        dist.all_reduce(grad)\n        return grad",
+            )
+        ],
+        TP,
+        "g also all-reduces in backward (as an all-reduce's own gradient would): gradients N times too large",
+    ),
+    _m(
+        "tp_equal_blocks_start",
+        "tp",
+        [("        start = sum(sizes[:rank])\n", "        start = rank * (f // n)\n")],
+        ("test_tp_hidden",),
+        "puts block r at r f / N: right only when N divides f, overlapping blocks otherwise",
+    ),
+    _m(
+        "tp_chunk_not_tensor_split",
+        "tp",
+        [("torch.tensor_split(torch.arange(f), n)", "torch.arange(f).chunk(n)")],
+        ("test_tp_hidden",),
+        "cuts with torch.chunk: blocks of 230, 230, 228 of 688 features on 3 ranks, not 230, 229, 229",
+    ),
+    _m(
+        "tp_keeps_full_mlp",
+        "tp",
+        [
+            (
+                "        self.act_fn = mlp.act_fn\n",
+                "        self.mlp = mlp\n        self.act_fn = mlp.act_fn\n",
+            )
+        ],
+        ("test_tp_hidden",),
+        "keeps the whole MLP as a submodule: every rank stores (and trains) all the weights again",
+    ),
+    _m(
+        "tp_shares_storage",
+        "tp",
+        [
+            (
+                "            self.gate_proj.weight.copy_(mlp.gate_proj.weight[start:end])\n",
+                "            self.gate_proj.weight = nn.Parameter(mlp.gate_proj.weight[start:end])\n",
+            )
+        ],
+        ("test_tp_hidden",),
+        "wraps a slice of the full weight: the shard shares its storage, so training it edits mlp",
+    ),
+    # --- 5. GPipe ------------------------------------------------------------------------------
     _m(
         "gpipe_whole_batch",
         "gpipe",
@@ -284,7 +382,7 @@ MUTANTS = [
         GPIPE,
         "runs the stages with autograd on: the output carries a graph it cannot send back",
     ),
-    # --- 5. the memory model ---------------------------------------------------------------------
+    # --- 6. the memory model ---------------------------------------------------------------------
     _m(
         "params_no_gqa",
         "model",
