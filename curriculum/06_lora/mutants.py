@@ -127,6 +127,10 @@ MUTANTS = [
        [('getattr(config, "head_dim", None) or h // config.num_attention_heads',
          "h // config.num_attention_heads")],
        ("test_count_hidden",), "assumes head_dim = hidden_size / num_heads even when the config sets it"),
+    _m("count_true_division", "count",
+       [("h // config.num_attention_heads", "h / config.num_attention_heads")],
+       ("test_count_hidden",),
+       "divides with / for the head size: a config without head_dim gives float counts"),
     _m("count_ignores_biases", "count",
        [('    if getattr(config, "attention_bias", False):\n'
          '        per_layer += sum(shapes[n][1] for n in ("q_proj", "k_proj", "v_proj", "o_proj"))\n'
@@ -262,6 +266,12 @@ MUTANTS = [
          '    targets = batch["labels"][:, 1:]\n' + _LOSS_RETURN,
          '    return model(**batch).loss\n')],
        ("test_sft_hidden",), "lets the model compute the loss from labels= instead of writing the shift"),
+    _m("loss_no_attention_mask", "sft",
+       [('model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits',
+         'model(input_ids=batch["input_ids"]).logits')],
+       ("test_sft_hidden",),
+       "calls the model without attention_mask: harmless with right padding, wrong as soon as pads "
+       "come first"),
     _m("loss_no_upcast", "sft", [("logits[:, :-1].reshape(-1, logits.shape[-1]).float()",
                                   "logits[:, :-1].reshape(-1, logits.shape[-1])")],
        ("test_sft_hidden",),
@@ -283,7 +293,9 @@ MUTANTS = [
        [("params = [p for p in model.parameters() if p.requires_grad]", "params = list(model.parameters())")],
        ("test_train_hidden",), "gives the optimizer every parameter, frozen ones included"),
     _m("train_no_zero_grad", "train", [("        optimizer.zero_grad(set_to_none=True)\n", "")],
-       ("test_train_hidden",), "never zeroes the gradients: they accumulate over the steps"),
+       ("test_train_hidden", "test_lora_outcome"),
+       "never zeroes the gradients: they accumulate over the steps, and the fine-tune collapses to one "
+       "answer"),
     _m("train_zero_grad_before_step", "train",
        [("        loss.backward()\n        optimizer.step()\n        optimizer.zero_grad(set_to_none=True)\n",
          "        loss.backward()\n        optimizer.zero_grad(set_to_none=True)\n"
