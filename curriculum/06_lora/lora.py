@@ -447,7 +447,9 @@ for targets, r, alpha, rs in [(["q_proj", "v_proj"], 8, 16.0, False), ("all-line
         f"yours {ours:,} (is everything except lora_A / lora_B frozen?)")
     wrong = [n for n, p in mine.named_parameters() if p.requires_grad and not n.endswith(("lora_A", "lora_B"))]
     assert not wrong, f"only lora_A / lora_B may train; also trainable: {wrong[:3]}"
-    assert _copy_from_peft(mine, twin) == len(names)
+    n_copied = _copy_from_peft(mine, twin)
+    assert n_copied == len(names), (
+        f"expected one LoRALinear per name inject_lora returned ({len(names)}), found {n_copied} to copy peft's A, B into")
     mine.eval()
     with torch.no_grad():
         got, want = mine(probe_ids).logits, twin(probe_ids).logits
