@@ -28,6 +28,10 @@ class ReleaseError(GradingError):
     """nbgrader could not generate the student version of a unit."""
 
 
+class ExchangeSetupError(LLMLabsError, OSError):
+    """nbgrader's exchange directory cannot be created."""
+
+
 class BuildError(LLMLabsError, ValueError):
     """A unit's text form cannot be built into a notebook."""
 

@@ -12,12 +12,14 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 # timings 3-10x slower and noisier. Graded kernels inherit this (graders.notebook.setup).
 os.environ.setdefault("LLMLABS_THREADS", "1")
 
-GRADING = Path(__file__).resolve().parent / "grading"
+HERE = Path(__file__).resolve().parent
+# tests/grading/ runs notebooks through nbgrader and tests/browser/ drives JupyterLab in
+# Chromium: slow by definition, so `pytest -m "not slow"` is the fast subset.
+SLOW_DIRS = (HERE / "grading", HERE / "browser")
 
 
 def pytest_collection_modifyitems(config, items):
-    # Everything under tests/grading/ runs notebooks through nbgrader: slow by definition,
-    # so `pytest -m "not slow"` is the fast subset.
     for item in items:
-        if GRADING in Path(str(item.fspath)).resolve().parents:
+        parents = Path(str(item.fspath)).resolve().parents
+        if any(d in parents for d in SLOW_DIRS):
             item.add_marker(pytest.mark.slow)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import stat
 import subprocess
 import sys
 import tomllib
@@ -168,6 +169,11 @@ def test_course_init_writes_a_stock_course(tmp_path):
     assert proc.returncode == 0, proc.stderr
     config = (course / "nbgrader_config.py").read_text()
     assert "'ml101'" in config and "ClearHiddenTests" in config and "Execute.timeout" in config
+    assert "ClearSolutions.code_stub" in config and "replace this line with your code" in config
+    # The Formgrader shows Release and Collect only once the exchange exists; students write into it.
+    exchange = course / "exchange"
+    assert exchange.is_dir() and stat.S_IMODE(exchange.stat().st_mode) == 0o777
+    assert f"Created the exchange directory {exchange}" in proc.stdout
     assert (
         course / "source" / UNIT.name / UNIT.notebook_path.name
     ).read_text() == UNIT.notebook_path.read_text()
@@ -175,3 +181,20 @@ def test_course_init_writes_a_stock_course(tmp_path):
     assert "already holds" in line
     line = one_error_line(run_cli("course", "init", tmp_path / "c2", "--units", "nope"))
     assert "unknown unit" in line
+
+
+def test_course_init_keeps_an_existing_exchange_and_warns_when_students_cannot_write(tmp_path):
+    exchange = tmp_path / "exchange"
+    exchange.mkdir(mode=0o755)
+    proc = run_cli("course", "init", tmp_path / "course", "--units", UNIT.name, "--exchange", exchange)
+    assert proc.returncode == 0, proc.stderr
+    assert f"chmod 777 {exchange}" in proc.stdout
+    assert stat.S_IMODE(exchange.stat().st_mode) == 0o755
+
+
+def test_course_init_cannot_create_the_exchange_in_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = run_cli("course", "init", tmp_path / "c", "--units", UNIT.name, "--exchange", blocker / "x")
+    line = one_error_line(proc)
+    assert "cannot create the exchange directory" in line and "--exchange" in line

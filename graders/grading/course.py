@@ -10,15 +10,29 @@ nbgrader fails loudly instead of grading with an unconfigured kernel.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 import sys
 from pathlib import Path
 
 from graders import settings
+from graders.errors import ExchangeSetupError
 from graders.grading.units import Unit
 from graders.notebook.kernel import KERNEL_ENV
 
 KERNEL_NAME = "llmlabs-grader"
+# nbgrader's exchange set-up: one directory every student can write their submission into
+# (nbgrader's own `release_assignment` gives it these permissions too).
+EXCHANGE_MODE = 0o777
+# What a learner sees when a test calls an exercise they have not written yet; nbgrader
+# puts it in place of each `### BEGIN SOLUTION` block of a code cell (default: an empty
+# `raise NotImplementedError()`).
+CODE_STUB = (
+    "# YOUR CODE HERE\n"
+    'raise NotImplementedError("not written yet: replace this line with your code, run the cell, '
+    'then run its tests again")'
+)
 
 CONFIG_TEMPLATE = """\
 # nbgrader configuration written by `llmlabs course init`. Edit freely.
@@ -45,6 +59,9 @@ os.environ["JUPYTER_PATH"] = os.pathsep.join(
     + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
 )
 
+# The stub that replaces each solution in the student version: its message says what to do.
+c.ClearSolutions.code_stub = {{"python": {code_stub!r}}}
+
 # Never show hidden tests in feedback: not in the source, nor in the tracebacks they leave.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
@@ -53,6 +70,19 @@ c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.ClearHiddenTests",
 ]
 """
+
+
+def throwaway_root() -> str | None:
+    """Where throw-away courses go: memory (/dev/shm) when it has room, since their
+    gradebook is discarded and nbgrader commits (so fsyncs) once per test cell; else the
+    system's temporary folder (None). Kernels never see either (see graders.sandbox)."""
+    try:
+        stat = os.statvfs("/dev/shm")
+    except OSError:
+        return None
+    if stat.f_bavail * stat.f_frsize < 1 << 30 or not os.access("/dev/shm", os.W_OK):
+        return None
+    return "/dev/shm"
 
 
 def write_kernelspec(course_dir: Path) -> Path:
@@ -102,9 +132,34 @@ def init_course(
             kernel=KERNEL_NAME,
             bindir=str(Path(sys.executable).parent),
             hide_env=settings.HIDE_PATHS.env,
+            code_stub=CODE_STUB,
         )
     )
     write_kernelspec(course_dir)
     for unit in units:
         copy_unit_source(unit, course_dir / "source" / unit.name)
     return course_dir
+
+
+def prepare_exchange(exchange: Path) -> str:
+    """Create nbgrader's exchange directory, writable by everyone; return one line that says
+    what was done. The Formgrader hides Release and Collect while it is missing, and
+    students cannot submit into it unless everyone may write there. An existing directory
+    is left as it is, with a warning when students could not write into it."""
+    exchange = Path(exchange)
+    if exchange.is_dir():
+        if stat.S_IMODE(exchange.stat().st_mode) & EXCHANGE_MODE != EXCHANGE_MODE:
+            return (
+                f"Warning: the exchange directory {exchange} is not writable by everyone; students "
+                f"cannot submit until you run: chmod 777 {exchange}"
+            )
+        return f"Using the exchange directory {exchange} (it exists and everyone may write there)"
+    try:
+        exchange.mkdir(parents=True)
+        os.chmod(exchange, EXCHANGE_MODE)  # mkdir's mode is reduced by the umask
+    except OSError as e:
+        raise ExchangeSetupError(
+            f"cannot create the exchange directory {exchange} ({e.strerror}); create it with "
+            f"`mkdir -p {exchange} && chmod 777 {exchange}`, or choose another with --exchange"
+        ) from None
+    return f"Created the exchange directory {exchange} (writable by everyone, as nbgrader's exchange needs)"

@@ -9,7 +9,7 @@ stable import paths; anything else in `graders` may move between versions.
 
 | module | what it gives a notebook |
 |---|---|
-| `kernel` | `setup()`: silence stderr, fix seeds and threads (the first code cell calls it) |
+| `kernel` | `setup()` (the first code cell): quiet stderr, seeds, threads, "✓ passed" lines |
 | `asserts` | closeness, shape and dtype checks whose failure messages teach |
 | `measure` | interleaved speed ratios, peak memory, call and byte counts |
 | `data` | the bundled corpus, tokenizer, tiny Llama and task, sha256-checked |

@@ -19,7 +19,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -87,7 +87,6 @@ class Ratio:
     ratio: float
     fast: Timing
     slow: Timing
-    notes: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         fast, slow = self.fast.median * 1e3, self.slow.median * 1e3

@@ -42,9 +42,7 @@ def needed_under_tmp() -> list[str]:
     return sorted(p for p in real if p.startswith("/tmp/") and os.path.isdir(p))
 
 
-def bwrap_command(
-    kernel_argv: Sequence[str], work: Path, info_fd: int | None, keep_fds: Sequence[int] = ()
-) -> list[str]:
+def bwrap_command(kernel_argv: Sequence[str], work: Path, info_fd: int | None) -> list[str]:
     """bwrap + its options + the kernel's argv; `work` is bound as the kernel's cwd."""
     cmd = [
         "bwrap",

@@ -46,7 +46,7 @@ def test_start_writes_the_release_and_keeps_existing_work(tmp_path):
     nb_path = dest / UNIT.notebook_path.name
     text = nb_path.read_text()
     assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
-    assert "NotImplementedError" in text
+    assert "NotImplementedError" in text and "replace this line with your code" in text
     nb_path.write_text(text + " ")  # the learner's work
     line = one_error_line(run_cli("start", UNIT.name, dest))
     assert "already exists" in line
