@@ -499,6 +499,15 @@ dtypes16 = {p.dtype for p in m16.parameters() if p.requires_grad}
 assert dtypes16 == {torch.bfloat16}, f"inject_lora on a bf16 model: expected bf16 adapters, got {sorted(map(str, dtypes16))}"
 with torch.no_grad():
     assert torch.equal(m16(probe_ids).logits, before16), "a bf16 model's logits must not change at injection (B = 0)"
+# Every option reaches every wrapped layer: dropout and use_rslora as well as r and alpha.
+opt_model = load_model(device=device)
+inject_lora(opt_model, ["q_proj", "v_proj"], r=4, alpha=8.0, dropout=0.1, use_rslora=True)
+opt_layers = [m for m in opt_model.modules() if isinstance(m, LoRALinear)]
+got_opts = sorted({(m.dropout.p, m.scaling) for m in opt_layers})
+assert len(opt_layers) == 2 * n_layers and got_opts == [(0.1, 4.0)], (
+    f"inject_lora(model, ['q_proj', 'v_proj'], r=4, alpha=8, dropout=0.1, use_rslora=True): expected "
+    f"{2 * n_layers} layers, each with dropout p 0.1 and scaling alpha / sqrt(r) = 4.0; got {len(opt_layers)} "
+    f"layers with (dropout p, scaling) in {got_opts}")
 ### END HIDDEN TESTS
 assert True
 
@@ -1277,6 +1286,15 @@ assert all(torch.equal(bt[k], before[k]) for bt, before in zip(hb, hb_before, st
 assert_close(torch.tensor(seen_sums), torch.tensor(want_sums), rtol=0, atol=1e-3,
              name="sum of the trained parameters seen by callback(step) vs after each reference step")
 assert isinstance(got_opt, torch.optim.AdamW), f"expected a torch.optim.AdamW, got {type(got_opt).__name__}"
+# lr as given, weight_decay 0.0, and AdamW's defaults for the rest of the update rule. AdamW's
+# default weight decay (0.01) moves the parameters of these 3 steps by ~1e-5 only, about the
+# tolerance of the comparison with the reference loop below: read it from the optimizer.
+_default_adamw = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=5e-3, weight_decay=0.0).defaults
+_update_rule = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
+got_rule = [{k: tuple(g[k]) if k == "betas" else g.get(k) for k in _update_rule} for g in got_opt.param_groups]
+want_rule = {k: _default_adamw[k] for k in _update_rule}
+assert all(rule == want_rule for rule in got_rule), (
+    f"train_adamw(..., lr=5e-3): expected AdamW with {want_rule}, got param groups with {got_rule}")
 n_opt = sum(len(g["params"]) for g in got_opt.param_groups)
 n_train = sum(1 for p in m1.parameters() if p.requires_grad)
 assert n_opt == n_train, f"the optimizer must hold only the {n_train} trainable tensors, it holds {n_opt}"
