@@ -221,7 +221,9 @@ for d_in, d_out, r, alpha, rs, bias in [(64, 32, 8, 16.0, False, True), (48, 80,
     assert layer.lora_A.device == lin.weight.device and layer.lora_A.dtype == lin.weight.dtype, (
         f"lora_A must live on the base weight's device/dtype ({lin.weight.device}, {lin.weight.dtype}), "
         f"got ({layer.lora_A.device}, {layer.lora_A.dtype})")
-    assert torch.count_nonzero(layer.lora_B) == 0, "lora_B must be initialised to zeros"
+    assert torch.count_nonzero(layer.lora_B) == 0, (
+        f"lora_B must be initialised to zeros, got {int(torch.count_nonzero(layer.lora_B))} non-zero entries of "
+        f"{layer.lora_B.numel()}")
     # Kaiming-uniform with a = sqrt(5): uniform on [-1/sqrt(d_in), 1/sqrt(d_in)].
     bound = 1 / math.sqrt(d_in)
     a_vals = layer.lora_A.detach()
@@ -254,7 +256,9 @@ layer(torch.randn(8, 32, device=device)).pow(2).sum().backward()
 assert lin.weight.grad is None, "the frozen base weight received a gradient"
 assert layer.lora_B.grad is not None and layer.lora_B.grad.abs().sum() > 0, (
     "at initialisation lora_B must receive a non-zero gradient (is lora_A random, not zero?)")
-assert torch.count_nonzero(layer.lora_A.std(dim=1)) == 4, "every row of lora_A must be random (not constant)"
+assert torch.count_nonzero(layer.lora_A.std(dim=1)) == 4, (
+    f"every row of lora_A must be random (not constant): {int(torch.count_nonzero(layer.lora_A.std(dim=1)))} of "
+    f"the 4 rows vary")
 # Dropout acts on the LoRA input only: with B = 0 the output is base(x) even in training mode.
 lin = nn.Linear(32, 16).to(device)
 layer = LoRALinear(lin, r=4, alpha=8.0, dropout=0.5).train()
@@ -890,7 +894,8 @@ with torch.no_grad():
     n_merged = merge_lora(mine)
     assert n_merged == len(w_before), f"merge_lora on {len(w_before)} adapted layers returned {n_merged}"
     assert all(m.merged for m in mine.modules() if isinstance(m, LoRALinear)), "merge_lora must set merged = True"
-    assert merge_lora(mine) == 0, "a second merge_lora must merge nothing (the layers are merged already)"
+    n_again = merge_lora(mine)
+    assert n_again == 0, f"a second merge_lora must merge nothing (the layers are merged already), it returned {n_again}"
     merged = mine(probe_ids).logits
     assert_close(merged, before, rtol=1e-4, atol=1e-4, name="logits after merge_lora (twice) vs before")
     # The merged weights equal peft's merge_and_unload() with the same A and B: same products,
@@ -904,8 +909,10 @@ with torch.no_grad():
     for m in mine.modules():
         if isinstance(m, LoRALinear):
             assert isinstance(m.lora_A, nn.Parameter), "merge_lora must keep lora_A / lora_B (needed to unmerge)"
-    assert unmerge_lora(mine) == len(w_before), "unmerge_lora must unmerge every merged layer"
-    assert unmerge_lora(mine) == 0, "a second unmerge_lora must unmerge nothing"
+    n_unmerged, n_again = unmerge_lora(mine), unmerge_lora(mine)
+    assert (n_unmerged, n_again) == (len(w_before), 0), (
+        f"unmerge_lora on {len(w_before)} merged layers, then again: expected to unmerge {len(w_before)}, then 0; "
+        f"it returned {n_unmerged}, then {n_again}")
     assert not any(m.merged for m in mine.modules() if isinstance(m, LoRALinear)), "unmerge_lora must set merged = False"
     for name, w0 in w_before.items():
         w1 = dict(mine.named_modules())[name].base.weight
@@ -933,7 +940,8 @@ with torch.no_grad():
     w16 = layer16.base.weight.detach().clone()
     want16 = w16.float() + 2.0 * layer16.lora_B.float() @ layer16.lora_A.float()
 wrapper16 = nn.Sequential(layer16)
-assert merge_lora(wrapper16) == 1, "merge_lora on one bf16 LoRALinear must merge 1 layer"
+n16 = merge_lora(wrapper16)
+assert n16 == 1, f"merge_lora on one bf16 LoRALinear must merge 1 layer, it returned {n16}"
 assert layer16.base.weight.dtype == torch.bfloat16, f"merging must keep the bf16 weight bf16, got {layer16.base.weight.dtype}"
 # One bf16 rounding of entries of O(0.2) (half a unit in the last place: 5e-4), plus the product's own.
 assert_close(layer16.base.weight.float(), want16, rtol=1e-2, atol=1e-3, name="merged bf16 weight vs W + scaling * B @ A")
