@@ -55,17 +55,28 @@ MUTANTS = [
 ]
 
 
-def test_mutant_scores_do_not_depend_on_the_order(tmp_path):
+def tiny_unit(directory, name: str, text: str, cell_timeout: int) -> Unit:
+    """A unit made of `text` alone, built into `directory`."""
     nb = {
-        "cells": parse_cells(TEXT),
+        "cells": parse_cells(text),
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
         "nbformat": 4,
         "nbformat_minor": 5,
     }
-    (tmp_path / "tiny.ipynb").write_text(render(nb))
-    unit = Unit(
-        name="tiny", number=0, title="tiny", minutes=1, device="CPU", directory=tmp_path, cell_timeout=60
+    (directory / f"{name}.ipynb").write_text(render(nb))
+    return Unit(
+        name=name,
+        number=0,
+        title=name,
+        minutes=1,
+        device="CPU",
+        directory=directory,
+        cell_timeout=cell_timeout,
     )
+
+
+def test_mutant_scores_do_not_depend_on_the_order(tmp_path):
+    unit = tiny_unit(tmp_path, "tiny", TEXT, cell_timeout=60)
     forward = run_mutants(unit, MUTANTS)
     backward = run_mutants(unit, MUTANTS[::-1])
     expected = {
@@ -100,16 +111,7 @@ def test_a_kill_by_the_tight_time_limit_is_graded_again_with_cell_timeout(tmp_pa
     from graders.authoring import mutation_score
     from graders.authoring.automutate import AutoMutant
 
-    nb = {
-        "cells": parse_cells(SLOW_TEXT),
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    (tmp_path / "slow.ipynb").write_text(render(nb))
-    unit = Unit(
-        name="slow", number=0, title="slow", minutes=1, device="CPU", directory=tmp_path, cell_timeout=8
-    )
+    unit = tiny_unit(tmp_path, "slow", SLOW_TEXT, cell_timeout=8)
     monkeypatch.setattr(mutation_score, "TIMEOUT_FLOOR", 1.0)
     slower = AutoMutant("slower", "pause", "test", 0, "", "", "def pause():\n    time.sleep(2)\n")
     stuck = AutoMutant("stuck", "pause", "test", 0, "", "", "def pause():\n    time.sleep(60)\n")
@@ -128,16 +130,7 @@ def test_the_shared_kernel_outlives_the_whole_notebook_limits(tmp_path, monkeypa
     wall = settings.LIMITS["notebook_seconds"].env
     monkeypatch.delenv(wall, raising=False)
     monkeypatch.setenv(settings.LIMITS["cpu_seconds"].env, "5000")  # an explicit choice is kept
-    nb = {
-        "cells": parse_cells(SLOW_TEXT),
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    (tmp_path / "slow.ipynb").write_text(render(nb))
-    unit = Unit(
-        name="slow", number=0, title="slow", minutes=1, device="CPU", directory=tmp_path, cell_timeout=8
-    )
+    unit = tiny_unit(tmp_path, "slow", SLOW_TEXT, cell_timeout=8)
     with shared_kernel(unit) as kernel:
         assert kernel.reference_scores == {"test_pause": 1.0}
         assert os.environ[wall] == str(LONG_KERNEL_SECONDS)
