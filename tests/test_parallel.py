@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -13,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from graders.notebook import WorkerError, WorkerTimeout, run_distributed
+from graders.notebook.parallel import _first_failure
 
 
 def _children() -> list[psutil.Process]:
@@ -125,3 +127,23 @@ def test_bad_arguments():
         run_distributed(_spins, 0)
     with pytest.raises(ValueError, match="timeout"):
         run_distributed(_spins, 2, timeout=0)
+
+
+def test_a_peers_connection_closed_error_never_hides_the_cause(tmp_path):
+    # On a loaded machine the rank that timed out can write its traceback after the peer
+    # it disconnected wrote "Connection closed by peer" (CI saw this): the cause still wins.
+    (tmp_path / "0.error").write_text("2.0\nTraceback ...\nRuntimeError: [pair.cc] Timed out waiting 2000ms for recv\n")
+    (tmp_path / "1.error").write_text(
+        "1.0\nTraceback ...\nRuntimeError: [pair.cc:553] Connection closed by peer [127.0.0.1]:11475\n"
+    )
+    procs = [SimpleNamespace(exitcode=1), SimpleNamespace(exitcode=1)]
+    error = _first_failure(procs, tmp_path, seen_first=1)
+    assert error.rank == 0 and "Timed out" in str(error), str(error)
+    assert "rank(s) [1] failed after it" in str(error), str(error)
+
+
+def test_of_two_causes_the_earlier_traceback_wins(tmp_path):
+    (tmp_path / "0.error").write_text("2.0\nTraceback ...\nValueError: second\n")
+    (tmp_path / "1.error").write_text("1.0\nTraceback ...\nValueError: first\n")
+    procs = [SimpleNamespace(exitcode=1), SimpleNamespace(exitcode=1)]
+    assert _first_failure(procs, tmp_path, seen_first=0).rank == 1

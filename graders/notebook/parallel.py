@@ -145,25 +145,58 @@ def _wait_all(procs: list[Any], run_dir: Path, deadline: float, timeout: float) 
             if procs[rank].exitcode != 0:
                 # The others would wait for this rank in their next collective: give the ones
                 # already failing a moment to say why, then report whoever failed first.
-                time.sleep(0.2)
+                _grace(procs, run_dir, rank)
                 raise _first_failure(procs, run_dir, rank)
+
+
+# Errors a rank raises because a peer went away first: never the cause, whatever their time.
+_CONSEQUENCES = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+
+
+def _grace(procs: list[Any], run_dir: Path, failed: int) -> None:
+    """Wait 0.2 s for other ranks to report; up to 3 s while the only reports are a peer's
+    "connection closed" (the rank that caused it, on a loaded machine, may still be
+    formatting its traceback) and some rank is still alive."""
+    start = time.monotonic()
+    time.sleep(0.2)
+    if not (run_dir / f"{failed}.error").is_file():
+        return  # died without a traceback (killed, os._exit): it is the cause
+    while time.monotonic() - start < 3 and any(p.exitcode is None for p in procs):
+        texts = [_error_text(run_dir, rank) for rank in range(len(procs))]
+        if any(text and not _secondary(text) for text in texts):
+            return
+        time.sleep(0.05)
+
+
+def _error_text(run_dir: Path, rank: int) -> str:
+    path = run_dir / f"{rank}.error"
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def _secondary(text: str) -> bool:
+    lines = text.strip().splitlines()
+    return bool(lines) and any(sign in lines[-1] for sign in _CONSEQUENCES)
 
 
 def _first_failure(procs: list[Any], run_dir: Path, seen_first: int) -> WorkerError:
     """The rank that failed first: by the time its traceback was written, or, for a rank
     that died without one (killed, os._exit), first if its death was the first one seen:
-    the others' errors ("connection closed by peer") are then its consequence."""
-    failures: list[tuple[float, int, str]] = []
+    the others' errors ("connection closed by peer") are then its consequence.
+
+    A peer's "connection closed" error can be written before the traceback of the rank
+    whose failure caused it (gloo closes the connection before Python formats the
+    exception), so such errors rank after every other kind whatever their time."""
+    failures: list[tuple[bool, float, int, str]] = []
     for rank, proc in enumerate(procs):
         path = run_dir / f"{rank}.error"
         if path.is_file():
             stamp, _, text = path.read_text(errors="replace").partition("\n")
-            failures.append((float(stamp), rank, text))
+            failures.append((_secondary(text), float(stamp), rank, text))
         elif proc.exitcode not in (None, 0):
             when = float("-inf") if rank == seen_first else float("inf")
-            failures.append((when, rank, _died(proc.exitcode, run_dir / f"{rank}.stderr")))
-    _, rank, text = min(failures)
-    others = [r for _, r, _ in failures if r != rank]
+            failures.append((False, when, rank, _died(proc.exitcode, run_dir / f"{rank}.stderr")))
+    _, _, rank, text = min(failures)
+    others = [r for _, _, r, _ in failures if r != rank]
     also = f" (rank(s) {others} failed after it)" if others else ""
     return WorkerError(f"rank {rank} of {len(procs)} failed{also}:\n{text}", rank)
 
@@ -226,7 +259,10 @@ def _worker(
         dist.destroy_process_group()
         code = 0
     except BaseException:
-        (run_dir / f"{rank}.error").write_text(f"{time.monotonic()!r}\n{traceback.format_exc()}")
+        stamp = time.monotonic()
+        tmp = run_dir / f"{rank}.error.tmp"
+        tmp.write_text(f"{stamp!r}\n{traceback.format_exc()}")
+        tmp.rename(run_dir / f"{rank}.error")  # whole or absent: the kernel reads it while we run
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
