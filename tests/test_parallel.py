@@ -132,7 +132,9 @@ def test_bad_arguments():
 def test_a_peers_connection_closed_error_never_hides_the_cause(tmp_path):
     # On a loaded machine the rank that timed out can write its traceback after the peer
     # it disconnected wrote "Connection closed by peer" (CI saw this): the cause still wins.
-    (tmp_path / "0.error").write_text("2.0\nTraceback ...\nRuntimeError: [pair.cc] Timed out waiting 2000ms for recv\n")
+    (tmp_path / "0.error").write_text(
+        "2.0\nTraceback ...\nRuntimeError: [pair.cc] Timed out waiting 2000ms for recv\n"
+    )
     (tmp_path / "1.error").write_text(
         "1.0\nTraceback ...\nRuntimeError: [pair.cc:553] Connection closed by peer [127.0.0.1]:11475\n"
     )
