@@ -1590,6 +1590,14 @@ assert lsh_candidates(sigs_v, 1, 1) == {(0, 1)}, f"lsh_candidates(b=1, r=1): exp
 
 # %% test id=test_lsh_candidates_hidden points=2
 ### BEGIN HIDDEN TESTS
+# A band is compared only with the same band of the other document: doc 0's band 1 equals
+# doc 1's band 0, which is no evidence of similarity.
+sigs_x = np.array([[1, 2, 3, 4], [3, 4, 5, 6], [9, 9, 5, 6]], dtype=np.uint64)
+got_x = lsh_candidates(sigs_x, 2, 2)
+assert got_x == {(1, 2)}, (
+    f"lsh_candidates({sigs_x.tolist()}, b=2, r=2): expected {{(1, 2)}} (documents 1 and 2 share band 1; "
+    f"equal values in different bands, as doc 0's band 1 and doc 1's band 0, do not count), got {got_x}"
+)
 from datasketch import MinHash, MinHashLSH
 from datasketch.hashfunc import sha1_hash32
 

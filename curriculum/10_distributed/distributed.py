@@ -366,7 +366,15 @@ def _train(model, opt, x, y, steps, rank, world_size, sync):
         opt.zero_grad(set_to_none=True)
         mlp_loss(model, xs[rank], ys[rank]).backward()
         if sync:
+            before = [p.grad for p in model.parameters()]
             average_gradients(model)
+            # In place: code that kept a reference to a .grad (a bucket view, an accumulation
+            # buffer) must see the mean, not the sum left behind by a rebinding.
+            rebound = [i for i, (p, g) in enumerate(zip(model.parameters(), before)) if p.grad is not g]
+            assert not rebound, (
+                f"average_gradients must change each .grad in place (all_reduce on p.grad, then "
+                f"p.grad.div_), not bind a new tensor to p.grad: parameters {rebound} got new .grad tensors"
+            )
         opt.step()
 
 
@@ -1171,7 +1179,8 @@ def _gpipe_case(rank, world_size, x, m):
     return out, sends
 
 
-for _n_ranks, _batch, _m in [(2, 7, 4), (4, 8, 8), (3, 5, 1), (4, 9, 2)]:
+# (2, 5, 4) and (3, 6, 4): torch.chunk would cut only 3 micro-batches (pieces of ceil(batch / m)).
+for _n_ranks, _batch, _m in [(2, 7, 4), (4, 8, 8), (3, 5, 1), (4, 9, 2), (2, 5, 4), (3, 6, 4)]:
     torch.manual_seed(_batch)
     _x = torch.randn(_batch, 4)
     with torch.no_grad():

@@ -115,6 +115,14 @@ MUTANTS = [
         "sums the gradients without dividing by the world size: an N times larger learning rate",
     ),
     _m(
+        "ddp_divide_out_of_place",
+        "ddp",
+        [("            p.grad.div_(world_size)\n", "            p.grad = p.grad / world_size\n")],
+        ("test_ddp_hidden",),
+        "divides into a new tensor (p.grad = p.grad / N): a reference kept to the old .grad still holds "
+        "the sum (a blind wrong answer)",
+    ),
+    _m(
         "ddp_no_broadcast",
         "ddp",
         [("            dist.broadcast(tensor, src=0)\n", "            pass\n")],
@@ -374,6 +382,14 @@ MUTANTS = [
         [("torch.tensor_split(x, micro_batches)", "x.split(micro_batches)")],
         ("test_gpipe_hidden",),
         "x.split(m) cuts micro-batches OF m rows, not m micro-batches",
+    ),
+    _m(
+        "gpipe_torch_chunk",
+        "gpipe",
+        [("torch.tensor_split(x, micro_batches)", "torch.chunk(x, micro_batches)")],
+        ("test_gpipe_hidden",),
+        "torch.chunk cuts pieces of ceil(batch / m) rows: batch 5, m = 4 gives 3 micro-batches, not 4 "
+        "(a blind wrong answer)",
     ),
     _m(
         "gpipe_with_autograd",
