@@ -916,7 +916,7 @@ def train_mixed(model, batches, lr, autocast_dtype=None):
     ### END SOLUTION
 
 # %% test id=test_train_mixed_visible points=1
-train_batches = token_ids[:6 * 4 * 64].view(6, 4, 64).to(device)
+train_batches = token_ids[:6 * 2 * 64].view(6, 2, 64).to(device)
 torch.manual_seed(30)
 fp32_model = load_model(device=device)
 fp32_losses = train_mixed(fp32_model, train_batches, lr=1e-3)
@@ -925,9 +925,10 @@ bf16_model = load_model(device=device)
 bf16_losses = train_mixed(bf16_model, train_batches, lr=1e-3, autocast_dtype=torch.bfloat16)
 assert len(bf16_losses) == 6 and all(isinstance(v, float) for v in bf16_losses), f"expected 6 float losses, got {bf16_losses}"
 assert all(p.dtype == torch.float32 for p in bf16_model.parameters()), "the master weights must stay float32"
-# Measured on the tiny Llama: bf16 autocast losses stay within 2e-3 of fp32 over 6 steps
+# Measured on the tiny Llama: bf16 autocast losses stay within 2.1e-3 of fp32 over 6 steps
 # (bf16 keeps 8 significant bits; the fp32 master weights and fp32 loss keep errors from
-# growing). 2e-2 leaves a 10x margin, and still catches a model run entirely in bf16.
+# growing). 2e-2 leaves a 10x margin. (A model converted to bf16 stays within 4e-3 too over
+# so few steps: the float32 check above is what catches it.)
 assert max(abs(a - b) for a, b in zip(bf16_losses, fp32_losses, strict=True)) < 2e-2, (
     f"bf16 autocast losses {[round(v, 4) for v in bf16_losses]} should track fp32's {[round(v, 4) for v in fp32_losses]} within 2e-2")
 
@@ -950,14 +951,19 @@ def _oracle_train(model, batches, lr, dtype):
     return out
 
 
-few = train_batches[:3]
-for dtype, got_losses, trained in [(None, fp32_losses, fp32_model), (torch.bfloat16, bf16_losses, bf16_model)]:
+# Fresh models on a two-step run, with another learning rate: every step must match a plain
+# AdamW loop with autocast around the forward pass and the loss only.
+few = train_batches[:2, :, :32]
+for dtype in (None, torch.bfloat16):
+    torch.manual_seed(30)
+    trained = load_model(device=device)
+    got_losses = train_mixed(trained, few, lr=3e-3, autocast_dtype=dtype)
     torch.manual_seed(30)
     ref_model = load_model(device=device)
-    want = _oracle_train(ref_model, train_batches, 1e-3, dtype)
+    want = _oracle_train(ref_model, few, 3e-3, dtype)
     # The same operators in the same order: equal up to run-to-run round-off.
     assert_close(torch.tensor(got_losses), torch.tensor(want), rtol=1e-4, atol=1e-5,
-                 name=f"train_mixed losses (autocast_dtype={dtype}) vs a reference AdamW loop")
+                 name=f"train_mixed losses (autocast_dtype={dtype}, lr=3e-3) vs a reference AdamW loop")
     for (n, p), (_, q) in zip(trained.named_parameters(), ref_model.named_parameters(), strict=True):
         assert p.dtype == torch.float32, f"{n}: the parameters must stay float32, got {p.dtype}"
         assert p.grad is None or not p.grad.any(), f"{n}: gradients must be zeroed after the last step"
