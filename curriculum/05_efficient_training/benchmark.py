@@ -95,7 +95,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(ids.device.type) if dtype == torch.float16 else None
 
     def loss(self) -> torch.Tensor:
-        with torch.autocast(self.ids.device.type, dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None):
+        dtype = self.dtype or torch.bfloat16
+        with torch.autocast(self.ids.device.type, dtype=dtype, enabled=self.dtype is not None):
             return self.model(input_ids=self.ids, labels=self.ids, use_cache=False).loss
 
     def step(self) -> float:
@@ -124,13 +125,16 @@ class Trainer:
             self.loss().backward()
         self.model.zero_grad(set_to_none=True)
         counts = counter.get_flop_counts()["Global"]
-        return sum(v for k, v in counts.items() if k in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.bmm))
+        matmuls = (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.bmm)
+        return sum(v for k, v in counts.items() if k in matmuls)
 
 
-def bench(ref: dict, layers: int, batch: int, seq: int, repeats: int, steps: int, device: torch.device) -> list[dict]:
+def bench(ref: dict, layers: int, batch: int, seq: int, repeats: int, steps: int,
+          device: torch.device) -> list[dict]:
     base = load_model().config
     config = LlamaConfig(**{**base.to_dict(), "num_hidden_layers": layers})
-    ids = torch.randint(0, config.vocab_size, (batch, seq), generator=torch.Generator().manual_seed(1)).to(device)
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, config.vocab_size, (batch, seq), generator=gen).to(device)
     rows = []
     trainers = {}
     for label, dtype, ckpt in recipes(device):
@@ -179,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     name = (torch.cuda.get_device_name() if device.type == "cuda"
             else f"CPU, {torch.get_num_threads()} threads")
     ref = load_reference()
-    print(f"efficient-training benchmark: torch {torch.__version__} on {name}; shapes of {model_source()} with "
-          f"{args.layers} layers, random weights; batch {args.batch} x {args.seq} tokens; AdamW")
+    print(f"efficient-training benchmark: torch {torch.__version__} on {name}; "
+          f"shapes of {model_source()} with {args.layers} layers, random weights; "
+          f"batch {args.batch} x {args.seq} tokens; AdamW")
     start = time.perf_counter()
     rows = bench(ref, args.layers, args.batch, args.seq, args.repeats, args.steps, device)
     print()
@@ -188,13 +193,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{'matmul GFLOP':>12} | {'loss after ' + str(args.steps):>14} | {'- fp32':>8}")
     for r in rows:
         print(f"{r['recipe']:>34} | {1e3 * r['step_s']:>8.1f} | {r['time_vs_fp32']:>6.2f}x | "
-              f"{r['peak_bytes'] / 2**20:>8.1f} | {r['peak_vs_fp32']:>6.2f}x | {r['matmul_flops'] / 1e9:>12.2f} | "
+              f"{r['peak_bytes'] / 2**20:>8.1f} | {r['peak_vs_fp32']:>6.2f}x | "
+              f"{r['matmul_flops'] / 1e9:>12.2f} | "
               f"{r['losses'][-1]:>14.4f} | {r['final_loss_minus_fp32']:>+8.4f}")
     print(f"\n({time.perf_counter() - start:.0f} s; step times are one run on a possibly shared machine: "
           "compare the ratios, not the absolute numbers)")
     if args.json:
-        args.json.write_text(json.dumps({"device": name, "model": model_source(), "layers": args.layers,
-                                         "batch": args.batch, "seq": args.seq, "rows": rows}, indent=1) + "\n")
+        result = {"device": name, "model": model_source(), "layers": args.layers, "batch": args.batch,
+                  "seq": args.seq, "rows": rows}
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
 

@@ -64,7 +64,6 @@
 # %% setup id=setup
 import functools
 import math
-import time
 
 import torch
 import torch.nn as nn
