@@ -1,6 +1,6 @@
 """Benchmark of the efficient-training unit's reference solutions (not a unit test).
 
-    python curriculum/05_efficient_training/benchmark.py [--layers 8] [--batch 4] [--seq 256]
+    python curriculum/05_efficient_training/benchmark.py [--layers 8] [--batch 2] [--seq 128]
                                                          [--repeats 5] [--threads N] [--json out.json]
 
 Measures, in one run and on the default device (CUDA when present, else CPU), one training
@@ -169,8 +169,8 @@ def bench(ref: dict, layers: int, batch: int, seq: int, repeats: int, steps: int
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layers", type=int, default=8, help="decoder layers (tiny Llama shapes otherwise)")
-    parser.add_argument("--batch", type=int, default=4, help="sequences per batch")
-    parser.add_argument("--seq", type=int, default=256, help="tokens per sequence")
+    parser.add_argument("--batch", type=int, default=2, help="sequences per batch")
+    parser.add_argument("--seq", type=int, default=128, help="tokens per sequence")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per recipe")
     parser.add_argument("--steps", type=int, default=4, help="training steps before timing (losses reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")

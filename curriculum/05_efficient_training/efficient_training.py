@@ -247,8 +247,8 @@ for dtype, (e, m) in FORMAT_BITS.items():
 def running_sum(values, acc_dtype):
     """values: tensor of shape (n, k) (any floating dtype). Adds its n rows one at a time into an
     accumulator of dtype acc_dtype and shape (k,) that starts at zero: acc = acc + row.to(acc_dtype),
-    each addition rounded to acc_dtype. Returns a float64 tensor of shape (n + 1, k): the
-    accumulator after 0, 1, ..., n rows. `values` is not modified."""
+    each addition rounded to acc_dtype. Returns a float64 tensor of shape (n + 1, k) on values'
+    device: the accumulator after 0, 1, ..., n rows. `values` is not modified."""
     ### BEGIN SOLUTION
     acc = torch.zeros(values.shape[1], dtype=acc_dtype, device=values.device)
     history = [acc.double()]
@@ -310,6 +310,11 @@ for acc_dtype, in_dtype in [(torch.float16, torch.float16), (torch.bfloat16, tor
         f"running_sum with a {acc_dtype} accumulator and {in_dtype} values: expected every partial sum rounded to "
         f"{acc_dtype}; first difference at row {int((got != want).any(1).nonzero()[0])}: got "
         f"{got[(got != want).any(1)][0].tolist()}, expected {want[(got != want).any(1)][0].tolist()}")
+# The accumulator lives on the values' device (the meta device checks it without memory).
+on_meta = running_sum(torch.zeros(5, 3, dtype=torch.float16, device="meta"), torch.bfloat16)
+assert on_meta.device.type == "meta" and on_meta.shape == (6, 3) and on_meta.dtype == torch.float64, (
+    f"running_sum of a (5, 3) tensor on the meta device: expected a float64 (6, 3) tensor on 'meta', got "
+    f"{on_meta.dtype} {tuple(on_meta.shape)} on {on_meta.device}")
 # The stall, predicted and measured, for powers of two and other values, in fp16 and bf16.
 xs = [2.0**-10, 2.0**-7, 3e-4, 1e-3, 0.0123, 2.0**-4, 0.3]
 for dtype, m in [(torch.float16, 10), (torch.bfloat16, 7)]:
@@ -511,8 +516,39 @@ for init, interval, growth, backoff, overflows, steps in [(2.0**16, 3, 2.0, 0.5,
 # Defaults are GradScaler's.
 d = DynamicLossScaler()
 assert d.get_scale() == 65536.0 and isinstance(d.get_scale(), float), f"default scale: expected 65536.0 (float), got {d.get_scale()!r}"
-# A growth that would overflow float32 is skipped, as GradScaler does.
+# ...and so is the growth interval: after an overflow, the scale grows back on the 2000th good step.
+default_runs = {}
+for make in (DynamicLossScaler, lambda: torch.amp.GradScaler("cpu")):
+    sc_default = make()
+    p_default = nn.Parameter(torch.zeros(2))
+    opt_default = torch.optim.SGD([p_default], lr=0.1)
+    history = []
+    for i in range(2002):
+        sc_default.scale(torch.tensor(1.0))
+        p_default.grad = torch.full((2,), math.inf if i == 0 else 0.0)
+        sc_default.step(opt_default)
+        sc_default.update()
+        history.append(sc_default.get_scale())
+    default_runs[type(sc_default).__name__] = [history[0], history[1999], history[2000], history[2001]]
+assert default_runs["DynamicLossScaler"] == default_runs["GradScaler"], (
+    f"default settings, an overflow then 2001 good steps: scale after steps 0, 1999, 2000, 2001 from GradScaler "
+    f"{default_runs['GradScaler']}, from yours {default_runs['DynamicLossScaler']}")
+got_int = DynamicLossScaler(init_scale=1024).get_scale()
+assert got_int == 1024.0 and isinstance(got_int, float), (
+    f"DynamicLossScaler(init_scale=1024).get_scale(): expected the Python float 1024.0 (as GradScaler), got {got_int!r}")
+# A growth that would overflow float32 is skipped, as GradScaler does; one that lands exactly on
+# float32's largest value is taken.
+f32_max = torch.finfo(torch.float32).max
 for make in (DynamicLossScaler, lambda **kw: torch.amp.GradScaler("cpu", **kw)):
+    edge = make(init_scale=f32_max / 2, growth_interval=1)
+    edge.scale(torch.tensor(1.0))
+    edge_param = nn.Parameter(torch.zeros(3))
+    edge_param.grad = torch.zeros(3)
+    edge.step(torch.optim.SGD([edge_param], lr=0.1))
+    edge.update()
+    assert edge.get_scale() == f32_max, (
+        f"{type(edge).__name__} from float32 max / 2, growing by 2: expected float32's largest value {f32_max!r} "
+        f"(finite, so the growth is taken), got {edge.get_scale()!r}")
     huge = make(init_scale=2.0**126, growth_interval=1)
     zero_param = nn.Parameter(torch.zeros(3))
     zero_opt = torch.optim.SGD([zero_param], lr=0.1)
@@ -604,6 +640,7 @@ mlp = _mlp(24)
 opt_mlp = torch.optim.SGD(mlp.parameters(), lr=0.05)
 sc_mlp = torch.amp.GradScaler("cpu", init_scale=2.0**10)
 norm0 = scaled_step(_fp16_loss(mlp, x_mlp, y_mlp), mlp, opt_mlp, sc_mlp, max_norm=1.0)
+assert isinstance(norm0, float), f"scaled_step must return the norm as a Python float, got {type(norm0).__name__}"
 ref = _mlp(24)
 ref_loss = _fp16_loss(ref, x_mlp, y_mlp)
 ref_loss.backward()
@@ -955,8 +992,12 @@ def _oracle_train(model, batches, lr, dtype):
 few = train_batches[:2, :, :32]
 for dtype in (None, torch.bfloat16):
     torch.manual_seed(30)
-    trained = load_model(device=device)
+    trained = load_model(device=device).eval()  # train_mixed must switch it to training mode itself
+    modes = []
+    hook = trained.register_forward_pre_hook(lambda module, args: modes.append(module.training))
     got_losses = train_mixed(trained, few, lr=3e-3, autocast_dtype=dtype)
+    hook.remove()
+    assert modes == [True] * len(few), f"train_mixed must run every forward pass in training mode: model.training was {modes}"
     torch.manual_seed(30)
     ref_model = load_model(device=device)
     want = _oracle_train(ref_model, few, 3e-3, dtype)
@@ -1057,7 +1098,8 @@ def training_state_bytes(numels, recipe, block_size=2048):
     """Bytes of the training state of a model whose parameter tensors have the sizes in `numels`
     (list of ints), under recipe "fp32", "mixed" or "mixed_8bit" (see the table above).
     Returns a dict of ints with keys "weights", "grads", "master" (0 for "fp32"), "optimizer"
-    (AdamW's m and v, with the block scales for "mixed_8bit") and "total" (their sum)."""
+    (AdamW's m and v, with the block scales for "mixed_8bit") and "total" (their sum).
+    Any other recipe raises ValueError."""
     ### BEGIN SOLUTION
     n = sum(numels)
     if recipe == "fp32":
@@ -1109,6 +1151,13 @@ for label, numels in cases:
             assert got == want and all(isinstance(v, int) for v in got.values()), (
                 f"training_state_bytes({label}, {recipe!r}, block_size={block}): expected {want}, got {got}")
 assert training_state_bytes(param_numels(LLAMA_7B), "mixed")["total"] == 107_814_649_856
+for bad in ("bf16", "8bit", "FP32"):
+    try:
+        training_state_bytes([10], bad)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError(f"training_state_bytes([10], {bad!r}): expected ValueError for an unknown recipe")
 assert training_state_bytes(param_numels(LLAMA_70B), "mixed")["total"] == 1_103_626_371_072
 ### END HIDDEN TESTS
 assert True
