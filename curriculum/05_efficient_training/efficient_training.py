@@ -498,8 +498,9 @@ assert mine[0] == [8.0, 16.0, 8.0, 8.0, 16.0, 8.0, 8.0, 16.0], (
 assert mine[1] == [True, True, False, True, True, False, True, True], (
     f"which steps updated the weights (the overflowing steps 2 and 5 must be skipped): got {mine[1]}")
 theirs = _scripted_run(torch.amp.GradScaler("cpu", init_scale=8.0, growth_interval=2), overflow_at={2, 5})
-for p, q in zip(mine[2], theirs[2], strict=True):
-    assert_close(p, q, rtol=0, atol=0, name="weights after 8 steps with your scaler vs torch.amp.GradScaler")
+# The same SGD steps on the same unscaled gradients: bit for bit the same weights.
+diff = max(float((p - q).abs().max()) for p, q in zip(mine[2], theirs[2], strict=True))
+assert diff == 0.0, f"weights after 8 steps with your scaler vs torch.amp.GradScaler: expected identical, max difference {diff}"
 
 # %% test id=test_scaler_hidden points=3
 ### BEGIN HIDDEN TESTS
