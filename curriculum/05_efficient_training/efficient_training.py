@@ -1154,6 +1154,10 @@ for label, numels in cases:
             assert got == want and all(isinstance(v, int) for v in got.values()), (
                 f"training_state_bytes({label}, {recipe!r}, block_size={block}): expected {want}, got {got}")
 assert training_state_bytes(param_numels(LLAMA_7B), "mixed")["total"] == 107_814_649_856
+odd = [1, 2047, 2048, 2049, 4097]
+assert training_state_bytes(odd, "mixed_8bit") == _oracle_states(odd, "mixed_8bit", 2048), (
+    f"training_state_bytes({odd}, 'mixed_8bit') with the default block size: expected blocks of 2048 values, "
+    f"{_oracle_states(odd, 'mixed_8bit', 2048)}, got {training_state_bytes(odd, 'mixed_8bit')}")
 for bad in ("bf16", "8bit", "FP32"):
     try:
         training_state_bytes([10], bad)
