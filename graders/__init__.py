@@ -11,7 +11,8 @@ The package has four parts, one per reader:
 - `graders.sandbox`, for whoever reviews security: the kernel launcher, limits,
   cgroups, bubblewrap, the in-kernel guard, the sandbox benchmark.
 - `graders.authoring`, for unit authors and the test suite: the notebook builder, lint,
-  the reference reader, mutants, the shared mutant kernel, mutation grading.
+  the reference reader, the benchmarks' set-up, mutants, the shared mutant kernel,
+  mutation grading.
 
 Shared by all four: `cli` (the `llmlabs` command), `settings` (every `LLMLABS_*`
 variable), `errors` (`LLMLabsError` and its kinds), `cells` (nbgrader cell metadata),

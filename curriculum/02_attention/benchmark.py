@@ -37,32 +37,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("KINETO_LOG_LEVEL", "6")
-os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+from graders.authoring.benchmarking import load_reference, quiet_environment
+
+quiet_environment()  # before torch and transformers load: some read it at import
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from graders.authoring.reference import exec_reference  # noqa: E402
 from graders.notebook import peak_memory_torch, speedup, synchronize  # noqa: E402
-
-TEXT_FORM = Path(__file__).resolve().parent / "attention.py"
-
-
-def load_reference(path: Path = TEXT_FORM) -> dict:
-    """Execute the answer cells of the text form (the reference solutions); return their names."""
-    return exec_reference(path, {"math": math, "torch": torch, "F": F, "__name__": "attention_reference"},
-                          kinds=("answer",))
 
 
 def bench_attention(ref: dict, lengths: list[int], device: torch.device, heads: int = 8, head_dim: int = 64,
@@ -188,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     lengths = args.lengths or ([512, 1024, 2048] if device.type == "cpu" else [1024, 2048, 4096, 8192])
     block = args.block_size or (128 if device.type == "cpu" else 2048)
-    ref = load_reference()
+    ref = load_reference(__file__, {"math": math, "torch": torch, "F": F}, kinds=("answer",))
     name = (torch.cuda.get_device_name() if device.type == "cuda"
             else f"CPU, {torch.get_num_threads()} threads")
     print(f"attention benchmark: torch {torch.__version__} on {name}; causal, B=1, H=8, d=64, fp32, "

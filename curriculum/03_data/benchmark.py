@@ -21,27 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("MPLBACKEND", "Agg")
+from graders.authoring.benchmarking import load_reference, quiet_environment
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+quiet_environment()  # before torch and transformers load: some read it at import
 
-from graders.authoring.reference import exec_reference  # noqa: E402
-
-TEXT_FORM = Path(__file__).resolve().parent / "data.py"
-
-
-def load_reference(path: Path = TEXT_FORM) -> dict:
-    """Execute the setup cells and the answer cells of the text form; return their names."""
-    return exec_reference(path, {"__name__": "data_reference"}, kinds=("setup", "answer"))
 
 
 def timed(fn):
@@ -113,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, default=None, help="training documents for the pipeline steps")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args(argv)
-    ref = load_reference()
+    ref = load_reference(__file__)
     texts = ref["train_texts"][: args.docs] if args.docs else ref["train_texts"]
     print(f"data benchmark: {len(texts)} training documents")
     tok = bench_tokenizer(ref, ref["val_texts"])

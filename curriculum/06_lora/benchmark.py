@@ -25,25 +25,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+from graders.authoring.benchmarking import load_reference, quiet_environment
+
+quiet_environment()  # before torch and transformers load: some read it at import
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from graders.authoring.reference import exec_reference  # noqa: E402
 from graders.notebook import (  # noqa: E402
     count_parameters,
     load_model,
@@ -53,14 +48,6 @@ from graders.notebook import (  # noqa: E402
     speedup,
     synchronize,
 )
-
-TEXT_FORM = Path(__file__).resolve().parent / "lora.py"
-
-
-def load_reference(path: Path = TEXT_FORM) -> dict:
-    """Execute the answer cells of the text form (the reference solutions); return their names."""
-    return exec_reference(path, {"math": math, "torch": torch, "nn": nn, "F": F,
-                                 "__name__": "lora_reference"}, kinds=("answer",))
 
 
 def _bytes(tensors) -> int:
@@ -150,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     name = (torch.cuda.get_device_name() if device.type == "cuda"
             else f"CPU, {torch.get_num_threads()} threads")
-    ref = load_reference()
+    ref = load_reference(__file__, {"math": math, "torch": torch, "nn": nn, "F": F}, kinds=("answer",))
     print(f"LoRA benchmark: torch {torch.__version__} on {name}; model {model_source()}; fp32, AdamW, "
           f"batch of {args.batch} docstring-task examples, LoRA on all linear layers (alpha = 2r)")
     start = time.perf_counter()

@@ -27,30 +27,17 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("KINETO_LOG_LEVEL", "6")
-os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from graders.authoring.benchmarking import load_reference, quiet_environment
+
+quiet_environment()  # before torch and transformers load: some read it at import
 
 import torch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from graders.authoring.reference import exec_reference  # noqa: E402
 from graders.notebook import speedup, synchronize  # noqa: E402
-
-TEXT_FORM = Path(__file__).resolve().parent / "quantization.py"
-
-
-def load_reference(path: Path = TEXT_FORM) -> dict:
-    """Execute the setup cell and the answer cells of the text form; return their names."""
-    return exec_reference(path, {"__name__": "quantization_reference"}, kinds=("setup", "answer"))
 
 
 def bench_models(ref: dict, ppl_tokens: int) -> list[dict]:
@@ -113,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args(argv)
 
-    ref = load_reference()
+    ref = load_reference(__file__)
     device = ref["device"]
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -25,32 +25,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("KINETO_LOG_LEVEL", "6")
-os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from graders.authoring.benchmarking import load_reference, quiet_environment
+
+quiet_environment()  # before torch and transformers load: some read it at import
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from graders.authoring.reference import exec_reference  # noqa: E402
 from graders.notebook import speedup, synchronize  # noqa: E402
-
-TEXT_FORM = Path(__file__).resolve().parent / "serving.py"
-
-
-def load_reference(path: Path = TEXT_FORM) -> dict:
-    """Execute the setup cells and the answer cells of the text form; return their names."""
-    return exec_reference(path, {"__name__": "serving_reference"}, kinds=("setup", "answer"))
 
 
 def random_trace(ref: dict, n: int, seed: int = 0) -> list[tuple]:
@@ -182,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args(argv)
 
-    ref = load_reference()
+    ref = load_reference(__file__)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = ref["device"]

@@ -27,34 +27,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("KINETO_LOG_LEVEL", "6")
-os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
+from graders.authoring.benchmarking import load_reference, quiet_environment
+
+quiet_environment()  # before torch and transformers load: some read it at import
 
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from graders.authoring.reference import exec_reference  # noqa: E402
 from graders.notebook import run_distributed  # noqa: E402
-
-TEXT_FORM = Path(__file__).resolve().parent / "distributed.py"
-
-
-def load_reference(path: Path = TEXT_FORM) -> dict:
-    """Execute the setup cell and the answer cells of the text form; return their names."""
-    return exec_reference(path, {"__name__": "distributed_reference"}, kinds=("setup", "answer"))
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -151,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    ref = load_reference()
+    ref = load_reference(__file__)
     n = args.ranks
     results = {
         "ranks": n,
