@@ -33,16 +33,15 @@ import argparse
 import functools
 import json
 import math
-import os
 import statistics
 import sys
 import time
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("KINETO_LOG_LEVEL", "6")
+from graders.authoring.benchmarking import load_reference, quiet_environment
+
+quiet_environment()  # before torch and transformers load: some read it at import
 warnings.filterwarnings("ignore")
 
 import torch  # noqa: E402
@@ -52,23 +51,15 @@ from torch.utils.checkpoint import checkpoint  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from graders.authoring.reference import exec_reference  # noqa: E402
 from graders.notebook import load_model, model_source, peak_memory_torch, synchronize  # noqa: E402
 
-TEXT_FORM = Path(__file__).resolve().parent / "efficient_training.py"
 
-
-def load_reference(path: Path = TEXT_FORM) -> dict:
-    """Execute the answer cells of the text form (the reference solutions); return their names."""
+def reference() -> dict:
+    """The reference answer cells of `efficient_training.py`, executed; their names."""
     names = {"functools": functools, "math": math, "torch": torch, "nn": nn, "checkpoint": checkpoint,
              "TorchDispatchMode": TorchDispatchMode, "LlamaConfig": LlamaConfig,
-             "LlamaForCausalLM": LlamaForCausalLM, "peak_memory_torch": peak_memory_torch,
-             "__name__": "efficient_training_reference"}
-    return exec_reference(path, names, kinds=("answer",))
+             "LlamaForCausalLM": LlamaForCausalLM, "peak_memory_torch": peak_memory_torch}
+    return load_reference(__file__, names, kinds=("answer",))
 
 
 def recipes(device: torch.device) -> list[tuple[str, torch.dtype | None, bool]]:
@@ -182,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     name = (torch.cuda.get_device_name() if device.type == "cuda"
             else f"CPU, {torch.get_num_threads()} threads")
-    ref = load_reference()
+    ref = reference()
     print(f"efficient-training benchmark: torch {torch.__version__} on {name}; "
           f"shapes of {model_source()} with {args.layers} layers, random weights; "
           f"batch {args.batch} x {args.seq} tokens; AdamW")
