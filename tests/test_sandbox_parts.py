@@ -11,7 +11,7 @@ import pytest
 
 from graders.grading.audit import audit_notebook, audit_source, locked_names
 from graders.sandbox.bwrap import bwrap_command
-from graders.sandbox.guard import LimitedStream, _Budget
+from graders.sandbox.guard import LimitedStream, Restorer, _Budget
 from graders.sandbox.launcher import copy_data_files
 from graders.sandbox.limits import Limits, sandbox_mode
 
@@ -140,3 +140,67 @@ def test_bwrap_command_hides_the_course_and_tmp_and_binds_the_scratch(tmp_path, 
         assert f"--tmpfs {home} " in joined
     assert f"--tmpfs {tmp_path.resolve()} " not in joined
     assert cmd[-5:] == ["python", "-m", "ipykernel_launcher", "-f", "/x/conn.json"]
+
+
+class _Shell:
+    def __init__(self):
+        self.user_ns: dict = {}
+
+
+def _guarded_restorer() -> Restorer:
+    import torch  # noqa: F401 - the guard snapshots torch's attributes only once it is loaded
+
+    restorer = Restorer(_Shell())
+    restorer.post_run_cell()  # the setup cell ran: snapshot
+    return restorer
+
+
+def test_guard_puts_back_a_patched_torch_function_and_says_so():
+    import torch
+
+    restorer, genuine = _guarded_restorer(), torch.allclose
+    try:
+        torch.allclose = lambda *a, **k: True
+        restorer.pre_run_cell()
+        assert torch.allclose is genuine
+        assert restorer.restored == ["torch.allclose"]
+    finally:
+        torch.allclose = genuine
+
+
+def test_guard_keeps_torchs_own_wrapper_of_manual_seed():
+    # Importing torch._dynamo (transformers and torch.distributed do, lazily) rebinds
+    # torch.manual_seed to a wrapper of itself: not tampering, and not to be undone.
+    import torch
+
+    restorer, genuine = _guarded_restorer(), torch.manual_seed
+    wrapper = torch._disable_dynamo(genuine)
+    try:
+        torch.manual_seed = wrapper
+        restorer.pre_run_cell()
+        assert torch.manual_seed is wrapper and restorer.restored == []
+        # ... and from then on the wrapper is what the guard protects.
+        torch.manual_seed = lambda seed: None
+        restorer.pre_run_cell()
+        assert torch.manual_seed is wrapper and restorer.restored == ["torch.manual_seed"]
+    finally:
+        torch.manual_seed = genuine
+
+
+def test_guard_does_not_trust_a_learners_wrapper():
+    import functools
+
+    import torch
+
+    restorer, genuine = _guarded_restorer(), torch.manual_seed
+
+    @functools.wraps(genuine)
+    def fake(seed):
+        return genuine(0)
+
+    try:
+        torch.manual_seed = fake
+        restorer.pre_run_cell()
+        assert torch.manual_seed is genuine and restorer.restored == ["torch.manual_seed"]
+    finally:
+        torch.manual_seed = genuine

@@ -104,9 +104,14 @@ class Restorer:
 
     def _restore(self, current: dict, saved: dict, where: str) -> None:
         for key, value in saved.items():
-            if current.get(key) is not value:
-                current[key] = value
-                self._note(f"{where}.{key}")
+            now = current.get(key)
+            if now is value:
+                continue
+            if _torch_wrapped(now, value):
+                saved[key] = now  # torch's own doing: keep it, and guard the wrapper from now on
+                continue
+            current[key] = value
+            self._note(f"{where}.{key}")
 
     def _note(self, name: str) -> None:
         if name in self.restored:
@@ -117,6 +122,18 @@ class Restorer:
                 os.write(self.report_fd, (name + "\n").encode())
             except OSError:  # the notebook closed it: the static audit still reports
                 self.report_fd = None
+
+
+def _torch_wrapped(new: Any, old: Any) -> bool:
+    """Whether torch itself replaced `old` by a wrapper of it: importing torch._dynamo, which
+    transformers, torch.distributed and the FLOP counter do lazily, rebinds
+    `torch.manual_seed` to a wrapper made in torch/_compile.py. Putting the bare function
+    back would break torch.compile and report tampering that never happened."""
+    if getattr(new, "__wrapped__", None) is not old:
+        return False
+    torch = sys.modules.get("torch")
+    filename = getattr(getattr(new, "__code__", None), "co_filename", "")
+    return torch is not None and os.path.dirname(filename) == os.path.dirname(torch.__file__ or "")
 
 
 def install(output_mb: int, report_fd: int | None = None) -> None:
