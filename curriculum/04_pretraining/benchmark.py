@@ -1,0 +1,151 @@
+"""Benchmark of the pre-training unit's reference solutions (not a unit test).
+
+    python curriculum/04_pretraining/benchmark.py [--steps 20] [--threads 2] [--json out.json]
+
+Measures, in one run and on the default device (CUDA when present, else CPU):
+- the machine's matrix-multiplication peak: the best FLOP/s of a large float32 product
+  (2048^3 on a CPU, 8192^3 on a GPU), the denominator of MFU;
+- the reference training loop (`train`: your `CausalLM`, `MyAdamW`, `warmup_cosine`,
+  `clip_grad_norm`, as in the notebook's section 6) on the notebook's small config and on
+  the bundled tiny Llama's config: tokens per second (wall and CPU time), the model FLOPs
+  per token by `flops_per_token` (6N + 12 L T H d), the achieved FLOP/s and the model FLOPs
+  utilisation, MFU = achieved / peak.
+
+The reference code is not copied here: it is read from the cells of `pretraining.py` (the
+notebook's text form), solution markers dropped, and executed. Absolute figures for notes,
+never graded: they depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from graders.authoring.reference import reference_cells  # noqa: E402
+from graders.notebook import load_corpus, load_model, load_tokenizer, synchronize  # noqa: E402
+
+TEXT_FORM = Path(__file__).resolve().parent / "pretraining.py"
+CELLS = ("attention_layer", "decoder", "counts", "adamw", "schedule", "clip", "loop_helpers", "loop")
+
+
+def load_reference(path: Path = TEXT_FORM) -> dict:
+    """Execute the cells the training loop needs (locked helpers and reference answers); return their names."""
+    found = reference_cells(path, kinds=("setup", "answer"))
+    code = "\n\n".join(found[c] for c in CELLS)
+    namespace = {"math": math, "torch": torch, "nn": nn, "F": F, "__name__": "pretraining_reference"}
+    exec(compile(code, str(path), "exec"), namespace)
+    return namespace
+
+
+def matmul_peak(device: torch.device, repeats: int = 5) -> float:
+    """Best FLOP/s of a large float32 matrix product on `device`."""
+    n = 8192 if device.type == "cuda" else 2048
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    synchronize()
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def encode(tokenizer, texts: list[str]) -> torch.Tensor:
+    ids: list[int] = []
+    for row in tokenizer(texts, verbose=False)["input_ids"]:
+        ids += row + [tokenizer.eos_token_id]
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def bench_training(ref: dict, config, tokens: torch.Tensor, steps: int, batch_size: int, seq_len: int,
+                   device: torch.device) -> dict:
+    torch.manual_seed(0)
+    model = ref["CausalLM"](config).to(device)
+    opt = ref["MyAdamW"](ref["decay_groups"](model, 0.1), lr=3e-3, betas=(0.9, 0.95))
+    sched = ref["warmup_cosine"](opt, 2, steps + 3, 0.1)
+    ref["train"](model, opt, sched, tokens, 3, batch_size, seq_len)  # warm-up steps, not timed
+    synchronize()
+    wall, cpu = time.perf_counter(), time.process_time()
+    log = ref["train"](model, opt, sched, tokens, steps, batch_size, seq_len)
+    synchronize()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    n_tokens = steps * batch_size * seq_len
+    per_token = ref["flops_per_token"](config, seq_len)
+    return {
+        "parameters": ref["count_params"](config),
+        "hidden_size": config.hidden_size,
+        "layers": config.num_hidden_layers,
+        "batch": f"{batch_size} x {seq_len}",
+        "steps": steps,
+        "tokens_per_s": n_tokens / wall,
+        "tokens_per_cpu_s": n_tokens / cpu,
+        "flops_per_token": per_token,
+        "achieved_flops": n_tokens * per_token / wall,
+        "last_loss": log[-1]["loss"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps per configuration")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    args = parser.parse_args(argv)
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    ref = load_reference()
+    from transformers import LlamaConfig
+
+    tok = load_tokenizer()
+    tokens = encode(tok, load_corpus("train")).to(device)
+    small = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=344, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                        rms_norm_eps=1e-5, tie_word_embeddings=True)
+    bundled = load_model().config
+    started = time.perf_counter()
+    peak = matmul_peak(device)
+    print(f"pre-training benchmark: torch {torch.__version__} on {name}; float32")
+    print(f"matmul peak (best large float32 product): {peak / 1e9:,.1f} GFLOP/s")
+    rows = []
+    for label, cfg, batch, seq in [("notebook's small config", small, 16, 128), ("bundled tiny Llama config", bundled, 8, 256)]:
+        row = bench_training(ref, cfg, tokens, args.steps, batch, seq, device)
+        row["config"] = label
+        row["mfu"] = row["achieved_flops"] / peak
+        rows.append(row)
+    print()
+    print(f"{'config':>26} | {'params':>9} | {'batch':>8} | {'tokens/s':>9} | {'tokens/CPU-s':>12} | "
+          f"{'MFLOP/token':>11} | {'GFLOP/s':>8} | {'MFU':>6}")
+    for r in rows:
+        print(f"{r['config']:>26} | {r['parameters']:>9,} | {r['batch']:>8} | {r['tokens_per_s']:>9,.0f} | "
+              f"{r['tokens_per_cpu_s']:>12,.0f} | {r['flops_per_token'] / 1e6:>11.2f} | "
+              f"{r['achieved_flops'] / 1e9:>8.2f} | {r['mfu']:>6.1%}")
+    print(f"\n({time.perf_counter() - started:.0f} s; one run on a possibly shared machine: the CPU-time column is "
+          "what an idle machine would give per thread)")
+    if args.json:
+        args.json.write_text(json.dumps({"device": name, "matmul_peak_flops": peak, "rows": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
