@@ -6,7 +6,8 @@ The package has four parts, one per reader:
   bundled data, perplexity; the stable API that released notebooks import.
 - `graders.grading`, for instructors, self-learners and the CLI: the unit registry,
   course directories, the nbgrader job, submission checks, audit, feedback, release,
-  and `grade_submissions`, the one grading path.
+  and `grade_submissions`, the one grading path; `llmlabs grade` runs the same nbgrader
+  steps for a whole class on Dask workers (`batch`).
 - `graders.sandbox`, for whoever reviews security: the kernel launcher, limits,
   cgroups, bubblewrap, the in-kernel guard, the sandbox benchmark.
 - `graders.authoring`, for unit authors and the test suite: the notebook builder, lint,

@@ -4,4 +4,7 @@ import sys
 
 from graders.cli import main
 
-sys.exit(main())
+# Guarded: `llmlabs grade` starts Dask workers with multiprocessing's "spawn", which
+# imports the parent's main module (this one) in each worker.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -215,6 +215,106 @@ def selfcheck(
     raise typer.Exit(0 if all_full else 1)
 
 
+def _progress(total: int):
+    """A bar (done / total, failures, time left) on a terminal; plain lines otherwise."""
+    from graders.grading.batch import Row
+
+    state = {"done": 0, "failed": 0}
+    if err.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(
+            TextColumn("grading"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]} failed"),
+            TimeRemainingColumn(),
+            console=err,
+        )
+        task = bar.add_task("grading", total=total, failed=0)
+
+        def on_row_bar(row: Row) -> None:
+            state["failed"] += row.status != "graded"
+            bar.update(task, advance=1, failed=state["failed"])
+
+        return bar, on_row_bar
+
+    def on_row_lines(row: Row) -> None:
+        state["done"] += 1
+        score = f"{row.score:g}/{row.max_score:g}" if row.score is not None else "-"
+        why = f" ({row.reason})" if row.reason else ""
+        err.print(
+            f"[{state['done']}/{total}] {row.student}: {row.status} {score} {row.seconds:.1f} s{why}",
+            markup=False,
+        )
+
+    return None, on_row_lines
+
+
+@app.command()
+def grade(
+    unit: Annotated[str, typer.Argument(help="The unit (assignment) to grade.")],
+    course: Annotated[Path, typer.Option("--course", help="The course directory.")] = Path("."),
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Worker processes (default: one per core).")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Use a running Dask cluster: tcp://HOST:PORT.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Regrade submissions already graded.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+):
+    """Grade every collected submission (submitted/<student>/UNIT/) in parallel with nbgrader.
+
+    Scores go to the course's nbgrader gradebook, as `nbgrader autograde` would write them.
+    Re-runs grade only new or changed submissions. Exit code 0 when every submission was
+    graded, 1 when some got zero because they could not be graded (damaged, the kernel
+    died) or were left for the next run, 2 when nothing could run.
+    """
+    from graders.grading.batch import grade_course
+
+    get_unit(unit)
+    bar = None
+    on_row = None
+
+    def on_plan(todo: int, current: int) -> None:
+        nonlocal bar, on_row
+        if current:
+            err.print(f"{current} submission(s) already graded and unchanged (--force regrades them)")
+        bar, on_row = _progress(todo)
+        if bar is not None:
+            bar.start()
+
+    try:
+        report = grade_course(
+            course,
+            unit,
+            workers=workers,
+            scheduler=scheduler,
+            force=force,
+            on_plan=on_plan,
+            on_row=lambda row: on_row(row) if on_row else None,
+        )
+    finally:
+        if bar is not None:
+            bar.stop()
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json(), indent=1) + "\n")
+    else:
+        table = Table(title=f"{unit}: {len(report.rows)} submission(s) in {report.seconds:.0f} s")
+        for col in ("student", "score", "time", "status", "reason / flags"):
+            table.add_column(col, overflow="fold")
+        for row in report.rows:
+            score = f"{row.score:g}/{row.max_score:g}" if row.score is not None else "-"
+            why = "; ".join(filter(None, [row.reason, *row.flags]))
+            table.add_row(row.student, score, f"{row.seconds:.1f} s", row.status, why or "-")
+        out.print(table)
+    if report.interrupted:
+        err.print("interrupted: what was graded is kept; run the same command again to finish")
+        raise typer.Exit(130)
+    raise typer.Exit(0 if report.complete and report.count("failed") + report.count("refused") == 0 else 1)
+
+
 @course_app.command("init")
 def course_init(
     directory: Annotated[Path, typer.Argument(help="The course directory to create.")],

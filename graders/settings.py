@@ -90,6 +90,12 @@ SANDBOX = Setting(
     choice("auto", "bwrap", "rlimits", "none"),
     "`auto` uses bubblewrap where installed; `bwrap`, `rlimits` or `none` force a mode",
 )
+CACHE_DIR = Setting(
+    "LLMLABS_CACHE_DIR",
+    "",
+    optional_dir,
+    "where generated assignments are kept per content hash (unset: `$XDG_CACHE_HOME/llmlabs`)",
+)
 HIDE_PATHS = Setting(
     "LLMLABS_HIDE_PATHS",
     "",
@@ -126,7 +132,16 @@ LIMITS = {
     ),
 }
 
-ALL: tuple[Setting[Any], ...] = (THREADS, MODEL, ROOT, SANDBOX, *LIMITS.values(), HIDE_PATHS, SANDBOX_REPORT)
+ALL: tuple[Setting[Any], ...] = (
+    THREADS,
+    MODEL,
+    ROOT,
+    SANDBOX,
+    CACHE_DIR,
+    *LIMITS.values(),
+    HIDE_PATHS,
+    SANDBOX_REPORT,
+)
 
 
 def check_all(environ: Mapping[str, str] | None = None) -> None:

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,11 +40,35 @@ def test_conda_environment_has_the_same_pins():
 def test_readme_installs_the_pinned_torch_first_and_ci_runs_the_readme_command():
     readme = (ROOT / "README.md").read_text()
     torch = _pins_pyproject()["torch"]
-    commands = [ln for ln in readme.splitlines() if ln.startswith("python3.11 -m venv")]
-    assert len(commands) == 2
+    # `python3`, whichever supported version the learner has (the README says how to pick one).
+    lines = readme.splitlines()
+    commands = [ln for ln in lines if ln.startswith("python3 -m venv") and "-e '.[dev]'" in ln]
+    assert len(commands) == 2, f"expected the README's two commands, found {commands}"
     for cmd in commands:
         assert cmd.index(f"pip install torch=={torch}") < cmd.index("pip install -e")
-    assert commands[1] in (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert commands[1] in ci, "CI must run the README's test command verbatim"
+    after = ci.splitlines()[ci.splitlines().index(commands[1]) :]
+    assert ".ci/other_pythons.sh" in after, "after the suite, CI must check the other Pythons"
+
+
+def _minor_versions(spec: str) -> list[str]:
+    allowed = SpecifierSet(spec)
+    return [f"3.{m}" for m in range(0, 30) if allowed.contains(f"3.{m}.0")]
+
+
+def test_supported_pythons_agree_everywhere():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    supported = _minor_versions(meta["requires-python"])
+    assert "3.11" in supported and "3.13" in supported, supported
+    classifiers = [c.rsplit(" :: ", 1)[1] for c in meta["classifiers"] if c.startswith("Programming")]
+    assert classifiers == supported
+    conda = re.search(r"^\s+- python(\S+)\s*$", (ROOT / "environment.yml").read_text(), re.M)
+    assert conda and _minor_versions(conda[1]) == supported, "environment.yml's python differs"
+    ci = re.search(r'^SUPPORTED="([^"]*)"', (ROOT / ".ci" / "other_pythons.sh").read_text(), re.M)
+    assert ci and ci[1].split() == supported, ".ci/other_pythons.sh checks other versions"
+    readme = (ROOT / "README.md").read_text()
+    assert all(v in readme for v in supported), "the README names every supported version"
 
 
 @pytest.mark.slow

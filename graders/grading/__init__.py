@@ -2,6 +2,13 @@
 directory written by `course.init_course` — the same code behind `llmlabs course init`.
 
 `units` (the registry), `course`, `job` + `nbgrader_child` (the nbgrader child process),
-`submission` (refuse damaged notebooks), `audit` (static tampering checks), `feedback`
-(hidden tracebacks stripped), `release` (the student version), `grade` (the path itself).
+`autograde` (nbgrader's steps in-process), `template` (the generated assignment, cached
+per content hash), `submission` (refuse damaged notebooks), `audit` (static tampering
+checks), `feedback` (hidden tracebacks stripped), `release` (the student version),
+`grade` (the path itself).
+
+`llmlabs grade` (a whole class, in parallel): `batch` (the coordinator), `worker` (the
+task each Dask worker runs), `cluster` (LocalCluster or a scheduler), `gradebook` (the
+course's gradebook, opened loudly, written by one process), `ledger` (what is already
+graded; one run per course), `bench` (throughput against stock nbgrader).
 """

@@ -3,10 +3,13 @@ from its gradebook.
 
 `grade_submissions` builds a throw-away course directory with `graders.grading.course`,
 puts each submission under `submitted/<student>/<unit>/`, runs nbgrader in a child
-process (`graders.grading.job`), and reads every score from `gradebook.db`. The failure
-message shown for a test cell is the first line of the error it raised in the autograded
-notebook. What the sandbox could not apply, and what the notebook monkeypatched, come
-from the kernel launcher's reports (`graders.sandbox.launcher`).
+process (`graders.grading.job`). Every score is nbgrader's, read from the course's
+gradebook by the child and sent back in its events (so this process never pays
+nbgrader's import time); the assignment is generated once per content hash
+(`graders.grading.template`). The failure message shown for a test cell is the first
+line of the error it raised in the autograded notebook. What the sandbox could not
+apply, and what the notebook monkeypatched, come from the kernel launcher's reports
+(`graders.sandbox.launcher`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 from graders import cells, settings
 from graders.errors import GradingError, SubmissionError
 from graders.grading.audit import audit_notebook
-from graders.grading.course import init_course
+from graders.grading.course import init_course, throwaway_root
 from graders.grading.job import Event, run_job
 from graders.grading.submission import check_submission
 from graders.grading.units import Unit
@@ -87,7 +90,7 @@ def _first_line(text: str) -> str:
     return ""
 
 
-def _cell_messages(notebook_path: Path) -> dict[str, str]:
+def cell_messages(notebook_path: Path) -> dict[str, str]:
     """grade_id -> first line of the error (or stderr) the cell produced."""
     try:
         nb = json.loads(notebook_path.read_text())
@@ -116,20 +119,10 @@ def _ungraded(unit: Unit, message: str = "") -> list[CellResult]:
     return [CellResult(gid, 0.0, pts, message) for gid, pts in unit.test_points().items()]
 
 
-def _read_gradebook(course_dir: Path, unit: Unit, student: str) -> list[CellResult]:
-    from nbgrader.api import Gradebook, MissingEntry
-
-    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
-        try:
-            nb = gb.find_submission_notebook(unit.name, unit.name, student)
-        except MissingEntry:
-            return []
-        order = {gid: i for i, gid in enumerate(unit.graded_cells())}
-        found = [
-            CellResult(g.name, float(g.score or 0.0), float(g.max_score or 0.0))
-            for g in nb.grades
-            if g.cell_type == "code"
-        ]
+def cell_results(unit: Unit, scores: list[list[Any]]) -> list[CellResult]:
+    """[grade_id, score, max_score] rows (as nbgrader's gradebook holds them) in the unit's order."""
+    order = {gid: i for i, gid in enumerate(unit.graded_cells())}
+    found = [CellResult(str(gid), float(score), float(top)) for gid, score, top in scores]
     return sorted(found, key=lambda c: order.get(c.grade_id, len(order)))
 
 
@@ -162,7 +155,7 @@ def grade_submissions(
         if not student.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"student ids must be letters, digits, - and _: {student!r}")
     settings.check_all()
-    tmp = tempfile.mkdtemp(prefix="llmlabs-grade-")
+    tmp = tempfile.mkdtemp(prefix="llmlabs-grade-", dir=throwaway_root())
     course_dir = Path(keep_dir) if keep_dir is not None else Path(tmp) / "course"
     report_dir = Path(tmp) / "sandbox-reports"
     results = {s: Result(unit.name, s) for s in submissions}
@@ -190,6 +183,7 @@ def grade_submissions(
         if timeout is None:
             # Generous: a unit's cells rarely all hit the limit; per-cell limits do the real work.
             timeout = 120 + len(submissions) * unit.cell_timeout * 10
+        graded: dict[str, Event] = {}
         if gradable:
             env = dict(os.environ, **{settings.SANDBOX_REPORT.env: str(report_dir)})
             outcome = run_job(course_dir, unit.name, gradable, timeout=timeout, on_event=on_event, env=env)
@@ -207,8 +201,9 @@ def grade_submissions(
         reports = _read_sandbox_reports(report_dir, course_dir)
         for student in gradable:
             result = results[student]
-            result.cells = _read_gradebook(course_dir, unit, student) or _ungraded(unit)
-            messages = _cell_messages(
+            scores = graded.get(student, {}).get("cells") or []
+            result.cells = cell_results(unit, scores) or _ungraded(unit)
+            messages = cell_messages(
                 course_dir / "autograded" / student / unit.name / unit.notebook_path.name
             )
             for cell in result.cells:

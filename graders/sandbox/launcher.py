@@ -9,8 +9,8 @@ autograded submission's directory. It:
    under a cgroup (memory, processes) when root (`graders.sandbox.cgroup`), and under
    rlimits always;
 3. forwards interrupts (nbgrader's per-cell timeout) to the kernel, enforces the wall
-   time per notebook, and at the end kills every process the notebook left behind and
-   removes the scratch directory;
+   time per notebook, kills the kernel if its own parent dies, and at the end kills
+   every process the notebook left behind and removes the scratch directory;
 4. never downgrades silently: whatever protection it could not apply (no bubblewrap, no
    cgroup, an rlimit refused) is logged once per course to nbgrader's log, and, with the
    names the in-kernel guard had to put back, written to a JSON report in
@@ -330,6 +330,9 @@ def main() -> int:
         except ProcessLookupError:
             pass
 
+    # If whoever started this kernel dies (a `llmlabs grade` worker killed mid-batch), the
+    # kernel must not outlive it: nobody would ever stop it before the notebook limit.
+    threading.Thread(target=_die_with_parent, args=(os.getppid(), proc.pid), daemon=True).start()
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGHUP, forward)
@@ -357,6 +360,16 @@ def main() -> int:
         report.write()
         shutil.rmtree(scratch, ignore_errors=True)
     return code
+
+
+def _die_with_parent(parent: int, kernel_group: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    _log("the process that started this kernel is gone: kernel killed")
+    try:
+        os.killpg(kernel_group, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _collect_restored(fd: int, into: list[str]) -> None:
