@@ -45,7 +45,7 @@ CELLS = ("attention_layer", "decoder", "counts", "adamw", "schedule", "clip", "l
 
 
 def load_reference(path: Path = TEXT_FORM) -> dict:
-    """Execute the cells the training loop needs (locked helpers and reference answers); return their names."""
+    """Execute the cells the training loop needs (locked helpers, reference answers); return their names."""
     found = reference_cells(path, kinds=("setup", "answer"))
     code = "\n\n".join(found[c] for c in CELLS)
     namespace = {"math": math, "torch": torch, "nn": nn, "F": F, "__name__": "pretraining_reference"}
@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {threads} threads"
     ref = load_reference()
     from transformers import LlamaConfig
 
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pre-training benchmark: torch {torch.__version__} on {name}; float32")
     print(f"matmul peak (best large float32 product): {peak / 1e9:,.1f} GFLOP/s")
     rows = []
-    for label, cfg, batch, seq in [("notebook's small config", small, 16, 128), ("bundled tiny Llama config", bundled, 8, 256)]:
+    configs = [("notebook's small config", small, 16, 128), ("bundled tiny Llama config", bundled, 8, 256)]
+    for label, cfg, batch, seq in configs:
         row = bench_training(ref, cfg, tokens, args.steps, batch, seq, device)
         row["config"] = label
         row["mfu"] = row["achieved_flops"] / peak
@@ -140,10 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['config']:>26} | {r['parameters']:>9,} | {r['batch']:>8} | {r['tokens_per_s']:>9,.0f} | "
               f"{r['tokens_per_cpu_s']:>12,.0f} | {r['flops_per_token'] / 1e6:>11.2f} | "
               f"{r['achieved_flops'] / 1e9:>8.2f} | {r['mfu']:>6.1%}")
-    print(f"\n({time.perf_counter() - started:.0f} s; one run on a possibly shared machine: the CPU-time column is "
-          "what an idle machine would give per thread)")
+    print(f"\n({time.perf_counter() - started:.0f} s; one run on a possibly shared machine: the CPU-time "
+          "column is what an idle machine would give per thread)")
     if args.json:
-        args.json.write_text(json.dumps({"device": name, "matmul_peak_flops": peak, "rows": rows}, indent=1) + "\n")
+        out = {"device": name, "matmul_peak_flops": peak, "rows": rows}
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0
 
 
