@@ -32,7 +32,8 @@ MUTANTS = [
     # --- 1. the decoder ----------------------------------------------------------------------
     _m("rmsnorm_layernorm", "decoder",
        [("x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)",
-         "(x32 - x32.mean(dim=-1, keepdim=True)) * torch.rsqrt(x32.var(dim=-1, keepdim=True, unbiased=False) + self.eps)")],
+         "(x32 - x32.mean(dim=-1, keepdim=True)) * torch.rsqrt(x32.var(dim=-1, keepdim=True, unbiased=False)"
+         " + self.eps)")],
        DECODER, "subtracts the mean, as LayerNorm does: not RMSNorm"),
     _m("rmsnorm_eps_outside_sqrt", "decoder",
        [("torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)",
@@ -41,7 +42,8 @@ MUTANTS = [
     _m("rmsnorm_no_float32", "decoder",
        [("        x32 = x.float()\n", "        x32 = x\n")],
        ("test_decoder_hidden",), "normalises in the input's dtype: float16 squares overflow"),
-    _m("rmsnorm_default_eps", "decoder", [("def __init__(self, dim, eps=1e-6):", "def __init__(self, dim, eps=1e-5):")],
+    _m("rmsnorm_default_eps", "decoder", [("def __init__(self, dim,"
+                                           " eps=1e-6):", "def __init__(self, dim, eps=1e-5):")],
        ("test_decoder_hidden",), "uses 1e-5 as the default eps instead of Llama's 1e-6"),
     _m("swiglu_gate_up_swapped", "decoder",
        [("F.silu(self.gate_proj(x)) * self.up_proj(x)", "self.gate_proj(x) * F.silu(self.up_proj(x))")],
@@ -57,12 +59,16 @@ MUTANTS = [
                     "        return self.mlp(self.post_attention_layernorm(x))\n")],
        DECODER, "forgets the residual connections"),
     _m("block_one_norm", "decoder",
-       [("        return x + self.mlp(self.post_attention_layernorm(x))\n", "        return x + self.mlp(self.input_layernorm(x))\n")],
+       [("        return x +"
+         " self.mlp(self.post_attention_layernorm(x))\n", "        return x +"
+                                                          " self.mlp(self.input_layernorm(x))\n")],
        DECODER, "uses the first norm twice: the second norm's gain is never used"),
     _m("decoder_no_final_norm", "decoder",
-       [("        return self.norm(x)\n", "        return x\n")], DECODER, "forgets the final norm before the head"),
+       [("        return"
+         " self.norm(x)\n", "        return x\n")], DECODER, "forgets the final norm before the head"),
     _m("lm_untied", "decoder",
-       [("        if config.tie_word_embeddings:\n            self.lm_head.weight = self.model.embed_tokens.weight\n", "")],
+       [("        if config.tie_word_embeddings:\n            self.lm_head.weight ="
+         " self.model.embed_tokens.weight\n", "")],
        DECODER, "never ties the head to the embedding: the checkpoint's head is then missing"),
     _m("init_std_one", "decoder", [(_INIT, "                nn.init.normal_(module.weight)\n")],
        ("test_decoder_hidden",), "initialises the weights from N(0, 1) instead of N(0, 0.02^2)"),
@@ -87,11 +93,13 @@ MUTANTS = [
        [("attention = 4 * config.num_hidden_layers", "attention = 2 * config.num_hidden_layers")], COUNTS,
        "halves the attention term for the causal mask, which the counter does not do"),
     _m("flops_backward_once", "counts",
-       [("return 3 * forward if training else forward", "return 2 * forward if training else forward")], COUNTS,
+       [("return 3 * forward if training else"
+         " forward", "return 2 * forward if training else forward")], COUNTS,
        "counts the backward pass as one forward pass (4N + ...), not two"),
     _m("flops_embedding_in_n", "counts",
        [("    n_matmul += config.vocab_size * config.hidden_size\n",
-         "    n_matmul += config.vocab_size * config.hidden_size * (1 if config.tie_word_embeddings else 2)\n")],
+         "    n_matmul += config.vocab_size * config.hidden_size * (1 if config.tie_word_embeddings else"
+         " 2)\n")],
        ("test_counts_hidden",), "counts the input embedding as a matrix product when the head is untied"),
     # --- 2. backprop --------------------------------------------------------------------------
     _m("ce_mean_over_all_rows", "backprop",
@@ -112,35 +120,42 @@ MUTANTS = [
        [("dx = rstd * (g - x_hat * (g * x_hat).mean(dim=-1, keepdim=True))", "dx = rstd * g")], BACKPROP,
        "treats the rms as a constant: forgets that it depends on x"),
     _m("rms_dweight_not_summed", "backprop",
-       [("dweight = (dy * x_hat).reshape(-1, x_hat.shape[-1]).sum(dim=0)", "dweight = (dy * x_hat).reshape(-1, x_hat.shape[-1]).mean(dim=0)")],
+       [("dweight = (dy * x_hat).reshape(-1,"
+         " x_hat.shape[-1]).sum(dim=0)", "dweight = (dy * x_hat).reshape(-1, x_hat.shape[-1]).mean(dim=0)")],
        BACKPROP, "averages the weight gradient over tokens instead of summing it"),
     _m("rms_backward_sum_not_mean", "backprop",
        [("(g * x_hat).mean(dim=-1, keepdim=True)", "(g * x_hat).sum(dim=-1, keepdim=True)")], BACKPROP,
        "sums over the feature dimension where the derivative of the mean has 1/D"),
     # --- 2.2 gradient check ---------------------------------------------------------------------
     _m("gradcheck_forward_difference", "gradcheck",
-       [("        flat[i] = old - eps\n        down = float(f(x))\n", "        flat[i] = old\n        down = float(f(x))\n"),
+       [("        flat[i] = old - eps\n        down ="
+         " float(f(x))\n", "        flat[i] = old\n        down = float(f(x))\n"),
         ("grad_flat[i] = (up - down) / (2 * eps)", "grad_flat[i] = (up - down) / eps")],
        ("test_gradcheck_hidden",), "one-sided differences: an error of order eps, not eps^2"),
     _m("gradcheck_float32", "gradcheck",
        [("x = x.detach().to(torch.float64).clone()", "x = x.detach().clone()")], ("test_gradcheck_hidden",),
        "perturbs a float32 input in float32: eps = 1e-6 is below its resolution"),
     _m("gradcheck_absolute_error", "gradcheck",
-       [("return ((a - b).norm() / (a.norm() + b.norm()).clamp(min=1e-12)).item()", "return (a - b).abs().max().item()")],
+       [("return ((a - b).norm() / (a.norm() +"
+         " b.norm()).clamp(min=1e-12)).item()", "return (a - b).abs().max().item()")],
        GRADCHECK, "uses the absolute error, which depends on the gradient's scale"),
     _m("gradcheck_tolerance_ignored", "gradcheck",
        [("return bool(error < tol), error", "return bool(error < 1e-2), error")], GRADCHECK,
        "a criterion of 1e-2, loose enough to pass gradients that are 0.1 % (or 1 %) wrong"),
-    _m("gradcheck_no_restore", "gradcheck", [("        flat[i] = old\n        grad_flat", "        grad_flat")],
+    _m("gradcheck_no_restore", "gradcheck", [("        flat[i] = old\n       "
+                                              " grad_flat", "        grad_flat")],
        GRADCHECK, "does not put x_i back, so every later entry is taken at a shifted point"),
     # --- 3. AdamW -------------------------------------------------------------------------------
     _m("adam_no_bias_correction", "adamw",
-       [("denom = (state[\"exp_avg_sq\"].sqrt() / math.sqrt(1 - beta2 ** t)).add_(eps)", "denom = state[\"exp_avg_sq\"].sqrt().add_(eps)"),
+       [("denom = (state[\"exp_avg_sq\"].sqrt() / math.sqrt(1 - beta2 **"
+         " t)).add_(eps)", "denom = state[\"exp_avg_sq\"].sqrt().add_(eps)"),
         ("value=-lr / (1 - beta1 ** t))", "value=-lr)")], ADAMW, "forgets the bias corrections"),
     _m("adam_l2_not_decoupled", "adamw",
-       [("                p.mul_(1 - lr * decay)\n                state[\"exp_avg\"].mul_(beta1).add_(p.grad, alpha=1 - beta1)\n"
+       [("                p.mul_(1 - lr * decay)\n                state[\"exp_avg\"].mul_(beta1).add_(p.grad,"
+         " alpha=1 - beta1)\n"
          "                state[\"exp_avg_sq\"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)\n",
-         "                g = p.grad + decay * p\n                state[\"exp_avg\"].mul_(beta1).add_(g, alpha=1 - beta1)\n"
+         "                g = p.grad + decay * p\n                state[\"exp_avg\"].mul_(beta1).add_(g,"
+         " alpha=1 - beta1)\n"
          "                state[\"exp_avg_sq\"].mul_(beta2).addcmul_(g, g, value=1 - beta2)\n")],
        ADAMW, "adds the decay to the gradient (L2, Adam) instead of decaying the weights (AdamW)"),
     _m("adam_eps_inside_sqrt", "adamw",
@@ -156,8 +171,10 @@ MUTANTS = [
        ("test_adamw_hidden",), "keeps the step counter as an int64 tensor: 8 bytes, not torch's float32"),
     _m("adam_fixed_lr", "adamw",
        [('lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]',
-         'lr, (beta1, beta2), eps, decay = self.defaults["lr"], group["betas"], group["eps"], group["weight_decay"]')],
-       ("test_adamw_hidden",), "reads the learning rate from the defaults: schedulers and groups have no effect"),
+         'lr, (beta1, beta2), eps, decay = self.defaults["lr"], group["betas"], group["eps"],'
+         ' group["weight_decay"]')],
+       ("test_adamw_hidden",), "reads the learning rate from the defaults: schedulers and groups have no"
+                               " effect"),
     _m("decay_groups_decay_all", "adamw",
        [("(decay if p.ndim >= 2 else no_decay).append(p)", "decay.append(p)")], ADAMW,
        "decays the norm gains and biases too"),
@@ -178,25 +195,32 @@ MUTANTS = [
          "return max(min_lr_ratio, 0.5 * (1.0 + math.cos(math.pi * progress)))")], SCHEDULE,
        "clamps the cosine at the floor instead of rescaling it to end there"),
     _m("schedule_progress_from_zero", "schedule",
-       [("progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)", "progress = step / max(1, total_steps)")],
+       [("progress = (step - warmup_steps) / max(1, total_steps -"
+         " warmup_steps)", "progress = step / max(1, total_steps)")],
        SCHEDULE, "measures the cosine's progress from step 0 instead of from the end of the warm-up"),
-    _m("schedule_full_cosine", "schedule", [("math.cos(math.pi * progress)", "math.cos(2 * math.pi * progress)")],
+    _m("schedule_full_cosine", "schedule", [("math.cos(math.pi *"
+                                             " progress)", "math.cos(2 * math.pi * progress)")],
        SCHEDULE, "a full cosine period: the learning rate climbs back to the peak at the end"),
     _m("clip_per_tensor", "clip",
        [("    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))\n"
          "    scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)\n"
          "    for g in grads:\n        g.mul_(scale.to(g.dtype))\n",
          "    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))\n"
-         "    for g in grads:\n        g.mul_(torch.clamp(max_norm / (torch.linalg.vector_norm(g) + 1e-6), max=1.0))\n")],
+         "    for g in grads:\n        g.mul_(torch.clamp(max_norm / (torch.linalg.vector_norm(g) + 1e-6),"
+         " max=1.0))\n")],
        CLIP, "clips each tensor to the threshold on its own: the direction changes"),
-    _m("clip_no_clamp", "clip", [("scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)", "scale = max_norm / (total + 1e-6)")],
+    _m("clip_no_clamp", "clip", [("scale = torch.clamp(max_norm / (total + 1e-6),"
+                                  " max=1.0)", "scale = max_norm / (total + 1e-6)")],
        ("test_clip_hidden",), "scales gradients up when their norm is below the threshold"),
     _m("clip_returns_clipped_norm", "clip",
-       [("    return total\n", "    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))\n")],
+       [("    return"
+         " total\n", "    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in"
+                     " grads]))\n")],
        CLIP, "returns the norm after clipping instead of before"),
     _m("clip_generator_twice", "clip",
        [("    grads = [p.grad for p in parameters if p.grad is not None]\n",
-         "    n = sum(1 for p in parameters)\n    grads = [p.grad for p in parameters if p.grad is not None]\n")],
+         "    n = sum(1 for p in parameters)\n    grads = [p.grad for p in parameters if p.grad is not"
+         " None]\n")],
        ("test_clip_hidden",), "iterates `parameters` twice: a generator is empty the second time"),
     # --- 5. gradient accumulation ---------------------------------------------------------------
     _m("accumulate_mean_of_means", "accumulate",
@@ -212,25 +236,30 @@ MUTANTS = [
         ("counted = sum(int((labels[:, 1:] != -100).sum())", "counted = sum(int((labels != -100).sum())")],
        ACCUMULATE, "scores the logits at t against the token at t: no shift"),
     _m("accumulate_zero_grad_inside", "accumulate",
-       [("        logits = model(input_ids)\n", "        model.zero_grad()\n        logits = model(input_ids)\n")],
+       [("        logits ="
+         " model(input_ids)\n", "        model.zero_grad()\n        logits = model(input_ids)\n")],
        ACCUMULATE, "zeroes the gradients before each micro-batch: only the last one survives"),
     # --- 6. the loop and checkpoints ------------------------------------------------------------
     _m("loop_no_zero_grad", "loop", [("        optimizer.zero_grad(set_to_none=True)\n", "")],
        ("test_loop_hidden", "test_pretrain_outcome"), "never zeroes the gradients: they sum over all steps"),
     _m("loop_labels_not_shifted", "loop",
-       [("batch[:, 1:].reshape(-1))", "batch[:, :-1].reshape(-1))")], ("test_loop_hidden", "test_pretrain_outcome"),
+       [("batch[:, 1:].reshape(-1))", "batch[:, :-1].reshape(-1))")],
+       ("test_loop_hidden", "test_pretrain_outcome"),
        "scores the logits at t against the input token at t: the model learns to copy"),
     _m("loop_no_scheduler_step", "loop", [("        scheduler.step()\n", "")],
        LOOP + ("test_pretrain_outcome",), "never steps the scheduler: the learning rate stays at f(0) = 0"),
     _m("loop_clip_after_step", "loop",
-       [("        grad_norm = clip_grad_norm(model.parameters(), max_norm)\n        lr = optimizer.param_groups[0][\"lr\"]\n"
+       [("        grad_norm = clip_grad_norm(model.parameters(), max_norm)\n        lr ="
+         " optimizer.param_groups[0][\"lr\"]\n"
          "        optimizer.step()\n",
          "        lr = optimizer.param_groups[0][\"lr\"]\n        optimizer.step()\n"
          "        grad_norm = clip_grad_norm(model.parameters(), max_norm)\n")],
        ("test_loop_hidden",), "clips after the optimizer step: the update uses unclipped gradients"),
     _m("loop_lr_after_scheduler", "loop",
-       [("        lr = optimizer.param_groups[0][\"lr\"]\n        optimizer.step()\n        scheduler.step()\n",
-         "        optimizer.step()\n        scheduler.step()\n        lr = optimizer.param_groups[0][\"lr\"]\n")],
+       [("        lr = optimizer.param_groups[0][\"lr\"]\n        optimizer.step()\n       "
+         " scheduler.step()\n",
+         "        optimizer.step()\n        scheduler.step()\n        lr ="
+         " optimizer.param_groups[0][\"lr\"]\n")],
        LOOP, "logs the next step's learning rate instead of the one this step used"),
     _m("checkpoint_no_rng", "loop",
        [("    torch.set_rng_state(checkpoint[\"rng\"])\n", "")], ("test_loop_hidden",),
@@ -243,12 +272,25 @@ MUTANTS = [
        "does not restore the scheduler: the warm-up starts again"),
     # --- 7. diagnosis ------------------------------------------------------------------------------
     _m("diagnosis_swapped", "diagnosis",
-       [('"C": "lr_too_high"', '"C": "no_zero_grad"'), ('"E": "no_zero_grad"', '"E": "lr_too_high"')], DIAGNOSIS,
-       "mistakes the missing zero_grad for a too-high learning rate and vice versa"),
+       [('"C": "lr_too_high"', '"C": "no_zero_grad"'), ('"E": "no_zero_grad"', '"E": "lr_too_high"')],
+       DIAGNOSIS, "mistakes the missing zero_grad for a too-high learning rate and vice versa"),
     _m("diagnosis_shuffle_is_healthy", "diagnosis",
        [('"B": "healthy"', '"B": "not_shuffled"'), ('"D": "not_shuffled"', '"D": "healthy"')], DIAGNOSIS,
        "takes the unshuffled run for the healthy one"),
-    _m("check_loss_went_up", "diagnosis",
-       [('"no_zero_grad": lambda run:', '"no_zero_grad": lambda run: run["train_loss"][-1] > run["train_loss"][len(run["train_loss"]) // 2] or')],
-       DIAGNOSIS, "a check that fires on any run whose loss rose, not on the missing zero_grad's signature"),
+    _m("check_grad_norm_grows", "diagnosis",
+       [('"no_zero_grad": lambda run: np.mean(np.array(run["grad_norm"][30:]) > 1.0) > 0.5',
+         '"no_zero_grad": lambda run: np.mean(np.diff(run["grad_norm"][10:]) > 0) > 0.8')],
+       DIAGNOSIS, "expects the gradient norm to keep growing; clipping in place keeps the sum's norm near "
+                  "the threshold, so it does not, and the check misses the bug"),
+    _m("check_lr_any_spike", "diagnosis",
+       [('"lr_too_high": lambda run: run["train_loss"][0] - run["train_loss"][6] > 0.8',
+         '"lr_too_high": lambda run: max(x - min(run["train_loss"][:i + 1]) '
+         'for i, x in enumerate(run["train_loss"])) > 1.0')],
+       DIAGNOSIS, "calls any batch one nat above the best loss so far a spike: healthy runs have such "
+                  "batches (code next to prose), so the check fires on them too"),
+    _m("check_labels_low_loss", "diagnosis",
+       [('"labels_not_shifted": lambda run: run["train_loss"][-1] < 0.5 * run["val_loss"][-1]',
+         '"labels_not_shifted": lambda run: run["train_loss"][-1] < 1.0')],
+       DIAGNOSIS, "looks for a training loss near zero instead of the gap to the validation loss: a "
+                  "smaller learning rate copies more slowly, and the check misses it"),
 ]

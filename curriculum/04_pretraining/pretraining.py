@@ -1784,9 +1784,10 @@ plt.show()
 # **How fast was that?** The FLOPs of a training step (section 1.2) divided by its time give
 # the achieved FLOP/s; divided by what this machine's matrix multiplication can do at best
 # (measured below with one large product), the *model FLOPs utilisation*. Large GPU runs
-# reach 35-55 % MFU; a tiny model on a CPU gets far less, because its matrices are small
-# and a good part of its time goes to element-wise operations (softmax, norms, the
-# optimizer) that do no matrix FLOPs. `benchmark.py` measures this carefully.
+# reach 35-55 % MFU; a tiny model gets less, because its matrices are small and a good
+# part of its time goes to element-wise operations (softmax, norms, the optimizer) that do
+# no matrix FLOPs, and on a shared machine other jobs take their share of the cores.
+# `benchmark.py` measures this carefully (figures in the wrap-up).
 
 # %%
 flops_per_step = BATCH_SIZE * SEQ_LEN * flops_per_token(small_config, SEQ_LEN)
@@ -1830,11 +1831,12 @@ print(f"{flops_per_token(small_config, SEQ_LEN) / 1e6:.2f} MFLOPs per token ({fl
 # (next-token loss on held-out windows) whatever the bug. A value is NaN where the run
 # diverged. Look at the plots below and think about what each bug *does*:
 #
-# - A learning rate past the stability bound makes the updates overshoot: the loss falls
-#   at first, then jumps *up* (spikes) as the rate grows during warm-up, and training
-#   struggles or diverges.
-# - Gradients that are never zeroed add up: `.grad` after $t$ steps is the sum of $t$
-#   gradients, so its norm keeps growing step after step, and the update direction is a
+# - A learning rate past the stability bound makes every update overshoot: during the
+#   warm-up the loss falls far faster than a sane rate allows, then the run stalls, noisy,
+#   above the healthy one, while its gradient norm collapses.
+# - Gradients that are never zeroed add up: `.grad` holds the (clipped) sum of the past
+#   steps' gradients plus the new one, so its norm before clipping stays above the clipping
+#   threshold for good, where a healthy run's falls below it, and the update direction is a
 #   stale average.
 # - A model asked to predict the token it can already see learns to copy it: the *training*
 #   loss collapses toward zero while the true next-token loss stays bad.
@@ -1895,16 +1897,18 @@ DIAGNOSIS = {
 }
 CHECKS = {
     ### BEGIN SOLUTION
-    # The loss rises well above its best value so far (a spike), or becomes non-finite.
-    "lr_too_high": lambda run: max(x - min(run["train_loss"][:i + 1]) if math.isfinite(x) else math.inf
-                                   for i, x in enumerate(run["train_loss"])) > 1.0,
-    # The gradient norm keeps growing: it rises on most steps after the first few.
-    "no_zero_grad": lambda run: np.mean(np.diff(run["grad_norm"][10:]) > 0) > 0.8,
+    # At step 6 of the warm-up the rate is 40 % of the peak: a sane peak has moved the loss by a
+    # few tenths of a nat by then; a rate far past the bound drops it by more than a nat at once
+    # (then the run stalls above the healthy ones, its gradient norm collapsed).
+    "lr_too_high": lambda run: run["train_loss"][0] - run["train_loss"][6] > 0.8,
+    # .grad is the clipped sum of every step's gradient plus the new one: its norm before
+    # clipping stays above the threshold (1.0) for good, where a healthy run's falls below it.
+    "no_zero_grad": lambda run: np.mean(np.array(run["grad_norm"][30:]) > 1.0) > 0.5,
     # The training loss falls far below the true (validation) loss.
     "labels_not_shifted": lambda run: run["train_loss"][-1] < 0.5 * run["val_loss"][-1],
     # The step-to-step changes of the loss repeat from one epoch to the next.
     "not_shuffled": lambda run: np.corrcoef(np.diff(run["train_loss"][STEPS_PER_EPOCH:2 * STEPS_PER_EPOCH]),
-                                            np.diff(run["train_loss"][2 * STEPS_PER_EPOCH:3 * STEPS_PER_EPOCH]))[0, 1] > 0.5,
+                                            np.diff(run["train_loss"][2 * STEPS_PER_EPOCH:3 * STEPS_PER_EPOCH]))[0, 1] > 0.7,
     ### END SOLUTION
 }
 
@@ -1967,4 +1971,12 @@ assert True
 #   automated checks like yours, not by people.
 #
 # `benchmark.py` in this unit's folder measures the training loop's tokens per second and its
-# MFU against this machine's matrix-multiplication peak.
+# MFU against this machine's matrix-multiplication peak. On the course's reference machine
+# (an AMD EPYC core, torch 2.13 CPU, float32, one thread, counted per second of CPU time so
+# that other jobs do not distort it): a 2048³ product runs at 87 GFLOP/s; the reference loop
+# trains the small model of section 6.2 (16 × 128 tokens a step) at about 7,500 tokens per
+# CPU-second, 5.7 MFLOPs per token, an MFU of about 49 %, and the bundled tiny Llama's config
+# (4 M parameters, 8 × 256 tokens) at about 2,200 tokens per CPU-second, 26.8 MFLOPs per
+# token, about 68 %: single-threaded matrix products are efficient, and the larger the model,
+# the smaller the share of the element-wise work (norms, softmax, AdamW) that does no matrix
+# FLOPs. (Large GPU runs reach 35-55 % of a bfloat16 peak some ten thousand times higher.)
