@@ -171,14 +171,17 @@ def main(argv=None) -> dict:
     if args.fast:
         runs, steps = RUNS[:2], 4
     out = {}
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {name: pool.submit(_timed_run, train, val, len(tok), cause, steps, overrides)
-                   for name, cause, overrides in runs}
-        for name, cause, overrides in runs:
-            out[name], seconds = futures[name].result()
-            tl, vl = out[name]["train_loss"], out[name]["val_loss"]
-            print(f"{name} {cause:>18} {overrides}: train {tl[0]} -> {tl[-1]}, val {vl[-1]} "
-                  f"({seconds:.0f} s CPU)", flush=True)
+    jobs = [(name, cause, (train, val, len(tok), cause, steps, overrides)) for name, cause, overrides in runs]
+    if args.jobs > 1:  # run as a script: worker processes import it by path
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_timed_run, *zip(*(job for _, _, job in jobs), strict=True)))
+    else:
+        results = [_timed_run(*job) for _, _, job in jobs]
+    for (name, cause, job), (log, seconds) in zip(jobs, results, strict=True):
+        out[name] = log
+        tl, vl = log["train_loss"], log["val_loss"]
+        print(f"{name} {cause:>18} {job[-1]}: train {tl[0]} -> {tl[-1]}, val {vl[-1]} ({seconds:.0f} s CPU)",
+              flush=True)
     if args.only:
         print(json.dumps(out, separators=(",", ":")))
         return out
