@@ -2,28 +2,33 @@
 # # Unit 02 — Attention: from the formula to FlashAttention and the KV cache
 #
 # Attention is the one layer of a transformer that mixes information *between* tokens,
-# and it is where long contexts become expensive. In this unit you write it five times,
+# and it is where long contexts become expensive. In this unit you write it six times,
 # each time closer to what runs in production:
 #
 # 1. scaled dot-product attention with causal and padding masks, batched over (batch, heads);
-# 2. rotary position embeddings (RoPE), exactly as Llama applies them;
+# 2. rotary position embeddings (RoPE), exactly as Llama applies them, and the weight
+#    permutation that converts a checkpoint from one RoPE convention to the other;
 # 3. a multi-head attention module with grouped-query attention (GQA), checked weight for
 #    weight against `transformers`' own `LlamaAttention`;
 # 4. memory-efficient attention: the FlashAttention algorithm (tiles of keys, online
 #    softmax) in plain PyTorch, graded on its peak memory and its speed;
-# 5. a key/value cache for incremental decoding, graded on the work done per new token.
+# 5. FlashAttention's backward pass: a `torch.autograd.Function` that saves only the
+#    per-row log-sum-exp and recomputes the tiles, graded on gradients, memory and work;
+# 6. a key/value cache for incremental decoding, graded on the work done per new token.
 #
 # ## Learning objectives
 #
 # After this unit you can
 # - write masked attention for tensors of shape `(batch, heads, time, head_dim)` and say
 #   what a fully masked row should return;
-# - explain why RoPE encodes *relative* position, and spot the half-split vs interleaved
-#   pairing mistake;
+# - explain why RoPE encodes *relative* position, tell the half-split and interleaved
+#   pairings apart, and convert a checkpoint between them by permuting weights;
 # - map the weights of a real checkpoint's attention layer (q/k/v/o projections, GQA) onto
 #   your own module;
 # - derive the online-softmax update and explain why FlashAttention needs memory linear in
 #   the sequence length instead of quadratic;
+# - derive attention's backward pass ($D = \operatorname{rowsum}(dO \circ O)$,
+#   $dS = P \circ (dP - D)$) and trade memory for recomputation in a custom autograd function;
 # - explain what a KV cache stores, why it turns quadratic decoding into linear, and why
 #   GQA shrinks it.
 #
@@ -34,8 +39,8 @@
 #
 # ## Time, device, skills
 #
-# - **Time:** about 3 hours.
-# - **Device:** everything runs on a laptop CPU; the whole notebook takes about a minute on
+# - **Time:** about 4 hours.
+# - **Device:** everything runs on a laptop CPU; the whole notebook takes about two minutes on
 #   2 cores. If a CUDA GPU is present, `device` below becomes `"cuda"` and the same code runs
 #   there (peak memory is then read from the CUDA allocator instead of the profiler).
 # - **Skills practised** (see the course skill map): *The transformer* (self-attention, masks,
@@ -105,15 +110,27 @@ print(f"torch {torch.__version__}, running on {device}")
 # Everything is batched: `q` has shape `(B, H, T_q, d)`, `k` and `v` have shape `(B, H, T_k, d)`;
 # `@` multiplies the last two dimensions and broadcasts over the others, so no Python loop
 # over batch or heads is needed.
+#
+# **Scale and precision.** Trained models produce scores spread by hundreds, and rows whose
+# scores are all very negative: $e^{300}$ overflows and $e^{-300}$ underflows to 0 even in
+# float32, so a softmax written by hand must shift each row by its own maximum (unit 01);
+# `torch.softmax` already does. The tests use such scores, and bfloat16 and float16 inputs
+# as well as float32 and float64. Build masks on `q.device` (`device=q.device`): code that
+# creates tensors on the default device works on a CPU and fails on a GPU, and the tests
+# check it cheaply on PyTorch's `meta` device (tensors with shapes but no data). And never
+# modify the caller's tensors in place.
 
 # %% answer id=sdpa
 def attention(q, k, v, causal=False, key_padding_mask=None):
     """Scaled dot-product attention, batched over (batch, heads).
 
-    q: (B, H, T_q, d); k, v: (B, H, T_k, d); any float dtype, possibly non-contiguous.
+    q: (B, H, T_q, d); k, v: (B, H, T_k, d); float32, float64, bfloat16 or float16, possibly
+    non-contiguous, on any device (including "meta": create every tensor on q.device).
     causal: if True, query i (at position T_k - T_q + i) sees only keys j <= T_k - T_q + i.
     key_padding_mask: None, or a bool tensor (B, T_k), True = real token, False = padding.
     Returns (B, H, T_q, d), same dtype as q. A query with no visible key returns zeros.
+    Stable for scores spread by hundreds and for rows whose scores are all very negative.
+    The inputs are not modified.
     """
     ### BEGIN SOLUTION
     t_q, t_k, d = q.shape[-2], k.shape[-2], q.shape[-1]
@@ -142,6 +159,13 @@ assert_shape(out0, (1, 1, 3, 1), name="attention(q, k, v, causal=True)")
 w = torch.softmax(torch.tensor([2.0, 2.0, 0.0]), 0)
 expected0 = torch.tensor([10.0, 15.0, float(w @ torch.tensor([10.0, 20.0, 30.0]))]).reshape(1, 1, 3, 1)
 assert_close(out0, expected0, rtol=1e-5, atol=1e-5, name="attention on the 3-token example")
+# More keys than queries (T_q = 2, T_k = 4), as when new tokens attend to a cache: query 0
+# sits at position 2 and sees keys 0..2, query 1 sits at position 3 and sees all four.
+q2 = torch.tensor([[[[0.0], [0.0]]]])
+out2 = attention(q2, k0.new_ones(1, 1, 4, 1), torch.tensor([[[[1.0], [2.0], [3.0], [4.0]]]]), causal=True)
+# Zero scores give equal weights: the mean of the visible values (exact up to round-off).
+assert_close(out2, torch.tensor([[[[2.0], [2.5]]]]), rtol=1e-6, atol=1e-6,
+             name="attention(causal=True) with T_q=2, T_k=4 (expected the means of values 1..3 and 1..4)")
 # One random batched case against PyTorch's fused kernel.
 torch.manual_seed(1)
 q1, k1, v1 = (torch.randn(2, 3, 6, 8, device=device) for _ in range(3))
@@ -201,6 +225,57 @@ assert_close(got[1], torch.zeros_like(got[1]), rtol=0, atol=0,
 assert_close(got, _oracle(q, k, v, False, kpm), rtol=1e-4, atol=1e-5, name="attention with a fully masked sequence")
 assert_close(attention(q, k, v, causal=True, key_padding_mask=kpm), _oracle(q, k, v, True, kpm), rtol=1e-4, atol=1e-5,
              name="attention(causal=True) with a fully masked sequence")
+# Scores spread by hundreds: rows around +200 and rows around -200 (every score very
+# negative). Without a per-row max shift, exp overflows (inf/inf) or underflows (0/0).
+u = torch.randn(16, device=device)
+u = u / u.norm()
+sign = torch.tensor([1.0, -1.0], device=device).repeat(6)[:, None]  # alternate rows +, -
+q = sign * 30 * u + torch.randn(2, 2, 12, 16, device=device)
+k, v = 30 * u + 3 * torch.randn(2, 2, 12, 16, device=device), torch.randn(2, 2, 12, 16, device=device)
+pad = torch.rand(2, 12, device=device) > 0.3
+pad[:, 0] = True  # a causal row sees key 0 at least
+for causal in (False, True):
+    # float32 scores of size ~250 carry ~2e-5 absolute round-off: weights move by ~2e-5 relative.
+    assert_close(attention(q, k, v, causal=causal, key_padding_mask=pad if causal else None),
+                 _oracle(q, k, v, causal, pad if causal else None), rtol=1e-4, atol=1e-4,
+                 name=f"attention(causal={causal}) with scores spread by hundreds (rows of +-250)")
+# bfloat16 and float16: scores -(200 + j) and +(200 + j), exact in both formats, so only the
+# softmax and the weighted sum round; an unshifted exp gives 0/0 or inf/inf.
+t = 8
+q = torch.zeros(2, 1, t, 4, device=device)
+q[..., 0] = torch.tensor([-2.0, 2.0], device=device).repeat(t // 2)
+k = torch.zeros(2, 1, t, 4, device=device)
+k[..., 0] = 200 + torch.arange(t, device=device)
+v = torch.randn(2, 1, t, 4, device=device)
+for dtype in (torch.bfloat16, torch.float16):
+    for causal in (False, True):
+        ql, kl, vl = q.to(dtype), k.to(dtype), v.to(dtype)
+        got = attention(ql, kl, vl, causal=causal)
+        assert_dtype(got, dtype, name=f"attention on {dtype} inputs")
+        expected = _oracle(ql.double(), kl.double(), vl.double(), causal)
+        # bf16 keeps 8 significant bits (relative 4e-3), fp16 11: a few roundings of values ~1.
+        assert_close(got.double(), expected, rtol=2e-2, atol=2e-2,
+                     name=f"attention(causal={causal}) in {dtype} with scores of -(200 + j) and +(200 + j)")
+    ql, kl, vl = (torch.randn(2, 3, 7, 16, device=device).to(dtype) for _ in range(3))
+    assert_close(attention(ql, kl, vl, causal=True, key_padding_mask=pad[:2, :7]).double(),
+                 _oracle(ql.double(), kl.double(), vl.double(), True, pad[:2, :7]), rtol=2e-2, atol=2e-2,
+                 name=f"attention(causal=True, padding) on random {dtype} inputs")
+# Any device: on "meta" (shapes, no data) a tensor made without device=q.device fails.
+qm, km = torch.empty(2, 3, 4, 8, device="meta"), torch.empty(2, 3, 6, 8, device="meta")
+try:
+    out_m = attention(qm, km, km, causal=True, key_padding_mask=torch.ones(2, 6, dtype=torch.bool, device="meta"))
+except (RuntimeError, NotImplementedError) as e:
+    raise AssertionError(f"attention on the meta device: expected a (2, 3, 4, 8) meta tensor, got "
+                         f"{type(e).__name__}: {e} (create every tensor on q.device)") from None
+assert out_m.device.type == "meta" and tuple(out_m.shape) == (2, 3, 4, 8), (
+    f"attention on the meta device: expected a (2, 3, 4, 8) meta tensor, got {tuple(out_m.shape)} on {out_m.device}")
+# The inputs are not modified.
+q, k, v = (torch.randn(2, 2, 5, 8, device=device) for _ in range(3))
+kpm = torch.tensor([[True, True, False, True, True], [True, False, True, True, True]], device=device)
+before = [t.clone() for t in (q, k, v, kpm)]
+attention(q, k, v, causal=True, key_padding_mask=kpm)
+for arg, b_, a_ in zip(("q", "k", "v", "key_padding_mask"), before, (q, k, v, kpm), strict=True):
+    assert torch.equal(a_, b_), f"attention modified its argument {arg} in place: expected it unchanged"
 ### END HIDDEN TESTS
 assert True
 
@@ -236,16 +311,22 @@ plt.show()
 # score depends only on the offset $n - m$. Low $i$ rotate fast (fine position), high $i$
 # slowly (coarse position).
 #
-# **Which dimensions form a pair?** The paper pairs neighbours $(x_0, x_1), (x_2, x_3), \dots$
-# ("interleaved"). Llama's code (and hence every Llama checkpoint) pairs dimension $i$ with
-# $i + d/2$ ("half-split"):
+# **Which dimensions form a pair?** The paper, and Meta's original Llama code, pair
+# neighbours $(x_0, x_1), (x_2, x_3), \dots$ ("interleaved": Meta's code views each pair as
+# one complex number and multiplies it by $e^{i m\theta_i}$). Hugging Face's `transformers`
+# pairs dimension $i$ with $i + d/2$ ("half-split"):
 #
 # $$ \operatorname{rope}(x) = x \odot \cos\phi + \operatorname{rotate\_half}(x) \odot \sin\phi,
 #    \qquad \operatorname{rotate\_half}(x) = (-x_{d/2:},\ x_{:d/2}),$$
 #
 # where $\phi = (m\theta_0, \dots, m\theta_{d/2-1},\ m\theta_0, \dots, m\theta_{d/2-1})$ repeats
-# the angles once for each half. Both conventions are valid rotations, but a checkpoint
-# trained with one gives garbage with the other. We use the half-split convention.
+# the angles once for each half. Both are rotations by the same angles; they differ in which
+# coordinates of $q$ and $k$ turn together. So the same Llama model exists in two layouts:
+# Hugging Face's conversion script *permutes the rows* of each head in `q_proj` and `k_proj`
+# so that half-split RoPE on the converted weights gives exactly the scores interleaved RoPE
+# gave on Meta's (section 2b below). Switching conventions means permuting weights, not only
+# changing code: load weights of one layout into code of the other and the model still
+# runs, silently producing garbage. We use the half-split convention, as `transformers` does.
 #
 # Positions start at 0: the first token is not rotated at all.
 
@@ -253,9 +334,10 @@ plt.show()
 def rope_cos_sin(position_ids, head_dim, base=10000.0):
     """cos and sin of the RoPE angles, half-split layout.
 
-    position_ids: integer tensor of shape (T,) or (B, T).
-    Returns (cos, sin), each float32 of shape position_ids.shape + (head_dim,), where
-    entry [..., t, j] uses the angle position * base ** (-2 * (j mod head_dim/2) / head_dim).
+    position_ids: integer tensor of shape (T,) or (B, T), on any device (including "meta").
+    Returns (cos, sin), each float32 of shape position_ids.shape + (head_dim,), on
+    position_ids' device, where entry [..., t, j] uses the angle
+    position * base ** (-2 * (j mod head_dim/2) / head_dim).
     """
     ### BEGIN SOLUTION
     exponents = torch.arange(0, head_dim, 2, dtype=torch.float32, device=position_ids.device) / head_dim
@@ -268,7 +350,8 @@ def rope_cos_sin(position_ids, head_dim, base=10000.0):
 
 def apply_rope(x, cos, sin):
     """Rotate x (B, H, T, head_dim) by the angles in cos, sin of shape (T, head_dim) or
-    (B, T, head_dim) (the same for every head). Returns a tensor shaped like x."""
+    (B, T, head_dim) (the same for every head). Returns a new tensor shaped like x, of x's
+    dtype (bfloat16 x with float32 cos, sin gives bfloat16); x is not modified."""
     ### BEGIN SOLUTION
     half = x.shape[-1] // 2
     rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
@@ -321,6 +404,152 @@ def _score(m, n):
     return (apply_rope(q, cq.double(), sq.double()) * apply_rope(k, ck.double(), sk.double())).sum()
 # float32 angles of positions up to ~60: ~1e-5 absolute on a score of size ~5.
 assert_close(_score(3, 10), _score(53, 60), rtol=1e-4, atol=1e-4, name="RoPE score at offset 7 from positions (3,10) vs (53,60)")
+# The default base is 10000 (Llama's rope_theta).
+cfg = LlamaConfig(hidden_size=32, num_attention_heads=2, head_dim=16, rope_theta=10000.0)
+cos_ref, _ = LlamaRotaryEmbedding(cfg).to(device)(torch.zeros(1, 50, 16, device=device), torch.arange(50, device=device)[None])
+assert_close(rope_cos_sin(torch.arange(50, device=device), 16)[0], cos_ref[0], rtol=0, atol=2e-5,
+             name="rope_cos_sin(positions, 16) with the default base vs Llama's with rope_theta=10000")
+# bfloat16 x: rotated in bfloat16 (or in float32 and cast back), not promoted to float32.
+cos_b, sin_b = rope_cos_sin(torch.arange(9, device=device), 16)
+xb = torch.randn(2, 3, 9, 16, device=device).to(torch.bfloat16)
+xb_before = xb.clone()
+yb = apply_rope(xb, cos_b, sin_b)
+assert_dtype(yb, torch.bfloat16, name="apply_rope on a bfloat16 x with float32 cos, sin")
+assert torch.equal(xb, xb_before), "apply_rope modified x in place: expected x unchanged"
+q_ref = apply_rotary_pos_emb(xb.double(), xb.double(), cos_b.double()[None], sin_b.double()[None])[0]
+# bf16: 8 significant bits, values of size ~3: a few roundings.
+assert_close(yb.double(), q_ref, rtol=2e-2, atol=3e-2, name="apply_rope in bfloat16 vs Llama's in float64")
+# Any device: positions on "meta" give cos, sin on "meta" (no tensor made on the default device).
+try:
+    cos_m, sin_m = rope_cos_sin(torch.arange(5, device="meta"), 8)
+    y_m = apply_rope(torch.empty(1, 2, 5, 8, device="meta"), cos_m, sin_m)
+except (RuntimeError, NotImplementedError) as e:
+    raise AssertionError(f"rope_cos_sin / apply_rope on the meta device: expected meta tensors, got "
+                         f"{type(e).__name__}: {e} (create tensors on position_ids.device)") from None
+assert cos_m.device.type == "meta" and tuple(cos_m.shape) == (5, 8) and cos_m.dtype == torch.float32, (
+    f"rope_cos_sin(positions on meta, 8): expected float32 (5, 8) on meta, got {cos_m.dtype} "
+    f"{tuple(cos_m.shape)} on {cos_m.device}")
+assert y_m.device.type == "meta" and tuple(y_m.shape) == (1, 2, 5, 8), (
+    f"apply_rope on meta: expected (1, 2, 5, 8) on meta, got {tuple(y_m.shape)} on {y_m.device}")
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# ## 2b. One model, two layouts: converting a checkpoint between RoPE conventions
+#
+# Meta's Llama checkpoints were trained with interleaved RoPE: within each head, coordinates
+# $(2i, 2i+1)$ of $q$ and $k$ turn together by the angle $m\theta_i$. Half-split code turns
+# coordinates $(i, i + d/2)$ by that angle. Reorder each head's coordinates so that the two
+# members of interleaved pair $i$ land at positions $i$ and $i + d/2$, in that order, and
+# the half-split rotation of the reordered vector is exactly the reordered interleaved
+# rotation (same pair, same angle, same direction). An attention score is a dot product,
+# and a dot product does not change when both vectors' coordinates are reordered the same
+# way. Reordering the coordinates of $q = W_q x + b_q$ is reordering the *rows* of $W_q$ and
+# $b_q$; so converting a checkpoint permutes the rows of `q_proj` and `k_proj` (weights and
+# biases, if any), head by head, and leaves `v_proj` and `o_proj` alone.
+#
+# The locked cell below applies RoPE as Meta's code does (complex multiplication of
+# neighbouring pairs), and the cell after it shows what goes wrong without the permutation.
+
+# %% setup id=rope_layouts
+def apply_rope_interleaved(x, position_ids, base=10000.0):
+    """RoPE in Meta's original layout. x: (..., T, head_dim); position_ids: (T,).
+    Dimensions (2i, 2i+1) form the complex number x_2i + 1j * x_2i+1, multiplied by
+    exp(1j * position * theta_i), theta_i = base ** (-2i / head_dim). Computed in float64."""
+    d = x.shape[-1]
+    theta = base ** (-torch.arange(0, d, 2, dtype=torch.float64, device=x.device) / d)
+    angles = position_ids.to(torch.float64)[..., None] * theta  # (T, d/2)
+    pairs = torch.view_as_complex(x.to(torch.float64).unflatten(-1, (d // 2, 2)).contiguous())
+    turned = pairs * torch.polar(torch.ones_like(angles), angles)
+    return torch.view_as_real(turned).flatten(-2).to(x.dtype)
+
+
+def rope_half_split_llama(x, position_ids, base=10000.0):
+    """Hugging Face's half-split RoPE (transformers' own functions). x: (H, T, head_dim)."""
+    head_dim = x.shape[-1]
+    config = LlamaConfig(hidden_size=head_dim, num_attention_heads=1, head_dim=head_dim, rope_theta=base)
+    cos, sin = LlamaRotaryEmbedding(config).to(x.device)(x, position_ids[None])
+    return apply_rotary_pos_emb(x[None], x[None], cos, sin)[0][0]
+
+# %%
+torch.manual_seed(0)
+w_q_meta, w_k_meta = torch.randn(8, 12), torch.randn(8, 12)  # one head of head_dim 8, hidden 12
+x_demo, pos_demo = torch.randn(6, 12), torch.arange(6)
+scores_meta = apply_rope_interleaved(x_demo @ w_q_meta.T, pos_demo) @ apply_rope_interleaved(x_demo @ w_k_meta.T, pos_demo).T
+scores_unconverted = (rope_half_split_llama((x_demo @ w_q_meta.T)[None], pos_demo)
+                      @ rope_half_split_llama((x_demo @ w_k_meta.T)[None], pos_demo).mT)[0]
+print("largest score difference, Meta's weights in half-split code without conversion:",
+      f"{(scores_unconverted - scores_meta).abs().max().item():.2f} (scores of size ~{scores_meta.abs().mean().item():.0f})")
+
+# %% answer id=rope_permute
+def permute_for_half_split(w, num_heads):
+    """Convert q_proj or k_proj parameters from Meta's interleaved RoPE layout to the
+    half-split layout: half-split RoPE on the result's projections gives the same attention
+    scores as interleaved RoPE on w's.
+
+    w: a weight (num_heads * head_dim, in_features) or a bias (num_heads * head_dim,); any
+    dtype, any device (including "meta"). num_heads: this projection's heads (num_kv_heads
+    for k_proj); head_dim = w.shape[0] // num_heads, whatever in_features is.
+    Returns a new tensor with w's shape, dtype and device (a pure reordering of rows, so
+    exact in every dtype); w is not modified.
+    """
+    ### BEGIN SOLUTION
+    head_dim = w.shape[0] // num_heads
+    # rows of a head: (pair i, member 0/1) -> (member 0/1, pair i): first members, then second members
+    pairs = w.reshape(num_heads, head_dim // 2, 2, *w.shape[1:])
+    return pairs.transpose(1, 2).reshape(w.shape)
+    ### END SOLUTION
+
+# %% test id=test_rope_permute_visible points=1
+torch.manual_seed(15)
+w_q15, w_k15 = torch.randn(8, 12, device=device), torch.randn(8, 12, device=device)  # 1 head, head_dim 8
+x15, pos15 = torch.randn(6, 12, device=device), torch.arange(6, device=device)
+wq15_hf = permute_for_half_split(w_q15, 1)
+assert_shape(wq15_hf, (8, 12), name="permute_for_half_split(w of shape (8, 12), 1)")
+meta15 = apply_rope_interleaved(x15 @ w_q15.T, pos15) @ apply_rope_interleaved(x15 @ w_k15.T, pos15).T
+hf15 = (rope_half_split_llama((x15 @ wq15_hf.T)[None], pos15)
+        @ rope_half_split_llama((x15 @ permute_for_half_split(w_k15, 1).T)[None], pos15).mT)[0]
+# float32 products in another order: ~1e-6 on scores of size ~10.
+assert_close(hf15, meta15, rtol=1e-4, atol=1e-4,
+             name="half-split scores with the permuted weights vs interleaved scores with the original ones")
+
+# %% test id=test_rope_permute_hidden points=1
+### BEGIN HIDDEN TESTS
+torch.manual_seed(16)
+# GQA (4 query heads, 2 kv heads), head_dim 16 with in_features 48 (not heads * head_dim), biases,
+# positions with gaps.
+heads, kv_heads, hd, hidden, t = 4, 2, 16, 48, 10
+wq, bq = torch.randn(heads * hd, hidden, device=device), torch.randn(heads * hd, device=device)
+wk, bk = torch.randn(kv_heads * hd, hidden, device=device), torch.randn(kv_heads * hd, device=device)
+x, pos = torch.randn(t, hidden, device=device), 3 * torch.arange(t, device=device)
+before = [w_.clone() for w_ in (wq, bq, wk, bk)]
+def _per_head(y, n):
+    return y.view(t, n, hd).transpose(0, 1)  # (n, T, hd)
+q_meta = apply_rope_interleaved(_per_head(x @ wq.T + bq, heads), pos)
+k_meta = apply_rope_interleaved(_per_head(x @ wk.T + bk, kv_heads), pos).repeat_interleave(heads // kv_heads, 0)
+wq_hf, bq_hf = permute_for_half_split(wq, heads), permute_for_half_split(bq, heads)
+wk_hf, bk_hf = permute_for_half_split(wk, kv_heads), permute_for_half_split(bk, kv_heads)
+assert_shape(bq_hf, (heads * hd,), name="permute_for_half_split(bias of shape (64,), 4)")
+q_hf = rope_half_split_llama(_per_head(x @ wq_hf.T + bq_hf, heads), pos)
+k_hf = rope_half_split_llama(_per_head(x @ wk_hf.T + bk_hf, kv_heads), pos).repeat_interleave(heads // kv_heads, 0)
+# float32: the same products in another order, ~1e-5 on scores of size ~50.
+assert_close(q_hf @ k_hf.mT, q_meta @ k_meta.mT, rtol=1e-4, atol=1e-3,
+             name="scores of converted q_proj/k_proj with biases (4 heads, 2 kv heads, head_dim 16, in_features 48)")
+for arg, b_, a_ in zip(("wq", "bq", "wk", "bk"), before, (wq, bq, wk, bk), strict=True):
+    assert torch.equal(a_, b_), f"permute_for_half_split modified its argument ({arg}) in place: expected it unchanged"
+# A reordering is exact in any dtype.
+wb = wq.to(torch.bfloat16)
+got_b = permute_for_half_split(wb, heads)
+assert_dtype(got_b, torch.bfloat16, name="permute_for_half_split on a bfloat16 weight")
+assert torch.equal(got_b.float(), permute_for_half_split(wb.float(), heads)), (
+    "permute_for_half_split in bfloat16: expected exactly the float32 reordering of the same values")
+try:
+    got_m = permute_for_half_split(torch.empty(64, 48, device="meta"), 4)
+except (RuntimeError, NotImplementedError) as e:
+    raise AssertionError(f"permute_for_half_split on the meta device: expected a (64, 48) meta tensor, got "
+                         f"{type(e).__name__}: {e}") from None
+assert got_m.device.type == "meta" and tuple(got_m.shape) == (64, 48), (
+    f"permute_for_half_split on meta: expected (64, 48) on meta, got {tuple(got_m.shape)} on {got_m.device}")
 ### END HIDDEN TESTS
 assert True
 
@@ -343,11 +572,15 @@ assert True
 # head $H/H_{kv}$ times *next to itself*: `[k0, k0, k0, k0, k1, k1, ...]`, which is
 # `repeat_interleave` on the head dimension (`repeat` would give `[k0, k1, k0, k1, ...]`,
 # pairing query heads with the wrong keys). $H_{kv} = H$ is ordinary multi-head attention,
-# $H_{kv} = 1$ is multi-query attention. The payoff comes in section 5: the KV cache
+# $H_{kv} = 1$ is multi-query attention. The payoff comes in section 6: the KV cache
 # shrinks by $H / H_{kv}$.
 #
-# The projection names (`q_proj`, `k_proj`, `v_proj`, `o_proj`, no biases) are those of
-# Llama's `LlamaAttention`, so its `state_dict` loads into yours and back. Read its source
+# The projection names (`q_proj`, `k_proj`, `v_proj`, `o_proj`) are those of Llama's
+# `LlamaAttention`, so its `state_dict` loads into yours and back. Llama has no biases, but
+# some checkpoints of the same family do (`attention_bias=True` in the config, as in Qwen 2):
+# `bias=True` gives all four projections one, so call the projections as modules. The
+# per-head size `head_dim` need not be `hidden_size / num_heads` (Gemma, Qwen 3, and the
+# configs of the tests): use `self.head_dim` everywhere. Read `LlamaAttention`'s source
 # (`transformers/models/llama/modeling_llama.py`) once you are done: it should look familiar.
 
 # %% answer id=mha
@@ -361,22 +594,24 @@ def repeat_kv(x, n_rep):
 class Attention(torch.nn.Module):
     """Causal self-attention with RoPE and grouped-query attention, Llama-style."""
 
-    def __init__(self, hidden_size, num_heads, num_kv_heads, head_dim=None, rope_base=10000.0):
+    def __init__(self, hidden_size, num_heads, num_kv_heads, head_dim=None, rope_base=10000.0, bias=False):
         super().__init__()
         if num_heads % num_kv_heads:
             raise ValueError("num_heads must be a multiple of num_kv_heads")
         self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
         self.head_dim = head_dim or hidden_size // num_heads
         self.rope_base = rope_base
-        self.q_proj = torch.nn.Linear(hidden_size, num_heads * self.head_dim, bias=False)
-        self.k_proj = torch.nn.Linear(hidden_size, num_kv_heads * self.head_dim, bias=False)
-        self.v_proj = torch.nn.Linear(hidden_size, num_kv_heads * self.head_dim, bias=False)
-        self.o_proj = torch.nn.Linear(num_heads * self.head_dim, hidden_size, bias=False)
+        self.q_proj = torch.nn.Linear(hidden_size, num_heads * self.head_dim, bias=bias)
+        self.k_proj = torch.nn.Linear(hidden_size, num_kv_heads * self.head_dim, bias=bias)
+        self.v_proj = torch.nn.Linear(hidden_size, num_kv_heads * self.head_dim, bias=bias)
+        self.o_proj = torch.nn.Linear(num_heads * self.head_dim, hidden_size, bias=bias)
 
     def forward(self, x, position_ids=None, key_padding_mask=None):
         """x: (B, T, hidden_size). position_ids: None (meaning 0..T-1), (T,) or (B, T).
         key_padding_mask: None or bool (B, T), True = real token.
-        Returns (B, T, hidden_size): causal attention with RoPE applied to q and k."""
+        Returns (B, T, hidden_size): causal attention with RoPE applied to q and k, in the
+        module's dtype (float32, bfloat16, ...), on its device (including "meta"), with the
+        projections' biases when bias=True."""
         ### BEGIN SOLUTION
         b, t, _ = x.shape
         if position_ids is None:
@@ -460,6 +695,55 @@ with torch.no_grad():
     expected, _ = ref(x, position_embeddings=rotary(x, pos), attention_mask=_additive_mask(causal, x.dtype))
     got = mine(x, position_ids=pos)
 assert_close(got, expected, rtol=1e-4, atol=1e-5, name="Attention vs LlamaAttention with position_ids with gaps")
+# attention_bias=True (biases on q, k, v and o) and head_dim smaller than hidden / heads.
+for hidden, heads, kv_heads, head_dim in [(64, 4, 2, 8), (48, 6, 2, 16)]:
+    mine = Attention(hidden, heads, kv_heads, head_dim=head_dim, bias=True).to(device)
+    with torch.no_grad():
+        for name_, param in mine.named_parameters():
+            if name_.endswith("bias"):
+                param.normal_()  # nn.Linear's biases start small: make them matter
+    cfg = LlamaConfig(hidden_size=hidden, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                      head_dim=head_dim, attention_bias=True, attn_implementation="eager")
+    ref = LlamaAttention(cfg, layer_idx=0).to(device).eval()
+    ref.load_state_dict(mine.state_dict())
+    rotary = LlamaRotaryEmbedding(cfg).to(device)
+    t = 9
+    x = torch.randn(2, t, hidden, device=device)
+    pos = torch.arange(t, device=device)[None].expand(2, t)
+    causal = torch.ones(t, t, dtype=torch.bool, device=device).tril()[None, None]
+    with torch.no_grad():
+        expected, _ = ref(x, position_embeddings=rotary(x, pos), attention_mask=_additive_mask(causal, x.dtype))
+        got = mine(x)
+    assert_close(got, expected, rtol=1e-4, atol=1e-4,
+                 name=f"Attention(bias=True) vs LlamaAttention(attention_bias=True) (H={heads}, head_dim={head_dim}, "
+                      f"hidden={hidden})")
+    # bfloat16 weights and inputs: the layer runs and returns bfloat16, close to Llama's (which
+    # takes its softmax in float32): bf16 keeps 8 significant bits; outputs are of size ~3.
+    mine_b, ref_b, xb = mine.to(torch.bfloat16), ref.to(torch.bfloat16), x.to(torch.bfloat16)
+    with torch.no_grad():
+        expected_b, _ = ref_b(xb, position_embeddings=rotary(xb, pos), attention_mask=_additive_mask(causal, xb.dtype))
+        got_b = mine_b(xb)
+    assert_dtype(got_b, torch.bfloat16, name="Attention in bfloat16")
+    assert_close(got_b.float(), expected_b.float(), rtol=5e-2, atol=1e-1,
+                 name=f"Attention in bfloat16 vs LlamaAttention in bfloat16 (H={heads}, head_dim={head_dim})")
+# The constructor (given) refuses query heads that do not split into equal groups.
+try:
+    Attention(48, 6, 4)
+except ValueError:
+    pass
+else:
+    raise AssertionError("Attention(48, num_heads=6, num_kv_heads=4): expected ValueError (6 heads do not form groups "
+                         "of equal size over 4 kv heads), got a module")
+# Any device: on "meta" every tensor the forward makes must follow x's device.
+layer_m = Attention(64, 8, 2, head_dim=16, bias=True).to("meta")
+try:
+    with torch.no_grad():
+        out_m = layer_m(torch.empty(2, 5, 64, device="meta"))
+except (RuntimeError, NotImplementedError) as e:
+    raise AssertionError(f"Attention on the meta device: expected a (2, 5, 64) meta tensor, got {type(e).__name__}: "
+                         f"{e} (create positions and masks on x.device)") from None
+assert out_m.device.type == "meta" and tuple(out_m.shape) == (2, 5, 64), (
+    f"Attention on the meta device: expected (2, 5, 64) on meta, got {tuple(out_m.shape)} on {out_m.device}")
 ### END HIDDEN TESTS
 assert True
 
@@ -483,18 +767,56 @@ assert True
 # The factor $c \le 1$ *rescales* what was accumulated against the old maximum; forgetting
 # it on either $\ell$ or $a$ is the classic bug. After the last block, $O = a / \ell$. Memory
 # is $O(T_q \cdot b + T_q \cdot d)$ instead of $O(T_q T_k)$, and the arithmetic is the same.
+# Start $m$ at $-\infty$, not at 0: when every score of a row is very negative (say $-300$),
+# a start of 0 makes every $e^{s - m}$ underflow to 0 and the row becomes $0/0$.
 #
+# The cell below runs the update by hand on one row of 6 scores in two blocks of 3: watch
+# $c$ shrink what the first block accumulated when the second block brings a larger score.
+
+# %%
+s_row = torch.tensor([1.0, 3.0, 0.5, 4.0, -1.0, 2.0])  # one query's scores for 6 keys
+v_row = torch.tensor([[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]])  # one value per key (d = 1)
+m, l, a = torch.tensor(float("-inf")), torch.tensor(0.0), torch.zeros(1)
+for block in (slice(0, 3), slice(3, 6)):
+    s_j, v_j = s_row[block], v_row[block]
+    m_new = torch.maximum(m, s_j.max())
+    c = torch.exp(m - m_new)  # e^(old max - new max): 0 for the first block, then <= 1
+    p_j = torch.exp(s_j - m_new)
+    l = c * l + p_j.sum()
+    a = c * a + p_j @ v_j
+    print(f"keys {block.start}..{block.stop - 1}: m = {m_new.item():.1f}, c = {c.item():.4f}, "
+          f"l = {l.item():.4f}, a = {a.item():.4f}")
+    m = m_new
+print(f"online softmax: a / l = {(a / l).item():.6f};  full softmax: {(torch.softmax(s_row, 0) @ v_row).item():.6f}")
+
+# %% [markdown]
 # With a causal mask ($T_q \le T_k$, positions aligned at the end as in section 1), mask
 # the scores of each tile exactly as in section 1, using the keys' true positions
-# (`start + j`), before the tile's maximum is taken. A tile whose keys all lie before the
-# first query's position needs no mask at all.
+# (`start + j`), *before* the tile's maximum is taken: a hidden future key whose score is
+# hundreds above the visible ones would otherwise set $m$, and every visible $e^{s - m}$
+# would underflow to 0. A tile whose keys all lie before the first query's position needs
+# no mask at all.
 #
-# Tiling the keys alone removes the $T^2$ memory, which is what we grade. FlashAttention
-# also tiles the *queries* (an outer loop over tiles of rows, each with its own $m$, $\ell$,
-# $a$), so that a tile of $Q$, $K$, $V$ fits in the GPU's on-chip SRAM, and a causal pass then
-# skips the (query tile, key tile) pairs that lie entirely above the diagonal: half the
-# work. Doing the same here is optional; the reference solution does, and on a CPU it then
-# runs within about 2× of PyTorch's fused kernel.
+# Tiling the keys is what removes the $T^2$ memory, and it is what we grade: a loop over
+# tiles of *queries* that takes a full softmax over all $T_k$ keys for each tile still
+# holds a (tile × $T_k$) matrix, and fails the test that fixes $T_q$ at one block and lets
+# $T_k$ grow to 16 384. FlashAttention also tiles the queries (an outer loop over tiles of
+# rows, each with its own $m$, $\ell$, $a$), so that a tile of $Q$, $K$, $V$ fits in the
+# GPU's on-chip SRAM, and a causal pass then skips the (query tile, key tile) pairs that lie
+# entirely above the diagonal: half the work. Doing the same here is optional; the
+# reference solution does, and on a CPU it then runs within about 2× of PyTorch's fused
+# kernel.
+#
+# Two more things real kernels do, and the tests check:
+# - **low precision**: for bfloat16 or float16 inputs, keep $m$, $\ell$ and $a$ in float32
+#   and cast the output back at the end. Summed over many tiles in bfloat16 (8 significant
+#   bits), $\ell$ and $a$ drift by several percent at realistic score scales.
+# - **autograd**: `tiled_attention` must be differentiable by plain autograd, so that a model
+#   can train through it. An in-place operation on a tensor autograd saved for the backward
+#   pass (for instance `s.sub_(m).exp_()` after `s.amax(...)`) makes `backward()` raise
+#   "one of the variables needed for gradient computation has been modified by an inplace
+#   operation". Write `p = torch.exp(s - m_new)`. (Section 5 then writes the backward pass
+#   by hand, with far less memory than autograd keeps.)
 
 # %% answer id=tiled
 def tiled_attention(q, k, v, causal=False, block_size=128):
@@ -502,36 +824,43 @@ def tiled_attention(q, k, v, causal=False, block_size=128):
 
     q: (B, H, T_q, d); k, v: (B, H, T_k, d); for causal=True, T_q <= T_k and query i sits
     at position T_k - T_q + i. Returns (B, H, T_q, d), same dtype as q, equal to
-    attention(q, k, v, causal) up to round-off, without ever holding a T_q x T_k tensor.
-    (Tiling the queries too, by block_size, is optional: it lets a causal pass skip tiles.)
+    attention(q, k, v, causal) up to round-off, stable for scores spread by hundreds and for
+    rows of very negative scores. float32, float64, bfloat16, float16 inputs: the running
+    max, sum and output accumulate in float32 (float64 for float64 inputs). Any device
+    (including "meta"). The inputs are not modified.
+    Memory: never holds a T_q x T_k tensor, nor a (query tile x T_k) one: extra memory is
+    O(T_q * (block_size + d)) whatever T_k. Differentiable by plain autograd (no in-place op
+    on a tensor autograd needs). (Tiling the queries too, by block_size, is optional: it
+    lets a causal pass skip tiles.)
     """
     ### BEGIN SOLUTION
     t_q, t_k, d = q.shape[-2], k.shape[-2], q.shape[-1]
     offset = t_k - t_q  # query i sits at position offset + i
-    out = torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype, device=q.device)
+    acc_dtype = torch.promote_types(q.dtype, torch.float32)  # bf16/fp16 -> float32, float64 stays
+    out_tiles = []
     for q0 in range(0, t_q, block_size):  # outer loop: a tile of queries
         q1 = min(q0 + block_size, t_q)
-        q_tile = q[..., q0:q1, :] * (1.0 / math.sqrt(d))
-        row_max = torch.full((*q_tile.shape[:-1], 1), float("-inf"), dtype=q.dtype, device=q.device)
+        q_tile = q[..., q0:q1, :].to(acc_dtype) * (1.0 / math.sqrt(d))
+        row_max = torch.full((*q_tile.shape[:-1], 1), float("-inf"), dtype=acc_dtype, device=q.device)
         row_sum = torch.zeros_like(row_max)
-        acc = torch.zeros(*q_tile.shape[:-1], v.shape[-1], dtype=q.dtype, device=q.device)
+        acc = torch.zeros(*q_tile.shape[:-1], v.shape[-1], dtype=acc_dtype, device=q.device)
         # Causal: keys after this tile's last query are hidden from all of its rows; skip them.
         stop = offset + q1 if causal else t_k
         for k0 in range(0, stop, block_size):  # inner loop: tiles of keys, online softmax
             k1 = min(k0 + block_size, stop)
-            s = q_tile @ k[..., k0:k1, :].transpose(-2, -1)
+            s = q_tile @ k[..., k0:k1, :].to(acc_dtype).transpose(-2, -1)
             if causal and k1 - 1 > offset + q0:  # the tile crosses the diagonal: mask it
                 key_pos = torch.arange(k0, k1, device=q.device)[None, :]
                 query_pos = torch.arange(offset + q0, offset + q1, device=q.device)[:, None]
-                s.masked_fill_(key_pos > query_pos, float("-inf"))
+                s = s.masked_fill(key_pos > query_pos, float("-inf"))
             new_max = torch.maximum(row_max, s.amax(dim=-1, keepdim=True))
-            p = s.sub_(new_max).exp_()  # in place: s is not needed any more
+            p = torch.exp(s - new_max)  # not in place: autograd needs s (through amax)
             correction = torch.exp(row_max - new_max)
             row_sum = row_sum * correction + p.sum(dim=-1, keepdim=True)
-            acc = acc * correction + p @ v[..., k0:k1, :]
+            acc = acc * correction + p @ v[..., k0:k1, :].to(acc_dtype)
             row_max = new_max
-        out[..., q0:q1, :] = acc / row_sum
-    return out
+        out_tiles.append((acc / row_sum).to(q.dtype))
+    return torch.cat(out_tiles, dim=-2)
     ### END SOLUTION
 
 # %% test id=test_tiled_visible points=1
@@ -544,7 +873,7 @@ assert_close(tiled_attention(qt, kt, vt, causal=True, block_size=4),
              F.scaled_dot_product_attention(qt, kt, vt, is_causal=True),
              rtol=1e-4, atol=1e-5, name="tiled_attention(causal=True, block_size=4) on 10 keys")
 
-# %% test id=test_tiled_correct points=2
+# %% test id=test_tiled_correct points=3
 ### BEGIN HIDDEN TESTS
 torch.manual_seed(7)
 def _ref(q, k, v, causal):
@@ -565,6 +894,74 @@ q, k, v = (torch.randn(1, 2, 33, 16, dtype=torch.float64, device=device) for _ i
 out64 = tiled_attention(q, k, v, causal=True, block_size=8)
 assert_dtype(out64, torch.float64, name="tiled_attention on float64 inputs")
 assert_close(out64, _ref(q, k, v, True), rtol=1e-10, atol=1e-12, name="tiled_attention in float64")
+# Scores spread by hundreds: rows around +250 and rows whose scores are all around -250. An
+# unshifted exp overflows or underflows; a running max that starts at 0 instead of -inf
+# underflows to 0/0 on the negative rows.
+u = torch.randn(16, device=device)
+u = u / u.norm()
+sign = torch.tensor([1.0, -1.0], device=device).repeat(20)[:, None]
+q = sign * 30 * u + torch.randn(2, 2, 40, 16, device=device)
+k, v = 30 * u + 3 * torch.randn(2, 2, 40, 16, device=device), torch.randn(2, 2, 40, 16, device=device)
+for causal in (False, True):
+    # float32 scores of size ~250 carry ~2e-5 absolute round-off: weights move by ~2e-5 relative.
+    assert_close(tiled_attention(q, k, v, causal=causal, block_size=8), _ref(q, k, v, causal), rtol=1e-4, atol=1e-4,
+                 name=f"tiled_attention(causal={causal}, block_size=8) with rows of scores around +250 and -250")
+# Causal, with every hidden (future) key scoring hundreds above the visible ones: score(i, j)
+# is about 15 j. A tile maximum taken before masking makes every visible exp underflow.
+q = 20 * u + 0.1 * torch.randn(1, 2, 40, 16, device=device)
+k = 3 * torch.arange(40, device=device)[:, None] * u + 0.1 * torch.randn(1, 2, 40, 16, device=device)
+v = torch.randn(1, 2, 40, 16, device=device)
+assert_close(tiled_attention(q, k, v, causal=True, block_size=8), _ref(q, k, v, True), rtol=1e-4, atol=1e-4,
+             name="tiled_attention(causal=True) when future keys score hundreds above visible ones (mask before max)")
+assert_close(tiled_attention(q[..., 25:, :], k, v, causal=True, block_size=8), _ref(q[..., 25:, :], k, v, True),
+             rtol=1e-4, atol=1e-4, name="tiled_attention(causal=True) with T_q=15, T_k=40 and rising scores")
+# bfloat16 / float16 at a realistic scale (scores ~ +-30, 32 tiles per row): the running
+# quantities must accumulate in float32. Measured: float32 accumulation errs by ~0.03 on
+# outputs of size ~10, bfloat16 accumulation by ~0.5.
+q, k, v = (3 * torch.randn(1, 2, 512, 64, device=device) for _ in range(3))
+for dtype in (torch.bfloat16, torch.float16):
+    ql, kl, vl = q.to(dtype), k.to(dtype), v.to(dtype)
+    got = tiled_attention(ql, kl, vl, causal=True, block_size=16)
+    assert_dtype(got, dtype, name=f"tiled_attention on {dtype} inputs")
+    assert_close(got.double(), _ref(ql.double(), kl.double(), vl.double(), True), rtol=1e-2, atol=0.1,
+                 name=f"tiled_attention in {dtype} (T=512, block_size=16; accumulate m, l, acc in float32)")
+# Any device: on "meta" a tensor made without device=q.device fails.
+qm, km = torch.empty(1, 2, 6, 8, device="meta"), torch.empty(1, 2, 10, 8, device="meta")
+try:
+    out_m = tiled_attention(qm, km, km, causal=True, block_size=4)
+except (RuntimeError, NotImplementedError) as e:
+    raise AssertionError(f"tiled_attention on the meta device: expected a (1, 2, 6, 8) meta tensor, got "
+                         f"{type(e).__name__}: {e} (create every tensor on q.device)") from None
+assert out_m.device.type == "meta" and tuple(out_m.shape) == (1, 2, 6, 8), (
+    f"tiled_attention on meta: expected (1, 2, 6, 8) on meta, got {tuple(out_m.shape)} on {out_m.device}")
+# The inputs are not modified.
+q, k, v = (torch.randn(1, 2, 12, 8, device=device) for _ in range(3))
+before = [t.clone() for t in (q, k, v)]
+tiled_attention(q, k, v, causal=True, block_size=5)
+for arg, b_, a_ in zip("qkv", before, (q, k, v), strict=True):
+    assert torch.equal(a_, b_), f"tiled_attention modified its argument {arg} in place: expected it unchanged"
+### END HIDDEN TESTS
+assert True
+
+# %% test id=test_tiled_grad points=1
+### BEGIN HIDDEN TESTS
+torch.manual_seed(17)
+# Plain autograd through tiled_attention gives the gradients of PyTorch's fused kernel.
+for (t_q, t_k, block) in [(37, 37, 8), (9, 30, 8), (20, 20, 128)]:
+    q, k, v = (torch.randn(2, 2, n, 16, dtype=torch.float64, device=device, requires_grad=True)
+               for n in (t_q, t_k, t_k))
+    grad_out = torch.randn(2, 2, t_q, 16, dtype=torch.float64, device=device)
+    for causal in (False, True):
+        try:
+            got = torch.autograd.grad(tiled_attention(q, k, v, causal=causal, block_size=block), (q, k, v), grad_out)
+        except RuntimeError as e:
+            raise AssertionError(f"backward through tiled_attention(causal={causal}) raised: {e} "
+                                 f"(an in-place operation on a tensor autograd needs?)") from None
+        expected = torch.autograd.grad(_ref(q, k, v, causal), (q, k, v), grad_out)
+        for name_, g, e in zip(("dq", "dk", "dv"), got, expected, strict=True):
+            # float64: the same sums in another order, ~1e-15.
+            assert_close(g, e, rtol=1e-9, atol=1e-10,
+                         name=f"{name_} of tiled_attention(causal={causal}, block_size={block}), T_q={t_q}, T_k={t_k}")
 ### END HIDDEN TESTS
 assert True
 
@@ -590,10 +987,24 @@ assert peak_2k < 3.0 * peak_1k, (
     f"tiled_attention: expected peak memory linear in T (ratio < 3 from T=1024 to 2048), "
     f"got {peak_1k:,} -> {peak_2k:,} bytes (ratio {peak_2k / max(peak_1k, 1):.2f})"
 )
+# The axis that matters: T_q fixed at one block (128 queries), T_k = 16384 keys. Key tiles
+# hold (128 x block) scores whatever T_k; a full softmax per tile of queries holds a whole
+# (128 x T_k) matrix, 16 MiB here for 2 heads.
+q_long = torch.randn(1, 2, 128, 16, device=device)
+k_long, v_long = (torch.randn(1, 2, 16384, 16, device=device) for _ in range(2))
+synchronize()
+_, peak_long = peak_memory_torch(lambda: tiled_attention(q_long, k_long, v_long, causal=True, block_size=128),
+                                 device=device)
+row_bytes = 2 * 128 * 16384 * 4
+assert peak_long < row_bytes / 4, (
+    f"tiled_attention with T_q=128 (one block) and T_k=16384: expected a peak below a quarter of one "
+    f"(T_q x T_k) float32 score matrix ({row_bytes // 4:,} bytes), got {peak_long:,} bytes: tile the keys, "
+    f"not only the queries"
+)
 ### END HIDDEN TESTS
 assert True
 
-# %% test id=test_tiled_speed points=2
+# %% test id=test_tiled_speed points=1
 ### BEGIN HIDDEN TESTS
 torch.manual_seed(9)
 def _naive(q, k, v):
@@ -603,12 +1014,21 @@ def _naive(q, k, v):
 t_speed = 1024 if device.type == "cpu" else 4096
 qs, ks, vs = (torch.randn(1, 4, t_speed, 64, device=device) for _ in range(3))
 block = 128 if device.type == "cpu" else 1024
-ratio = speedup(lambda: tiled_attention(qs, ks, vs, causal=True, block_size=block),
-                lambda: _naive(qs, ks, vs), repeats=5, warmup=2)
-# A ratio from one interleaved run, never an absolute time. Blocked tiles do the same
-# matrix products as the naive version plus a few passes over each tile; a loop over
-# single keys or single queries is many times slower. 4x slower leaves a wide
-# margin for a noisy shared machine.
+# On a CPU both run on one thread: the ratio then measures the work done, not how well many
+# small operations parallelise on a busy machine (with 2 threads under load, tiles of 128
+# were measured 5-7x slower than one big product for no algorithmic reason).
+threads = torch.get_num_threads()
+torch.set_num_threads(1)
+try:
+    ratio = speedup(lambda: tiled_attention(qs, ks, vs, causal=True, block_size=block),
+                    lambda: _naive(qs, ks, vs), repeats=5, warmup=2)
+finally:
+    torch.set_num_threads(threads)
+# A ratio from one interleaved run, never an absolute time. Measured on one thread, on 2
+# cores under a load average of 16 (six other jobs): the reference (query and key tiles of
+# 128, causal tiles skipped) takes 0.6x the naive time; the same code with tiles of 16 keys
+# 3.4x, of 4 keys 40x, so an online softmax over single keys is far beyond 4x. 4x leaves
+# the reference a margin of more than 6x.
 assert ratio.ratio > 0.25, (
     f"tiled_attention (causal, T={t_speed}): expected at most 4x the time of naive attention, "
     f"got {1 / ratio.ratio:.1f}x ({ratio.fast.median * 1e3:.1f} ms vs {ratio.slow.median * 1e3:.1f} ms naive)"
@@ -643,7 +1063,352 @@ for t, a, b in zip(lengths, *peaks.values(), strict=True):
     print(f"T={t:5d}: naive {a / 2**20:7.1f} MiB, tiled {b / 2**20:6.1f} MiB")
 
 # %% [markdown]
-# ## 5. The key/value cache
+# ## 5. FlashAttention's backward pass: recompute instead of store
+#
+# Training needs gradients, and autograd keeps whatever each operation needs for its
+# backward pass. Through naive attention that is the $T \times T$ scores and probabilities;
+# through your `tiled_attention` it is every tile of $P$ — together, again
+# $T_q \times T_k$ numbers. The forward pass saved memory; autograd gives it back.
+# FlashAttention saves only $Q$, $K$, $V$, $O$ and one number per query row, the
+# log-sum-exp of its scores
+#
+# $$ L_i = m_i + \log \ell_i = \log \sum_j e^{S_{ij}} ,$$
+#
+# which the forward's running $m$ and $\ell$ give for free. In the backward pass it
+# *recomputes* each tile: $P_{ij} = e^{S_{ij} - L_i}$ is already normalised, no softmax and
+# no running maximum needed. One extra $QK^\top$ product per tile buys memory linear in $T$.
+#
+# For one head, with $S = QK^\top/\sqrt d$, $P = \operatorname{softmax}_{\text{row}}(S)$,
+# $O = PV$ and the incoming gradient $dO$:
+#
+# $$ dV = P^\top dO,\qquad dP = dO\, V^\top,\qquad dS = P \circ (dP - D),\qquad
+#    dQ = \frac{dS\, K}{\sqrt d},\qquad dK = \frac{dS^\top Q}{\sqrt d}. $$
+#
+# $dS$ is the softmax's Jacobian at work: $\partial P_{ij}/\partial S_{il} = P_{ij}(\delta_{jl} - P_{il})$
+# gives $dS_{il} = P_{il}\,(dP_{il} - D_i)$ with $D_i = \sum_j P_{ij}\, dP_{ij}$. $D_i$ looks like
+# it needs a whole row of $P$ — which a tile does not have — but
+# $D_i = \sum_j P_{ij}\,(dO_i \cdot v_j) = dO_i \cdot O_i$: one dot product per row, computed
+# once before the loop: $D = \operatorname{rowsum}(dO \circ O)$. Then the backward walks the
+# same tiles as the forward: recompute $S_{IJ}$ (masked as in the forward) and
+# $P_{IJ} = e^{S_{IJ} - L_I}$, then accumulate $dV_J \mathrel{+}= P_{IJ}^\top dO_I$,
+# $dP_{IJ} = dO_I V_J^\top$, $dS_{IJ} = P_{IJ} \circ (dP_{IJ} - D_I)$,
+# $dQ_I \mathrel{+}= dS_{IJ} K_J / \sqrt d$, $dK_J \mathrel{+}= dS_{IJ}^\top Q_I / \sqrt d$.
+#
+# Classic mistakes: forgetting $D$; recomputing $P$ as $e^{S - m}$ (un-normalised) instead
+# of $e^{S - L}$; multiplying by a 0/1 mask *after* the exponential (a hidden score hundreds
+# above $L$ overflows to $\infty$, and $\infty \cdot 0 = $ NaN); saving $P$ instead of $L$;
+# losing the $1/\sqrt d$ in $dQ$ and $dK$. With a causal mask, skip the (query tile, key
+# tile) pairs that lie entirely above the diagonal in *both* passes: the tests count the
+# FLOPs (a causal forward + backward must cost at most 0.65 of a non-causal one).
+#
+# A `torch.autograd.Function` pairs a forward with a hand-written backward. Its `forward`
+# runs without autograd recording (in-place operations are fine there); tensors the
+# backward needs go through `ctx.save_for_backward(...)`, other values are plain attributes
+# of `ctx`; `backward` receives the gradient of the output and returns one gradient per
+# input of `forward` (`None` for the non-tensor ones):
+#
+# ```python
+# class Square(torch.autograd.Function):
+#     @staticmethod
+#     def forward(ctx, x, scale):
+#         ctx.save_for_backward(x)
+#         ctx.scale = scale
+#         return scale * x * x
+#
+#     @staticmethod
+#     def backward(ctx, grad_out):
+#         (x,) = ctx.saved_tensors
+#         return grad_out * 2 * ctx.scale * x, None
+# ```
+#
+# The cell below checks the formulas on whole (untiled) matrices against autograd.
+
+# %%
+torch.manual_seed(0)
+q_ex, k_ex, v_ex = (torch.randn(5, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
+dout_ex = torch.randn(5, 4, dtype=torch.float64)
+with torch.no_grad():
+    S_ex = q_ex @ k_ex.T / math.sqrt(4)
+    L_ex = torch.logsumexp(S_ex, dim=-1, keepdim=True)  # what the forward saves: one number per row
+    P_ex = torch.exp(S_ex - L_ex)  # recomputed, already normalised
+    O_ex = P_ex @ v_ex
+    dV_ex = P_ex.T @ dout_ex
+    dP_ex = dout_ex @ v_ex.T
+    D_ex = (dout_ex * O_ex).sum(dim=-1, keepdim=True)  # equals (P_ex * dP_ex).sum(-1): no row of P needed
+    dS_ex = P_ex * (dP_ex - D_ex)
+    dQ_ex, dK_ex = dS_ex @ k_ex / math.sqrt(4), dS_ex.T @ q_ex / math.sqrt(4)
+auto_ex = torch.autograd.grad(torch.softmax(q_ex @ k_ex.T / math.sqrt(4), dim=-1) @ v_ex, (q_ex, k_ex, v_ex), dout_ex)
+for name_ex, mine_ex, auto in zip(("dQ", "dK", "dV"), (dQ_ex, dK_ex, dV_ex), auto_ex, strict=True):
+    print(f"{name_ex}: largest difference from autograd {(mine_ex - auto).abs().max().item():.1e}")
+print(f"D = rowsum(dO * O) vs rowsum(P * dP): {(D_ex - (P_ex * dP_ex).sum(-1, keepdim=True)).abs().max().item():.1e}")
+
+# %% answer id=flash
+class FlashAttention(torch.autograd.Function):
+    """Attention whose backward pass recomputes the tiles of P from the saved log-sum-exp."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, causal, block_size):
+        """q: (B, H, T_q, d); k, v: (B, H, T_k, d); float32 or float64, on any device (including
+        "meta": make every tensor on q.device); for causal=True,
+        T_q <= T_k and query i sits at position T_k - T_q + i (as in section 1).
+        Returns out (B, H, T_q, d), equal to attention(q, k, v, causal), computed over tiles of
+        block_size queries and keys with an online softmax (skip causal tiles entirely above
+        the diagonal). Saves exactly ctx.save_for_backward(q, k, v, out, lse), lse of shape
+        (B, H, T_q): the log-sum-exp of each query's scaled, masked scores (m + log l);
+        keeps nothing else that grows with T (no tile of P), and stores causal and
+        block_size as ctx attributes. q, k, v are not modified."""
+        ### BEGIN SOLUTION
+        t_q, t_k, d = q.shape[-2], k.shape[-2], q.shape[-1]
+        scale, offset = 1.0 / math.sqrt(d), t_k - t_q
+        out = torch.empty_like(q)
+        lse = torch.empty(q.shape[:-1], dtype=q.dtype, device=q.device)
+        for q0 in range(0, t_q, block_size):
+            q1 = min(q0 + block_size, t_q)
+            q_tile = q[..., q0:q1, :] * scale
+            row_max = torch.full((*q_tile.shape[:-1], 1), float("-inf"), dtype=q.dtype, device=q.device)
+            row_sum = torch.zeros_like(row_max)
+            acc = torch.zeros_like(q_tile)
+            stop = offset + q1 if causal else t_k  # later key tiles are hidden from every row of this one
+            for k0 in range(0, stop, block_size):
+                k1 = min(k0 + block_size, stop)
+                s = q_tile @ k[..., k0:k1, :].transpose(-2, -1)
+                if causal and k1 - 1 > offset + q0:  # the tile crosses the diagonal
+                    hidden = (torch.arange(k0, k1, device=q.device)[None, :]
+                              > torch.arange(offset + q0, offset + q1, device=q.device)[:, None])
+                    s.masked_fill_(hidden, float("-inf"))  # no autograd here: in place is fine
+                new_max = torch.maximum(row_max, s.amax(dim=-1, keepdim=True))
+                p = torch.exp(s - new_max)
+                correction = torch.exp(row_max - new_max)
+                row_sum = row_sum * correction + p.sum(dim=-1, keepdim=True)
+                acc = acc * correction + p @ v[..., k0:k1, :]
+                row_max = new_max
+            out[..., q0:q1, :] = acc / row_sum
+            lse[..., q0:q1] = (row_max + torch.log(row_sum)).squeeze(-1)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.causal, ctx.block_size = causal, block_size
+        return out
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        """grad_out: (B, H, T_q, d). Returns (dq, dk, dv, None, None), recomputing each tile of
+        P from q, k and lse (memory O(T * d) plus a few tiles), with the causal mask of the
+        forward and its tiles above the diagonal skipped. grad_out is not modified."""
+        ### BEGIN SOLUTION
+        q, k, v, out, lse = ctx.saved_tensors
+        causal, block_size = ctx.causal, ctx.block_size
+        t_q, t_k, d = q.shape[-2], k.shape[-2], q.shape[-1]
+        scale, offset = 1.0 / math.sqrt(d), t_k - t_q
+        delta = (grad_out * out).sum(dim=-1, keepdim=True)  # D_i = rowsum(P * dP) = dO_i . O_i
+        dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        for q0 in range(0, t_q, block_size):
+            q1 = min(q0 + block_size, t_q)
+            q_tile, do_tile = q[..., q0:q1, :], grad_out[..., q0:q1, :]
+            lse_tile, delta_tile = lse[..., q0:q1, None], delta[..., q0:q1, :]
+            stop = offset + q1 if causal else t_k
+            for k0 in range(0, stop, block_size):
+                k1 = min(k0 + block_size, stop)
+                k_tile, v_tile = k[..., k0:k1, :], v[..., k0:k1, :]
+                s = (q_tile @ k_tile.transpose(-2, -1)) * scale
+                if causal and k1 - 1 > offset + q0:
+                    hidden = (torch.arange(k0, k1, device=q.device)[None, :]
+                              > torch.arange(offset + q0, offset + q1, device=q.device)[:, None])
+                    s.masked_fill_(hidden, float("-inf"))  # before exp: e^(-inf) = 0, never inf * 0
+                p = torch.exp(s - lse_tile)  # the forward's probabilities, recomputed
+                dv[..., k0:k1, :] += p.transpose(-2, -1) @ do_tile
+                ds = p * (do_tile @ v_tile.transpose(-2, -1) - delta_tile)
+                dq[..., q0:q1, :] += (ds @ k_tile) * scale
+                dk[..., k0:k1, :] += (ds.transpose(-2, -1) @ q_tile) * scale
+        return dq, dk, dv, None, None
+        ### END SOLUTION
+
+
+def flash_attention(q, k, v, causal=False, block_size=64):
+    """Attention with FlashAttention's forward and backward passes (see FlashAttention)."""
+    return FlashAttention.apply(q, k, v, causal, block_size)
+
+# %% test id=test_flash_visible points=1
+torch.manual_seed(14)
+qf, kf, vf = (torch.randn(1, 2, 10, 8, dtype=torch.float64, device=device, requires_grad=True) for _ in range(3))
+dout_f = torch.randn(1, 2, 10, 8, dtype=torch.float64, device=device)
+for causal in (False, True):
+    out_f = flash_attention(qf, kf, vf, causal=causal, block_size=4)
+    out_r = F.scaled_dot_product_attention(qf, kf, vf, is_causal=causal)
+    # float64: the same sums in another order, ~1e-15.
+    assert_close(out_f, out_r, rtol=1e-9, atol=1e-10, name=f"flash_attention(causal={causal}, block_size=4) output")
+    grads_f = torch.autograd.grad(out_f, (qf, kf, vf), dout_f)
+    grads_r = torch.autograd.grad(out_r, (qf, kf, vf), dout_f)
+    for name_f, got_f, exp_f in zip(("dq", "dk", "dv"), grads_f, grads_r, strict=True):
+        assert_close(got_f, exp_f, rtol=1e-9, atol=1e-10,
+                     name=f"{name_f} of flash_attention(causal={causal}) vs scaled_dot_product_attention's")
+assert_shape(grads_f[1], (1, 2, 10, 8), name="dk from flash_attention (shaped like k)")
+
+# %% test id=test_flash_hidden points=4
+### BEGIN HIDDEN TESTS
+torch.manual_seed(18)
+def _sdpa_aligned(q, k, v, causal):
+    t_q, t_k = q.shape[-2], k.shape[-2]
+    allowed = torch.arange(t_k, device=q.device)[None, :] <= torch.arange(t_q, device=q.device)[:, None] + (t_k - t_q)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed if causal else None)
+
+
+def _check_grads(q, k, v, causal, block, rtol, atol, label):
+    q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
+    grad_out = torch.randn_like(q)
+    try:
+        out = flash_attention(q, k, v, causal=causal, block_size=block)
+        got = torch.autograd.grad(out, (q, k, v), grad_out)
+    except RuntimeError as e:
+        raise AssertionError(f"flash_attention {label}: forward or backward raised {type(e).__name__}: {e}") from None
+    expected_out = _sdpa_aligned(q, k, v, causal)
+    expected = torch.autograd.grad(expected_out, (q, k, v), grad_out)
+    assert_close(out.detach(), expected_out.detach(), rtol=rtol, atol=atol, name=f"flash_attention output, {label}")
+    for name_, g, e in zip(("dq", "dk", "dv"), got, expected, strict=True):
+        assert_close(g, e, rtol=rtol, atol=atol, name=f"{name_} of flash_attention, {label}")
+
+
+# Sequence lengths not divisible by the block, T_q < T_k, one query, block of 1 key.
+cases = [(2, 2, 37, 37, 16, 8), (1, 3, 9, 30, 16, 8), (2, 2, 50, 50, 32, 16), (1, 2, 20, 20, 8, 128),
+         (1, 1, 1, 25, 8, 4), (1, 2, 12, 12, 8, 1)]
+for dtype, rtol, atol in [(torch.float64, 1e-9, 1e-10), (torch.float32, 1e-3, 2e-4)]:
+    # float64: round-off ~1e-14. float32: ~5e-5 measured on gradients of size ~1 (scores ~5).
+    for (b, h, t_q, t_k, d, block) in cases:
+        q = 2 * torch.randn(b, h, t_q, d, dtype=dtype, device=device)
+        k, v = 2 * torch.randn(b, h, t_k, d, dtype=dtype, device=device), torch.randn(b, h, t_k, d, dtype=dtype, device=device)
+        for causal in (False, True):
+            _check_grads(q, k, v, causal, block, rtol, atol,
+                         f"{dtype}, causal={causal}, block_size={block}, T_q={t_q}, T_k={t_k}, d={d}")
+# float32 at scale: rows of scores around +250 and around -250.
+u = torch.randn(16, device=device)
+u = u / u.norm()
+sign = torch.tensor([1.0, -1.0], device=device).repeat(20)[:, None]
+q = sign * 30 * u + torch.randn(1, 2, 40, 16, device=device)
+k, v = 30 * u + 3 * torch.randn(1, 2, 40, 16, device=device), torch.randn(1, 2, 40, 16, device=device)
+for causal in (False, True):
+    # float32 scores of size ~250 carry ~2e-5 absolute round-off; gradients are of size ~10.
+    _check_grads(q, k, v, causal, 8, 1e-3, 2e-3, f"float32, causal={causal}, rows of scores around +250 and -250")
+# Causal, with hidden (future) keys scoring up to ~100 above the row's log-sum-exp: a mask
+# applied after exp overflows to inf (and inf * 0 = NaN); a max taken before masking underflows.
+q = 20 * u + 0.1 * torch.randn(1, 2, 40, 16, device=device)
+k = 3 * torch.arange(40, device=device)[:, None] * u + 0.1 * torch.randn(1, 2, 40, 16, device=device)
+v = torch.randn(1, 2, 40, 16, device=device)
+_check_grads(q, k, v, True, 8, 1e-3, 2e-3, "float32, causal=True, scores rising by ~15 per key")
+# The defaults (given): not causal.
+q, k, v = (torch.randn(1, 2, 9, 8, dtype=torch.float64, device=device) for _ in range(3))
+assert_close(flash_attention(q, k, v), F.scaled_dot_product_attention(q, k, v), rtol=1e-9, atol=1e-10,
+             name="flash_attention(q, k, v) with the default arguments (not causal)")
+# What the forward saves: q, k, v, out and lse = logsumexp of the scaled, masked scores.
+q, k, v = (torch.randn(2, 2, n, 16, dtype=torch.float64, device=device, requires_grad=True) for n in (13, 21, 21))
+for causal in (False, True):
+    out = flash_attention(q, k, v, causal=causal, block_size=4)
+    saved = out.grad_fn.saved_tensors
+    assert len(saved) == 5, (
+        f"FlashAttention.forward: expected ctx.save_for_backward(q, k, v, out, lse), 5 tensors, got {len(saved)} "
+        f"of shapes {[tuple(t.shape) for t in saved]}")
+    for name_, t, ref in zip(("q", "k", "v", "out"), saved[:4], (q, k, v, out), strict=True):
+        assert t.shape == ref.shape and torch.equal(t, ref), (
+            f"FlashAttention.forward: expected saved tensor {name_} of shape {tuple(ref.shape)} (the tensor itself), "
+            f"got shape {tuple(t.shape)}")
+    scores = (q @ k.mT / 4.0).detach()
+    if causal:
+        scores = scores.masked_fill(torch.arange(21, device=device)[None, :] > torch.arange(13, device=device)[:, None] + 8,
+                                    float("-inf"))
+    expected_lse = torch.logsumexp(scores, dim=-1)
+    assert saved[4].numel() == expected_lse.numel(), (
+        f"FlashAttention.forward: expected lse of shape {tuple(expected_lse.shape)} (B, H, T_q), "
+        f"got {tuple(saved[4].shape)}")
+    # float64: one log of a sum, ~1e-15.
+    assert_close(saved[4].reshape(expected_lse.shape).double(), expected_lse, rtol=1e-9, atol=1e-10,
+                 name=f"saved lse vs torch.logsumexp of the scaled, masked scores (causal={causal})")
+    on_ctx = [n for n, val in vars(out.grad_fn).items()
+              if isinstance(val, torch.Tensor) and val.numel() > 2 * 2 * 13
+              or isinstance(val, (list, tuple, dict)) and len(val) > 0
+              and any(isinstance(x, torch.Tensor) for x in (val.values() if isinstance(val, dict) else val))]
+    assert not on_ctx, (
+        f"FlashAttention.forward: expected no tensors kept on ctx besides save_for_backward(q, k, v, out, lse), "
+        f"got ctx attributes {on_ctx}")
+# Any device: on "meta" (shapes, no data) a tensor made without device=q.device fails.
+qm, km, vm = (torch.empty(1, 2, n, 8, device="meta", requires_grad=True) for n in (10, 14, 14))
+try:
+    out_m = flash_attention(qm, km, vm, causal=True, block_size=4)
+    grads_m = torch.autograd.grad(out_m, (qm, km, vm), torch.empty(1, 2, 10, 8, device="meta"))
+except (RuntimeError, NotImplementedError) as e:
+    raise AssertionError(f"flash_attention forward + backward on the meta device: expected meta tensors, got "
+                         f"{type(e).__name__}: {e} (create every tensor on q.device)") from None
+assert out_m.device.type == "meta" and all(g.device.type == "meta" for g in grads_m), (
+    f"flash_attention on meta: expected meta output and gradients, got {out_m.device} and "
+    f"{[str(g.device) for g in grads_m]}")
+# The inputs of forward and backward are not modified (scale a copy of q, never q itself).
+q, k, v = (torch.randn(1, 2, n, 8, device=device, requires_grad=True) for n in (9, 13, 13))
+grad_out = torch.randn(1, 2, 9, 8, device=device)
+before = [t.detach().clone() for t in (q, k, v, grad_out)]
+torch.autograd.grad(flash_attention(q, k, v, causal=True, block_size=4), (q, k, v), grad_out)
+for arg, b_, a_ in zip(("q", "k", "v", "grad_out"), before, (q, k, v, grad_out), strict=True):
+    assert torch.equal(a_.detach(), b_), f"flash_attention modified its argument {arg} in place: expected it unchanged"
+### END HIDDEN TESTS
+assert True
+
+# %% test id=test_flash_memory points=2
+### BEGIN HIDDEN TESTS
+torch.manual_seed(19)
+def _fwd_bwd_peak(fn, t):
+    q, k, v = (torch.randn(1, 2, t, 32, device=device, requires_grad=True) for _ in range(3))
+    grad_out = torch.randn(1, 2, t, 32, device=device)
+    synchronize()
+    return peak_memory_torch(lambda: fn(q, k, v).backward(grad_out), device=device)[1]
+
+
+def _naive_causal(q, k, v):  # autograd keeps the T x T scores and probabilities
+    t = q.shape[-2]
+    hidden = torch.ones(t, t, dtype=torch.bool, device=q.device).triu(1)
+    return torch.softmax((q @ k.mT / math.sqrt(q.shape[-1])).masked_fill(hidden, float("-inf")), dim=-1) @ v
+
+
+flash_1k = _fwd_bwd_peak(lambda q, k, v: flash_attention(q, k, v, causal=True, block_size=128), 1024)
+flash_2k = _fwd_bwd_peak(lambda q, k, v: flash_attention(q, k, v, causal=True, block_size=128), 2048)
+naive_2k = _fwd_bwd_peak(_naive_causal, 2048)
+score_bytes = 2 * 2048 * 2048 * 4  # one float32 T x T matrix for 2 heads
+# Deterministic byte counts. Measured: flash ~2.9 MB at T=2048 (gradients, a few tiles),
+# naive ~106 MB (scores and probabilities kept for the backward, 3 T x T matrices).
+assert flash_2k < 0.25 * score_bytes, (
+    f"flash_attention forward + backward at T=2048 (2 heads): expected a peak below a quarter of one T x T "
+    f"float32 matrix ({score_bytes // 4:,} bytes), got {flash_2k:,} bytes (is a T x T tensor kept or built?)"
+)
+assert flash_2k < naive_2k / 8, (
+    f"flash_attention forward + backward at T=2048: expected under 1/8 of the peak of the naive softmax with "
+    f"autograd ({naive_2k:,} bytes), got {flash_2k:,} bytes"
+)
+# Linear in T: doubling T about doubles the peak (quadratic would quadruple it).
+assert flash_2k < 3.0 * flash_1k, (
+    f"flash_attention forward + backward: expected peak memory linear in T (ratio < 3 from T=1024 to 2048), "
+    f"got {flash_1k:,} -> {flash_2k:,} bytes (ratio {flash_2k / max(flash_1k, 1):.2f})"
+)
+### END HIDDEN TESTS
+assert True
+
+# %% test id=test_flash_work points=1
+### BEGIN HIDDEN TESTS
+torch.manual_seed(20)
+qw, kw, vw = (torch.randn(1, 2, 512, 32, device=device, requires_grad=True) for _ in range(3))
+grad_w = torch.randn(1, 2, 512, 32, device=device)
+def _flops(causal):
+    with FlopCounterMode(display=False) as counter:
+        flash_attention(qw, kw, vw, causal=causal, block_size=64).backward(grad_w)
+    return counter.get_total_flops()
+full_flops, causal_flops = _flops(False), _flops(True)
+# Deterministic FLOP counts of the matrix products. With 8 x 8 tiles, skipping those above
+# the diagonal leaves 36 of 64 in both passes: 0.56. Skipping them in one pass only gives
+# 0.69 or 0.88; masking without skipping, 1.0.
+assert causal_flops < 0.65 * full_flops, (
+    f"flash_attention forward + backward at T=512, block_size=64: expected causal FLOPs below 0.65 of non-causal "
+    f"({full_flops:,}), got {causal_flops:,} ({causal_flops / full_flops:.2f}): skip the tiles above the diagonal "
+    f"in both passes"
+)
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# ## 6. The key/value cache
 #
 # A decoder generates one token at a time. Recomputing attention over the whole prefix for
 # every new token costs $O(T)$ projections and $O(T^2)$ scores *per token*, $O(T^3)$ for a
@@ -694,7 +1459,8 @@ class KVCache:
 def decode_step(attn, x_new, cache):
     """Run the Attention module `attn` on new tokens x_new (B, T_new, hidden_size) that
     follow the len(cache) tokens already in `cache`; update the cache.
-    Returns (B, T_new, hidden_size), equal to attn(all tokens so far)[:, -T_new:]."""
+    Returns (B, T_new, hidden_size), equal to attn(all tokens so far)[:, -T_new:], in the
+    module's dtype, on x_new's device (including "meta"); biases are used when attn has them."""
     ### BEGIN SOLUTION
     b, t, _ = x_new.shape
     start = len(cache)
@@ -735,6 +1501,10 @@ def _rotated_kv(attn, x):
                       num_key_value_heads=attn.num_kv_heads, head_dim=attn.head_dim, rope_theta=attn.rope_base)
     cos, sin = LlamaRotaryEmbedding(cfg).to(device)(x, torch.arange(t, device=device)[None])
     return apply_rotary_pos_emb(k, k, cos, sin)[0], v
+fresh = KVCache()
+assert fresh.k is None and fresh.v is None and len(fresh) == 0, (
+    f"a new KVCache: expected k = v = None and len 0, got k={fresh.k!r}, v={getattr(fresh, 'v', 'missing')!r}, "
+    f"len {len(fresh)}")
 for hidden, heads, kv_heads, chunks in [(64, 8, 2, [1] * 12), (48, 4, 4, [4, 1, 3, 2, 1]), (64, 8, 1, [7, 1, 1, 5])]:
     layer_h = Attention(hidden, heads, kv_heads).to(device)
     x = torch.randn(2, sum(chunks), hidden, device=device)
@@ -754,6 +1524,45 @@ for hidden, heads, kv_heads, chunks in [(64, 8, 2, [1] * 12), (48, 4, 4, [4, 1, 
     # with num_kv_heads heads (not repeated): ~1e-6 float32 differences from Llama's RoPE.
     assert_close(cache.k, k_ref, rtol=1e-4, atol=1e-4, name=f"cache.k after chunks {chunks} (rotated keys, in order)")
     assert_close(cache.v, v_ref, rtol=1e-4, atol=1e-5, name=f"cache.v after chunks {chunks}")
+# Biases on the projections (attention_bias=True) and head_dim != hidden / heads.
+layer_b = Attention(48, 4, 2, head_dim=16, bias=True).to(device)
+with torch.no_grad():
+    for name_, param in layer_b.named_parameters():
+        if name_.endswith("bias"):
+            param.normal_()
+x = torch.randn(2, 7, 48, device=device)
+cache = KVCache()
+with torch.no_grad():
+    expected = layer_b(x)
+    got = torch.cat([decode_step(layer_b, x[:, :4], cache), decode_step(layer_b, x[:, 4:5], cache),
+                     decode_step(layer_b, x[:, 5:], cache)], dim=1)
+assert_close(got, expected, rtol=1e-4, atol=1e-4,
+             name="decode_step with bias=True and head_dim=16 (hidden 48, 4 heads) vs the full forward")
+# bfloat16: same dtype out, and the same numbers as the full forward up to bf16 rounding.
+layer_bf = Attention(64, 8, 2).to(device).to(torch.bfloat16)
+x = torch.randn(1, 9, 64, device=device).to(torch.bfloat16)
+cache = KVCache()
+with torch.no_grad():
+    expected = layer_bf(x)
+    got = torch.cat([decode_step(layer_bf, x[:, :6], cache)] + [decode_step(layer_bf, x[:, i:i + 1], cache)
+                                                               for i in range(6, 9)], dim=1)
+assert_dtype(got, torch.bfloat16, name="decode_step in bfloat16")
+assert cache.k.dtype == torch.bfloat16, f"KVCache in bfloat16: expected bfloat16 keys, got {cache.k.dtype}"
+# bf16 keeps 8 significant bits: products over fewer rows may round differently (outputs ~0.3).
+assert_close(got.float(), expected.float(), rtol=5e-2, atol=3e-2, name="decode_step in bfloat16 vs the full forward")
+# Any device: on "meta", positions made without device=x_new.device fail.
+layer_m = Attention(64, 8, 2).to("meta")
+cache = KVCache()
+try:
+    with torch.no_grad():
+        decode_step(layer_m, torch.empty(2, 5, 64, device="meta"), cache)
+        out_m = decode_step(layer_m, torch.empty(2, 1, 64, device="meta"), cache)
+except (RuntimeError, NotImplementedError) as e:
+    raise AssertionError(f"decode_step on the meta device: expected a (2, 1, 64) meta tensor, got {type(e).__name__}: "
+                         f"{e} (create positions on x_new.device)") from None
+assert out_m.device.type == "meta" and tuple(out_m.shape) == (2, 1, 64) and len(cache) == 6, (
+    f"decode_step on meta after 5 + 1 tokens: expected a (2, 1, 64) meta output and len(cache) == 6, got "
+    f"{tuple(out_m.shape)} on {out_m.device}, len(cache) == {len(cache)}")
 ### END HIDDEN TESTS
 assert True
 
@@ -832,15 +1641,19 @@ print(f"{n_tokens} tokens: {total_cached * 1e3:.0f} ms with the cache, {total_re
 # %% [markdown]
 # ## Wrap-up
 #
-# You wrote attention with masks, RoPE, a Llama-compatible GQA layer, the FlashAttention
-# algorithm and a KV cache, and checked each against PyTorch's or `transformers`' own code.
+# You wrote attention with masks, RoPE (and the weight permutation between its two
+# layouts), a Llama-compatible GQA layer, the FlashAttention algorithm forward and
+# backward, and a KV cache, and checked each against PyTorch's or `transformers`' own code.
 # What production systems do differently:
 #
 # - **FlashAttention** (1, 2, 3) runs the same online softmax inside one fused GPU kernel:
 #   tiles of $Q$, $K$ and $V$ sit in on-chip SRAM, so the $T^2$ scores never reach GPU
-#   memory at all; it parallelises over query tiles, and the backward pass recomputes
-#   the scores from the saved row statistics ($m$, $\ell$) instead of storing $P$. Our
-#   Python loop launches many small operations per block; the fused kernel launches one.
+#   memory at all; it parallelises over query tiles, and its backward pass recomputes $P$
+#   from the saved log-sum-exp exactly as yours does (FlashAttention-2 parallelises the
+#   backward over key tiles, so that $dK$ and $dV$ need no atomic adds). Our Python loop
+#   launches many small operations per block; the fused kernel launches one. The same
+#   trade — recompute rather than store — is *activation checkpointing* at the scale of
+#   whole layers.
 # - **The KV cache in vLLM (PagedAttention)** is not one growing tensor per sequence: our
 #   `torch.cat` copies the whole cache at every step. vLLM preallocates fixed-size *pages*
 #   (blocks of e.g. 16 tokens) and keeps a page table per sequence, like virtual memory, so

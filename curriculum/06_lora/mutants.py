@@ -22,6 +22,8 @@ SFT = ("test_sft_visible", "test_sft_hidden")
 TRAIN = ("test_train_visible", "test_train_hidden")
 
 _FREEZE = "        for p in base.parameters():\n            p.requires_grad_(False)\n"
+_LOSS_RETURN = ("    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), "
+                "targets.reshape(-1), ignore_index=-100)\n")
 _FORWARD = ("        update = (self.dropout(x) @ self.lora_A.T) @ self.lora_B.T\n"
             "        return self.base(x) + self.scaling * update\n")
 
@@ -38,6 +40,13 @@ MUTANTS = [
                    "        update = (x @ self.lora_A.T) @ self.lora_B.T\n"
                    "        return self.base(x) + self.scaling * update\n")],
        ("test_lora_linear_hidden",), "applies dropout to the input of the frozen path too"),
+    _m("layer_init_swapped", "lora_linear",
+       [("torch.empty(r, base.in_features", "torch.zeros(r, base.in_features"),
+        ("torch.zeros(base.out_features, r", "torch.empty(base.out_features, r"),
+        ("nn.init.kaiming_uniform_(self.lora_A", "nn.init.kaiming_uniform_(self.lora_B")],
+       ("test_lora_linear_hidden",),
+       "swaps the initialisation (A = 0, B random): B A is still 0 at the start, but the first "
+       "gradient reaches A only, and neither matches peft (a blind reviewer's mistake)"),
     _m("layer_base_trainable", "lora_linear", [(_FREEZE, "")], LAYER,
        "leaves the base weight and bias trainable"),
     _m("layer_a_zero", "lora_linear",
@@ -49,6 +58,40 @@ MUTANTS = [
     _m("layer_rslora_ignored", "lora_linear",
        [("self.scaling = alpha / math.sqrt(r) if use_rslora else alpha / r", "self.scaling = alpha / r")],
        ("test_lora_linear_hidden",), "ignores use_rslora (alpha / r instead of alpha / sqrt(r))"),
+    _m("layer_dropout_always_on", "lora_linear",
+       [("update = (self.dropout(x) @ self.lora_A.T) @ self.lora_B.T",
+         "update = (F.dropout(x, self.dropout.p) @ self.lora_A.T) @ self.lora_B.T")],
+       ("test_lora_linear_hidden",),
+       "calls F.dropout(x, p), whose training=True default keeps dropout on in eval mode too"),
+    _m("layer_dropout_after_a", "lora_linear",
+       [("update = (self.dropout(x) @ self.lora_A.T) @ self.lora_B.T",
+         "update = self.dropout(x @ self.lora_A.T) @ self.lora_B.T")],
+       ("test_lora_linear_hidden",),
+       "drops out the rank-r activations A x instead of the input x (peft drops x)"),
+    _m("layer_adapters_float32", "lora_linear",
+       [("torch.empty(r, base.in_features, device=w.device, dtype=w.dtype)",
+         "torch.empty(r, base.in_features, device=w.device)"),
+        ("torch.zeros(base.out_features, r, device=w.device, dtype=w.dtype)",
+         "torch.zeros(base.out_features, r, device=w.device)")],
+       ("test_lora_linear_hidden",),
+       "creates A and B in float32 whatever the base weight's dtype (bf16 breaks)"),
+    _m("layer_adapters_no_device", "lora_linear",
+       [("torch.empty(r, base.in_features, device=w.device, dtype=w.dtype)",
+         "torch.empty(r, base.in_features, dtype=w.dtype)"),
+        ("torch.zeros(base.out_features, r, device=w.device, dtype=w.dtype)",
+         "torch.zeros(base.out_features, r, dtype=w.dtype)")],
+       ("test_lora_linear_hidden",), "creates A and B on the CPU whatever the base weight's device"),
+    _m("layer_rewraps_base_weight", "lora_linear",
+       [(_FREEZE, "        base.weight = nn.Parameter(base.weight.detach(), requires_grad=False)\n"
+                  "        if base.bias is not None:\n"
+                  "            base.bias = nn.Parameter(base.bias.detach(), requires_grad=False)\n")],
+       ("test_lora_linear_hidden",),
+       "freezes the base by replacing its parameters with new frozen ones "
+       "(anything holding the old ones is cut off)"),
+    _m("layer_inplace_dropout", "lora_linear",
+       [("self.dropout = nn.Dropout(dropout)", "self.dropout = nn.Dropout(dropout, inplace=True)")],
+       ("test_lora_linear_hidden",),
+       "uses an in-place dropout: it zeroes entries of the caller's x (and of the base path's input)"),
     # --- 2. inject_lora ---------------------------------------------------------------------
     _m("inject_no_freeze", "inject",
        [("    for p in model.parameters():\n        p.requires_grad_(False)\n", "")],
@@ -62,6 +105,24 @@ MUTANTS = [
        [("LoRALinear(model.get_submodule(name), r, alpha, dropout, use_rslora)",
          "LoRALinear(model.get_submodule(name), r, alpha, dropout)")],
        ("test_inject_hidden",), "does not pass use_rslora on to the layers"),
+    _m("inject_drops_dropout", "inject",
+       [("LoRALinear(model.get_submodule(name), r, alpha, dropout, use_rslora)",
+         "LoRALinear(model.get_submodule(name), r, alpha, use_rslora=use_rslora)")],
+       ("test_inject_hidden",), "does not pass dropout on to the layers: they never drop anything"),
+    _m("inject_unsorted", "inject", [("    return sorted(chosen)\n", "    return chosen\n")],
+       ("test_inject_hidden",),
+       "returns the names in module order, not sorted: with all-linear, q_proj comes before mlp.down_proj"),
+    _m("inject_freezes_weights_only", "inject",
+       [("    for p in model.parameters():\n        p.requires_grad_(False)\n",
+         "    for n, p in model.named_parameters():\n        if n.endswith(\"weight\"):\n"
+         "            p.requires_grad_(False)\n")],
+       ("test_inject_hidden",),
+       "freezes the weights only: the biases of a model with attention_bias / mlp_bias still train"),
+    _m("inject_wraps_copies", "inject",
+       [("LoRALinear(model.get_submodule(name), r,",
+         "LoRALinear(copy.deepcopy(model.get_submodule(name)), r,")],
+       ("test_inject_hidden",),
+       "wraps a copy of each layer: the model's own parameters are dropped and memory doubles"),
     # --- 3. counts ----------------------------------------------------------------------------
     _m("count_no_gqa", "count",
        [("config.num_key_value_heads * d_head", "config.num_attention_heads * d_head")], COUNT,
@@ -80,6 +141,21 @@ MUTANTS = [
        [('getattr(config, "head_dim", None) or h // config.num_attention_heads',
          "h // config.num_attention_heads")],
        ("test_count_hidden",), "assumes head_dim = hidden_size / num_heads even when the config sets it"),
+    _m("count_true_division", "count",
+       [("h // config.num_attention_heads", "h / config.num_attention_heads")],
+       ("test_count_hidden",),
+       "divides with / for the head size: a config without head_dim gives float counts"),
+    _m("count_ignores_biases", "count",
+       [('    if getattr(config, "attention_bias", False):\n'
+         '        per_layer += sum(shapes[n][1] for n in ("q_proj", "k_proj", "v_proj", "o_proj"))\n'
+         '    if getattr(config, "mlp_bias", False):\n'
+         '        per_layer += sum(shapes[n][1] for n in ("gate_proj", "up_proj", "down_proj"))\n', "")],
+       ("test_count_hidden",),
+       "ignores attention_bias and mlp_bias (Llama has no biases, but the config may add them)"),
+    _m("count_attention_bias_qkv_only", "count",
+       [('for n in ("q_proj", "k_proj", "v_proj", "o_proj"))', 'for n in ("q_proj", "k_proj", "v_proj"))')],
+       ("test_count_hidden",),
+       "gives only q, k and v a bias when attention_bias is set (Llama's o_proj has one too)"),
     # --- 4. adapter file ------------------------------------------------------------------------
     _m("adapter_no_prefix", "adapter_io",
        [('f"base_model.model.{name}.lora_A.weight"', 'f"{name}.lora_A.weight"'),
@@ -116,6 +192,18 @@ MUTANTS = [
        [("module.lora_A.detach()", "module.lora_A"), ("module.lora_B.detach()", "module.lora_B")],
        ("test_adapter_hidden",),
        "returns the live parameters (with requires_grad) instead of detached tensors"),
+    _m("adapter_load_aliases", "adapter_io",
+       [("getattr(module, part).copy_(state[key])", "getattr(module, part).data = state[key]")],
+       ("test_adapter_hidden",),
+       "rebinds .data to the dictionary's tensors: the model then shares memory with another "
+       "model's adapter"),
+    _m("adapter_load_pops_keys", "adapter_io",
+       [("                    getattr(module, part).copy_(state[key])\n"
+         "                    expected.add(key)\n",
+         "                    getattr(module, part).copy_(state.pop(key))\n"),
+        ("    unexpected = sorted(set(state) - expected)\n", "    unexpected = sorted(state)\n")],
+       ("test_adapter_hidden",),
+       "pops the keys it loads to find the leftovers: the caller's dictionary is emptied"),
     # --- 5. merge / unmerge -----------------------------------------------------------------------
     _m("merge_no_scaling", "merge",
        [("module.base.weight += module.scaling * (module.lora_B @ module.lora_A)",
@@ -138,10 +226,32 @@ MUTANTS = [
        [("module.base.weight += module.scaling * (module.lora_B @ module.lora_A)",
          "module.base.weight += module.scaling * (module.lora_A.T @ module.lora_B.T)")],
        ("test_merge_visible", "test_merge_hidden"), "adds (B A) transposed"),
+    _m("merge_replaces_weight", "merge",
+       [("                module.base.weight += module.scaling * (module.lora_B @ module.lora_A)\n",
+         "                module.base.weight = nn.Parameter(module.base.weight + module.scaling * "
+         "(module.lora_B @ module.lora_A), requires_grad=False)\n")],
+       ("test_merge_hidden",), "replaces base.weight by a new Parameter instead of adding into it"),
+    _m("merge_rebinds_data", "merge",
+       [("                module.base.weight += module.scaling * (module.lora_B @ module.lora_A)\n",
+         "                module.base.weight.data = module.base.weight.data + module.scaling * "
+         "(module.lora_B @ module.lora_A)\n")],
+       ("test_merge_hidden",),
+       "rebinds base.weight.data to a new tensor: whatever shared the weight's memory no longer sees it"),
+    _m("merge_freezes_adapters", "merge",
+       [("                module.merged = True\n",
+         "                module.merged = True\n                module.lora_A.requires_grad_(False)\n"
+         "                module.lora_B.requires_grad_(False)\n")],
+       ("test_merge_hidden",),
+       "freezes A and B when merging and never unfreezes them: after unmerge nothing trains"),
     # --- 6. SFT batch and loss ----------------------------------------------------------------------
     _m("sft_labels_on_prompt", "sft",
        [("label_rows.append([-100] * len(prompt) + answer)", "label_rows.append(prompt + answer)")], SFT,
        "puts the prompt tokens in the labels too: the model is trained to write prompts"),
+    _m("sft_pad_labels_with_pad_id", "sft",
+       [("labels = torch.full((len(rows), width), -100,",
+         "labels = torch.full((len(rows), width), tokenizer.pad_token_id,")],
+       ("test_sft_hidden",),
+       "pads the labels like the inputs (pad id, not -100): the padding counts in the loss"),
     _m("sft_pad_with_eos", "sft",
        [("torch.full((len(rows), width), tokenizer.pad_token_id,",
          "torch.full((len(rows), width), tokenizer.eos_token_id,")],
@@ -158,12 +268,61 @@ MUTANTS = [
        [('targets.reshape(-1), ignore_index=-100)',
          'targets.reshape(-1), ignore_index=-100, reduction="sum") / targets.numel()')],
        SFT, "divides the summed loss by every position, padding and prompt included"),
+    _m("sft_first_answer_token_only", "sft",
+       [("label_rows.append([-100] * len(prompt) + answer)",
+         "label_rows.append([-100] * len(prompt) + answer[:1] + [-100] * (len(answer) - 1))")],
+       ("test_sft_hidden",),
+       "labels only the first token of the answer (every answer of the task has one token)"),
+    _m("loss_mean_of_example_means", "sft",
+       [(_LOSS_RETURN,
+         '    nll = F.cross_entropy(logits[:, :-1].transpose(1, 2).float(), targets, ignore_index=-100,\n'
+         '                          reduction="none")\n'
+         '    return ((nll * (targets != -100)).sum(1) / (targets != -100).sum(1)).mean()\n')],
+       ("test_sft_hidden",),
+       "averages per example, then over examples: a long answer counts as much as a short one"),
+    _m("loss_passes_labels", "sft",
+       [('    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits\n'
+         '    targets = batch["labels"][:, 1:]\n' + _LOSS_RETURN,
+         '    return model(**batch).loss\n')],
+       ("test_sft_hidden",), "lets the model compute the loss from labels= instead of writing the shift"),
+    _m("loss_no_attention_mask", "sft",
+       [('model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits',
+         'model(input_ids=batch["input_ids"]).logits')],
+       ("test_sft_hidden",),
+       "calls the model without attention_mask: harmless with right padding, wrong as soon as pads "
+       "come first"),
+    _m("loss_no_upcast", "sft", [("logits[:, :-1].reshape(-1, logits.shape[-1]).float()",
+                                  "logits[:, :-1].reshape(-1, logits.shape[-1])")],
+       ("test_sft_hidden",),
+       "computes the cross-entropy in the logits' dtype: a bf16 model's loss is bf16 and off by ~1 %"),
+    _m("loss_shifts_labels_in_place", "sft",
+       [('    targets = batch["labels"][:, 1:]\n',
+         '    targets = batch["labels"]\n    targets[:, :-1] = targets[:, 1:].clone()\n'
+         '    targets[:, -1] = -100\n'
+         '    targets = targets[:, :-1]\n')],
+       ("test_sft_hidden",),
+       "shifts the labels in place: the caller's batch is changed, and a second call shifts again"),
+    _m("sft_ignores_device", "sft",
+       [('return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device), '
+         '"labels": labels.to(device)}',
+         'return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}')],
+       ("test_sft_hidden",), "ignores device=: the batch stays on the CPU (a GPU run then fails)"),
     # --- 7. training loop and optimizer bytes --------------------------------------------------------
     _m("train_all_parameters", "train",
        [("params = [p for p in model.parameters() if p.requires_grad]", "params = list(model.parameters())")],
        ("test_train_hidden",), "gives the optimizer every parameter, frozen ones included"),
     _m("train_no_zero_grad", "train", [("        optimizer.zero_grad(set_to_none=True)\n", "")],
-       ("test_train_hidden",), "never zeroes the gradients: they accumulate over the steps"),
+       ("test_train_hidden", "test_lora_outcome"),
+       "never zeroes the gradients: they accumulate over the steps, and the fine-tune collapses to one "
+       "answer"),
+    _m("train_default_weight_decay", "train",
+       [("torch.optim.AdamW(params, lr=lr, weight_decay=0.0)", "torch.optim.AdamW(params, lr=lr)")],
+       ("test_train_hidden",), "keeps AdamW's default weight_decay (0.01): every step also shrinks A and B"),
+    _m("train_llm_betas", "train",
+       [("torch.optim.AdamW(params, lr=lr, weight_decay=0.0)",
+         "torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.0)")],
+       ("test_train_hidden",),
+       "uses the betas of LLM pre-training recipes (0.9, 0.95) instead of AdamW's defaults"),
     _m("train_zero_grad_before_step", "train",
        [("        loss.backward()\n        optimizer.step()\n        optimizer.zero_grad(set_to_none=True)\n",
          "        loss.backward()\n        optimizer.zero_grad(set_to_none=True)\n"
@@ -172,6 +331,17 @@ MUTANTS = [
        "zeroes the gradients between backward and step: nothing is learned"),
     _m("train_stays_in_train_mode", "train", [("    model.eval()\n    return losses", "    return losses")],
        ("test_train_hidden",), "leaves the model in training mode (dropout stays on at evaluation)"),
+    _m("train_no_train_mode", "train", [("    model.train()\n    for step", "    for step")],
+       ("test_train_hidden",),
+       "never calls model.train(): a model from from_pretrained trains in eval mode, dropout off"),
+    _m("train_callback_before_step", "train",
+       [("        loss.backward()\n        optimizer.step()\n        optimizer.zero_grad(set_to_none=True)\n"
+         "        losses.append(loss.item())\n        if callback is not None:\n            callback(step)\n",
+         "        loss.backward()\n        if callback is not None:\n            callback(step)\n"
+         "        optimizer.step()\n        optimizer.zero_grad(set_to_none=True)\n"
+         "        losses.append(loss.item())\n")],
+       ("test_train_hidden",),
+       "calls the callback before the optimizer step: an evaluation there sees the old weights"),
     _m("state_bytes_of_parameters", "train",
        [("    return sum(t.numel() * t.element_size() for state in optimizer.state.values()\n"
          "               for t in state.values() if torch.is_tensor(t))\n",

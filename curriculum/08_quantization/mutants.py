@@ -38,11 +38,13 @@ _LLM_INT8_BY_ROWS = '''def llm_int8_matmul(x, w, threshold=6.0):
 
 MUTANTS = [
     # --- 1. quantize / dequantize ----------------------------------------------------------
-    _m("quantize_truncates", "quantize", [("torch.round(x / scale)", "torch.trunc(x / scale)")], QUANTIZE,
+    _m("quantize_truncates", "quantize",
+       [("torch.round(x.to(torch.float32) / scale)", "torch.trunc(x.to(torch.float32) / scale)")], QUANTIZE,
        "truncates towards zero (what a cast does) instead of rounding"),
     _m("quantize_no_clamp", "quantize", [("return q.clamp(qmin, qmax).to(dtype)", "return q.to(dtype)")],
        QUANTIZE, "casts without clamping: out-of-range values wrap around instead of saturating"),
-    _m("quantize_round_half_up", "quantize", [("torch.round(x / scale)", "torch.floor(x / scale + 0.5)")],
+    _m("quantize_round_half_up", "quantize",
+       [("torch.round(x.to(torch.float32) / scale)", "torch.floor(x.to(torch.float32) / scale + 0.5)")],
        QUANTIZE, "rounds halves up instead of to even, unlike torch's quantizers"),
     _m("dequantize_ignores_zero_point", "quantize",
        [("return (q.to(torch.float32) - zero_point) * scale", "return q.to(torch.float32) * scale")],
@@ -95,7 +97,8 @@ MUTANTS = [
        [("    scale = scale16.to(torch.float32)\n",
          "    scale = blocks.abs().amax(dim=-1, keepdim=True) / qmax\n")],
        ("test_blocks_hidden",), "quantizes with the float32 scale but stores the float16 one"),
-    _m("bits_per_weight_no_scale", "blocks", [("return bits + scale_bits / block", "return bits")], BLOCKS,
+    _m("bits_per_weight_no_scale", "blocks", [("return bits + scale_bits / block", "return bits")],
+       ("test_bits_per_weight",),
        "forgets the cost of the shared scales"),
     # --- 2b. packing ----------------------------------------------------------------------------
     _m("packing_swapped_nibbles", "packing",
@@ -223,7 +226,152 @@ MUTANTS = [
        ("test_roofline_hidden",), "forgets grouped-query attention: k_proj and v_proj as wide as q_proj"),
     _m("roofline_max_not_min", "roofline",
        [("min(peak_flops, bandwidth * intensity)", "max(peak_flops, bandwidth * intensity)")],
-       ROOF, "the roofline is the minimum of the two bounds, not the maximum"),
+       ("test_attainable",), "the roofline is the minimum of the two bounds, not the maximum"),
     _m("roofline_no_activations", "roofline", [(" + n_tokens * (i + o) * act_bytes", "")], ROOF,
        "ignores the activation traffic"),
 ]
+
+_QUANT_LINEAR_GLOBAL_CACHE = (
+    "        return F.linear(x, self.dequantized_weight().to(x.dtype), self.bias)\n",
+    "        w = _DEQUANTIZED.setdefault(id(self), self.dequantized_weight())\n"
+    "        return F.linear(x, w.to(x.dtype), self.bias)\n\n\n"
+    "_DEQUANTIZED = {}  # dequantize once per layer, for speed\n",
+)
+
+_GENERATE_WITH_ORACLE = (
+    "    ids, past, steps = input_ids, None, []\n"
+    "    with torch.no_grad():\n"
+    "        for _ in range(max_new_tokens):\n"
+    "            if use_cache:\n"
+    "                step_ids = ids if past is None else ids[:, -1:]\n"
+    "                out = model(input_ids=step_ids, past_key_values=past, use_cache=True)\n"
+    "                past = out.past_key_values\n"
+    "            else:\n"
+    "                out = model(input_ids=ids, use_cache=False)\n"
+    "            logits = out.logits[:, -1]\n"
+    "            steps.append(logits)\n"
+    "            ids = torch.cat([ids, logits.argmax(dim=-1, keepdim=True)], dim=1)\n"
+    "    return ids, torch.stack(steps, dim=1)\n",
+    "    out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids),\n"
+    "                         max_new_tokens=max_new_tokens, do_sample=False, use_cache=use_cache,\n"
+    "                         eos_token_id=None, pad_token_id=model.config.eos_token_id,\n"
+    "                         output_logits=True, return_dict_in_generate=True)\n"
+    "    return out.sequences, torch.stack(out.logits, dim=1)\n",
+)
+
+# Mistakes of the kinds issue 11 found (dtypes, devices, side effects, method, edge cases).
+HARDENING = [
+    _m("quantize_half_quotient", "quantize",
+       [("torch.round(x.to(torch.float32) / scale)", "torch.round(x / scale)")], ("test_quantize_hidden",),
+       "divides bf16/fp16 inputs in their own dtype: the quotient keeps 8 bits and codes move by a step"),
+    _m("quantize_round_after_zero_point", "quantize",
+       [("q = torch.round(x.to(torch.float32) / scale) + zero_point",
+         "q = torch.round(x.to(torch.float32) / scale + zero_point)")], ("test_quantize_hidden",),
+       "adds the zero point before rounding: an odd zero point sends halves to the other neighbour"),
+    _m("absmax_scale_in_input_dtype", "qparams",
+       [("    amax = amax.to(torch.float32)\n"
+         "    scale = torch.where(amax > 0, amax / 127, torch.ones_like(amax))\n",
+         "    scale = torch.where(amax > 0, amax / 127, torch.ones_like(amax)).to(torch.float32)\n")],
+       ("test_qparams_hidden",),
+       "divides max|x| by 127 in bf16/fp16 and only then converts the scale to float32"),
+    _m("absmax_max_not_abs", "qparams",
+       [("amax = x.abs().amax(dim=-1, keepdim=True)", "amax = x.amax(dim=-1, keepdim=True)"),
+        ("amax = x.abs().amax()", "amax = x.amax()")], QPARAMS,
+       "takes the largest value instead of the largest magnitude: a negative outlier saturates"),
+    _m("absmax_ones_on_cpu", "qparams",
+       [("scale = torch.where(amax > 0, amax / 127, torch.ones_like(amax))",
+         "scale = torch.where(amax > 0, amax / 127, torch.ones(amax.shape))")],
+       ("test_qparams_hidden",), "makes the fallback scale on the CPU (no device=): fails for GPU tensors"),
+    _m("metrics_in_input_dtype", "metrics",
+       [("x64 = x.to(torch.float64)", "x64 = x"), ("e = x64 - x_hat.to(torch.float64)", "e = x64 - x_hat")],
+       ("test_metrics_hidden",), "sums squares in the inputs' dtype instead of float64"),
+    _m("blocks_scale_in_input_dtype", "blocks",
+       [("blocks = w.reshape(*w.shape[:-1], w.shape[-1] // block, block).to(torch.float32)",
+         "blocks = w.reshape(*w.shape[:-1], w.shape[-1] // block, block)")],
+       ("test_blocks_hidden",),
+       "computes bf16/fp16 block scales in the weight's dtype before rounding to float16"),
+    _m("blocks_max_not_abs", "blocks",
+       [("blocks.abs().amax(dim=-1, keepdim=True) / qmax", "blocks.amax(dim=-1, keepdim=True) / qmax")],
+       ("test_blocks_hidden",),
+       "block scale from the largest value instead of the largest magnitude"),
+    _m("pack_modifies_input", "packing",
+       [("u = (q.to(torch.int16) + 8).to(torch.uint8)", "u = q.add_(8).to(torch.uint8)")],
+       ("test_packing_hidden",),
+       "adds the offset 8 to the caller's codes in place"),
+    _m("int8_matmul_float_gemm", "int8_matmul",
+       [("acc = int_mm(qx, qw.t().contiguous())", "acc = qx.float() @ qw.float().t()")],
+       ("test_int8_matmul_hidden",),
+       "multiplies the int8 codes in float32 instead of on the integer kernel"),
+    _m("int8_matmul_squeezed_scales", "int8_matmul",
+       [("return acc.to(torch.float32) * sx * sw.t()",
+         "return acc.to(torch.float32) * torch.outer(sx.squeeze(), sw.squeeze())")],
+       ("test_int8_matmul_hidden",),
+       "squeezes the (M, 1) and (N, 1) scales: one token (M = 1) or one output (N = 1) leaves a 0-d scale"),
+    _m("llm_int8_threshold_inclusive", "llm_int8",
+       [("outlier = (x.abs() > threshold).any(dim=0)", "outlier = (x.abs() >= threshold).any(dim=0)")],
+       ("test_llm_int8_hidden",), "counts a value equal to the threshold as an outlier"),
+    _m("llm_int8_zeroes_input", "llm_int8",
+       [("    y = int8_matmul(x[:, regular], w[:, regular]) if bool(regular.any()) else 0.0\n"
+         "    if bool(outlier.any()):\n        y = y + x[:, outlier] @ w[:, outlier].T\n",
+         "    y_out = x[:, outlier] @ w[:, outlier].T\n    x[:, outlier] = 0.0\n"
+         "    y = int8_matmul(x, w) + y_out\n")],
+       ("test_llm_int8_hidden",),
+       "zeroes the outlier columns of the caller's x in place and runs all columns in int8"),
+    _m("quant_linear_scale_in_weight_dtype", "quant_linear",
+       [("q, s = quantize_absmax(w, per_channel=True)",
+         "s = w.abs().amax(dim=-1, keepdim=True) / 127\n            q = quantize(w, s)")],
+       ("test_quant_linear_hidden",),
+       "computes the int8 scales in the weight's dtype (bf16 scales for a bf16 layer)"),
+    _m("quant_linear_caches_float_weight", "quant_linear",
+       [("        return F.linear(x, self.dequantized_weight().to(x.dtype), self.bias)\n",
+         "        if getattr(self, \"_w_cache\", None) is None:\n"
+         "            self._w_cache = self.dequantized_weight()\n"
+         "        return F.linear(x, self._w_cache.to(x.dtype), self.bias)\n")],
+       ("test_quant_linear_hidden",),
+       "caches the dequantized float weight on the layer: model_bytes cannot see it"),
+    _m("quant_linear_squeezed_scale", "quant_linear",
+       [('self.register_buffer("scale", s[:, 0].contiguous())',
+         'self.register_buffer("scale", s.squeeze())')],
+       ("test_quant_linear_hidden",),
+       "stores the int8 scales with .squeeze(): a Linear with one output gets a 0-d scale and breaks"),
+    _m("quant_linear_global_cache", "quant_linear", [_QUANT_LINEAR_GLOBAL_CACHE],
+       ("test_quant_linear_hidden",),
+       "caches the dequantized float weights in a global dict: invisible to model_bytes, never freed"),
+    _m("quant_linear_padding_on_cpu", "quant_linear",
+       [("F.pad(w, (0, pad))", "torch.cat([w, torch.zeros(w.shape[0], pad, dtype=w.dtype)], dim=1)")],
+       ("test_quant_linear_hidden",), "pads with zeros made on the CPU (no device=): fails for GPU weights"),
+    _m("benchmark_noop_default_sync", "benchmark",
+       [("sync=synchronize, timer=time.perf_counter", "sync=lambda: None, timer=time.perf_counter")],
+       ("test_benchmark_hidden",),
+       "a default sync that does nothing: on a GPU the default measures kernel launches"),
+    _m("generate_with_autograd", "generate", [("with torch.no_grad():", "with torch.enable_grad():")],
+       ("test_generate_hidden",), "generates with autograd on: every step's graph is built and kept"),
+    _m("generate_stops_at_eos", "generate",
+       [("            ids = torch.cat([ids, logits.argmax(dim=-1, keepdim=True)], dim=1)\n",
+         "            ids = torch.cat([ids, logits.argmax(dim=-1, keepdim=True)], dim=1)\n"
+         "            if bool((ids[:, -1] == model.config.eos_token_id).any()):\n                break\n")],
+       ("test_generate_hidden",),
+       "stops at the first end-of-sequence token although the spec asks for no early stop"),
+    _m("blocks_flat_view", "blocks",
+       [("blocks = w.reshape(*w.shape[:-1], w.shape[-1] // block, block).to(torch.float32)",
+         "blocks = w.view(-1, block).to(torch.float32)"),
+        ("return q.reshape(w.shape), scale16.squeeze(-1)",
+         "return q.view(w.shape), scale16.view(*w.shape[:-1], -1)")],
+       ("test_blocks_hidden",),
+       "flattens the weight into blocks with .view(-1, 32): fails for a transposed (non-contiguous) weight"),
+    _m("dequantize_blocks_flat_view", "blocks",
+       [("blocks = q.reshape(*q.shape[:-1], q.shape[-1] // block, block).to(torch.float32)",
+         "blocks = q.view(-1, block).to(torch.float32)"),
+        ("return (blocks * scale.to(torch.float32)[..., None]).reshape(q.shape)",
+         "return (blocks * scale.reshape(-1, 1).to(torch.float32)).view(q.shape)")],
+       ("test_blocks_hidden",),
+       "flattens the codes with .view(-1, 32) when dequantizing: fails for non-contiguous codes"),
+    _m("generate_calls_model_generate", "generate", [_GENERATE_WITH_ORACLE], ("test_generate_hidden",),
+       "calls model.generate instead of writing the decoding loop"),
+    _m("roofline_head_dim_from_hidden", "roofline",
+       [('head_dim = getattr(config, "head_dim", None) or h // config.num_attention_heads',
+         "head_dim = h // config.num_attention_heads")],
+       ("test_roofline_hidden",),
+       "assumes head_dim = hidden_size / num_attention_heads, ignoring config.head_dim"),
+]
+MUTANTS += HARDENING

@@ -38,7 +38,8 @@
 #
 # ## Time, device, skills
 #
-# - **Time:** about 3 hours.
+# - **Time:** about 5 hours: twelve exercises, from one-liners to a quantized model and a
+#   benchmark helper; plan two or three sittings (sections 1–3, then 4–6).
 # - **Device:** CPU by default; the whole notebook takes under a minute on 2 idle cores (the tiny
 #   model has a few million parameters). If a CUDA GPU is present, `device` becomes `"cuda"` and
 #   the same code runs there; timings then need `torch.cuda.synchronize()`, which your
@@ -54,6 +55,7 @@
 # grader scores any test cell that writes to stderr as 0).
 
 # %% setup id=setup
+import contextlib
 import copy
 import math
 import statistics
@@ -103,6 +105,47 @@ def int_mm(a, b):
     b = F.pad(b, (0, np_ - n, 0, kp - k))
     return torch._int_mm(a, b)[:m, :n]
 
+
+# Two helpers the tests use (you may call them too).
+@contextlib.contextmanager
+def int_mm_spy():
+    """Record every torch._int_mm call made inside the `with` block: a list of
+    (a.dtype, b.dtype, a.shape, b.shape, result.dtype). torch._int_mm is restored afterwards."""
+    calls, original = [], torch._int_mm
+
+    def spy(a, b):
+        out = original(a, b)
+        calls.append((a.dtype, b.dtype, tuple(a.shape), tuple(b.shape), out.dtype))
+        return out
+
+    torch._int_mm = spy
+    try:
+        yield calls
+    finally:
+        torch._int_mm = original
+
+
+def assert_runs_on_meta(label, fn, *args):
+    """Call fn(*args) with tensors on the 'meta' device (shapes without data). A tensor your code
+    creates without device= lands on the CPU and clashes with them, as it would with a GPU
+    tensor; results must stay on the inputs' device. Code that reads values (bool(), .item())
+    cannot run on 'meta': that proves nothing either way, and passes."""
+    try:
+        out = fn(*args)
+    except (RuntimeError, NotImplementedError, TypeError) as e:
+        first = (str(e).splitlines() or [""])[0]
+        clash = ("expected device", "same device", "copy out of meta")
+        assert not any(c in first for c in clash), (
+            f"{label} with inputs on device 'meta': {first} (create tensors on the inputs' device: "
+            f"device=x.device, torch.*_like(x) or x.new_*(...))"
+        )
+        return
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    devices = [t.device.type for t in outs if isinstance(t, torch.Tensor)]
+    assert all(d == "meta" for d in devices), (
+        f"{label} with inputs on device 'meta' returned tensors on {devices} (results must stay on the inputs' device)"
+    )
+
 # %% [markdown]
 # ## 1. int8 quantization: scale, zero point, rounding, clamping
 #
@@ -130,12 +173,15 @@ def int_mm(a, b):
 def quantize(x, scale, zero_point=0, qmin=-127, qmax=127, dtype=torch.int8):
     """Affine quantization q = clamp(round(x / scale) + zero_point, qmin, qmax), as `dtype`.
 
-    x: float tensor of any shape. scale: positive number or float tensor broadcastable to x.
+    x: float tensor of any shape (float32, or bf16/fp16: x / scale is then computed in float32,
+    since a 16-bit quotient keeps only 8 or 11 significant bits and moves codes by a step or more).
+    scale: positive number or float tensor broadcastable to x.
     zero_point: integer number or integer tensor broadcastable to x.
-    Rounds halves to even (torch.round). Returns an integer tensor of x's shape and `dtype`.
+    Rounds halves to even (torch.round). Returns an integer tensor of x's shape and `dtype`;
+    x itself is not modified.
     """
     ### BEGIN SOLUTION
-    q = torch.round(x / scale) + zero_point
+    q = torch.round(x.to(torch.float32) / scale) + zero_point
     return q.clamp(qmin, qmax).to(dtype)
     ### END SOLUTION
 
@@ -162,7 +208,7 @@ assert_close(q1, torch.tensor([10, 20, 255], dtype=torch.uint8), rtol=0, atol=0,
 assert_close(dequantize(q1, 0.1, 10), torch.tensor([0.0, 1.0, 24.5]), rtol=1e-6, atol=1e-6,
              name="dequantize([10, 20, 255], 0.1, 10)")
 
-# %% test id=test_quantize_hidden points=2
+# %% test id=test_quantize_hidden points=1
 ### BEGIN HIDDEN TESTS
 torch.manual_seed(100)
 def _steps_off(got, expected, scale):
@@ -191,6 +237,11 @@ for scale, zp, lo, hi, dtype in [(0.02, 0, -127, 127, torch.int8), (0.013, 37, 0
 xh = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, 127.5, -127.5])
 assert_close(quantize(xh, 1.0), torch.tensor([0, 2, 2, 0, -2, -2, 126, 127, -127], dtype=torch.int8), rtol=0, atol=0,
              name="quantize of halves with scale 1 (round half to even, clamp to [-127, 127])")
+# Round first, then add the zero point: with an odd zero point, round(x/s + z) picks the other even
+# neighbour on every half.
+assert_close(quantize(torch.tensor([0.5, 1.5, -0.5, 2.5, -1.5]), 1.0, 3, 0, 255, torch.uint8),
+             torch.tensor([3, 5, 3, 5, 1], dtype=torch.uint8), rtol=0, atol=0,
+             name="quantize([0.5, 1.5, -0.5, 2.5, -1.5], scale 1, zero_point 3) (round(x / s), then + z)")
 # Saturation, not wrap-around.
 assert_close(quantize(torch.tensor([1e6, -1e6, 200.0]), 1.0), torch.tensor([127, -127, 127], dtype=torch.int8),
              rtol=0, atol=0, name="quantize([1e6, -1e6, 200], scale 1) (must saturate)")
@@ -208,6 +259,21 @@ assert float(off.max()) <= 1 and float((off > 0).float().mean()) < 1e-3, (
     f"{w_h.numel()} values differ, by up to {int(off.max())} steps"
 )
 assert_dtype(dequantize(q_h, scales, zps), torch.float32, name="dequantize(...)")
+# bf16 / fp16 inputs: x / scale in float32. In the 16-bit type the quotient is rounded to 8 (bf16) or
+# 11 (fp16) significant bits, which moves codes near 127 by up to a step: about half of them for bf16.
+for half in (torch.bfloat16, torch.float16):
+    x_half = (3 * torch.randn(4000)).to(half)
+    x_before = x_half.clone()
+    for scale in (0.02, torch.tensor(0.02)):
+        q_h = quantize(x_half, scale)
+        want = torch.round(x_half.float() / scale).clamp(-127, 127).to(torch.int8)
+        n_off = int((q_h.to(torch.int32) != want.to(torch.int32)).sum())
+        # x / s and x * (1/s) in float32 may differ on an exact rounding boundary: 4 of 4000 allowed.
+        assert n_off <= 4, (
+            f"quantize({half} x, scale={scale!r}): {n_off} of {x_half.numel()} codes differ from "
+            f"round(x.float() / scale) (compute x / scale in float32, not in {half})"
+        )
+    assert torch.equal(x_half, x_before), f"quantize modified its input x ({half}) in place"
 ### END HIDDEN TESTS
 assert True
 
@@ -243,7 +309,9 @@ def quantize_absmax(x, per_channel=False):
     x: float tensor; with per_channel=True a 2-D tensor (rows, cols), e.g. a Linear weight
     (out_features, in_features), quantized with one scale per row.
     Returns (q, scale): q int8 shaped like x; scale float32 of shape () (per tensor) or
-    (rows, 1) (per channel). An all-zero tensor or row gets scale 1.
+    (rows, 1) (per channel). An all-zero tensor or row gets scale 1. The scale comes from the
+    largest magnitude, whatever its sign, computed in float32 for bf16/fp16 x as well; new tensors
+    are made on x's device; x is not modified.
     """
     ### BEGIN SOLUTION
     if per_channel:
@@ -261,7 +329,8 @@ def quantize_zeropoint(x, per_channel=False):
 
     Returns (q, scale, zero_point): q uint8 shaped like x; scale float32 and zero_point int64,
     both of shape () (per tensor) or (rows, 1) (per channel, one per row of a 2-D x).
-    scale = (hi - lo) / 255 (1 where hi == lo), zero_point = clamp(round(-lo / scale), 0, 255).
+    scale = (hi - lo) / 255 (1 where hi == lo), zero_point = clamp(round(-lo / scale), 0, 255),
+    computed in float32 for bf16/fp16 x as well; new tensors on x's device; x is not modified.
     """
     ### BEGIN SOLUTION
     if per_channel:
@@ -298,11 +367,13 @@ assert_close(qz, torch.tensor([0, 100, 255], dtype=torch.uint8), rtol=0, atol=0,
 ### BEGIN HIDDEN TESTS
 torch.manual_seed(101)
 w_h = torch.randn(24, 40) * torch.rand(24, 1) * 3  # rows with different spreads
+w_before = w_h.clone()
 # Per tensor and per channel (one scale per ROW of a Linear weight).
 for per_channel in (False, True):
     q_h, s = quantize_absmax(w_h, per_channel)
     amax = w_h.abs().amax(dim=-1, keepdim=True) if per_channel else w_h.abs().amax()
     assert_shape(s, tuple(amax.shape), name=f"scale from quantize_absmax(w (24, 40), per_channel={per_channel})")
+    assert_dtype(s, torch.float32, name=f"scale from quantize_absmax(per_channel={per_channel})")
     # The scale is max|x| / 127 in float32: one rounding.
     assert_close(s, amax / 127, rtol=1e-6, atol=0, name=f"scale from quantize_absmax(per_channel={per_channel})")
     # Rounding error is at most half a step (plus float32 round-off in x / s).
@@ -313,7 +384,9 @@ for per_channel in (False, True):
     )
     assert int(q_h.abs().amax()) == 127, f"quantize_absmax: the largest |x| must map to 127, got {int(q_h.abs().amax())}"
 q_h, s = quantize_absmax(w_h, True)
-assert bool((q_h.abs().amax(dim=1) == 127).all()), "quantize_absmax(per_channel=True): every row's max |q| must be 127"
+assert bool((q_h.abs().amax(dim=1) == 127).all()), (
+    f"quantize_absmax(per_channel=True): every row's max |q| must be 127, got {q_h.abs().amax(dim=1).tolist()}"
+)
 for per_channel in (False, True):
     q_h, s, z = quantize_zeropoint(w_h, per_channel)
     lo = (w_h.amin(dim=-1, keepdim=True) if per_channel else w_h.amin()).clamp(max=0)
@@ -321,6 +394,7 @@ for per_channel in (False, True):
     assert_shape(s, tuple(lo.shape), name=f"scale from quantize_zeropoint(per_channel={per_channel})")
     assert_shape(z, tuple(lo.shape), name=f"zero_point from quantize_zeropoint(per_channel={per_channel})")
     assert not z.is_floating_point(), f"zero_point must be an integer tensor, got dtype {z.dtype}"
+    assert_dtype(s, torch.float32, name=f"scale from quantize_zeropoint(per_channel={per_channel})")
     assert_close(s, (hi - lo) / 255, rtol=1e-6, atol=0, name=f"scale from quantize_zeropoint(per_channel={per_channel})")
     assert_close(z, torch.round(-lo / ((hi - lo) / 255)).clamp(0, 255), rtol=0, atol=1,
                  name=f"zero_point from quantize_zeropoint(per_channel={per_channel})")
@@ -336,6 +410,7 @@ for per_channel in (False, True):
     assert_close(s, torch.ones_like(s), rtol=0, atol=0, name=f"scale from quantize_absmax of all zeros (per_channel={per_channel}; expected 1)")
     assert_close(dequantize(q_h, s), zeros, rtol=0, atol=0, name=f"quantize_absmax of all zeros (per_channel={per_channel})")
     q_h, s, z = quantize_zeropoint(zeros, per_channel)
+    assert_close(s, torch.ones_like(s), rtol=0, atol=0, name=f"scale from quantize_zeropoint of all zeros (per_channel={per_channel}; expected 1)")
     assert_close(dequantize(q_h, s, z), zeros, rtol=0, atol=0, name=f"quantize_zeropoint of all zeros (per_channel={per_channel})")
 # Constant rows (and a zero row): the range includes 0, so every row comes back almost exactly.
 const = torch.tensor([[3.0] * 8, [-0.7] * 8, [0.0] * 8, [1e-3] * 8])
@@ -360,7 +435,55 @@ assert float(err_rows) < 0.02, (
     f"(< 0.02), got {float(err_rows):.4f} (is there one scale per row?)"
 )
 q_h, s = quantize_absmax(w_out)
-assert int((q_h[rows_ok] != 0).sum()) == 0, "quantize_absmax per tensor with an outlier of 1e4: every small value should round to 0"
+n_nonzero = int((q_h[rows_ok] != 0).sum())
+assert n_nonzero == 0, (
+    f"quantize_absmax per tensor with an outlier of 1e4: every small value should round to 0, got {n_nonzero} nonzero codes"
+)
+# Negative outliers: the scale comes from the largest |x|, not from the largest x.
+x_neg = torch.tensor([[0.5, -3.0, 1.0, 2.0], [-0.1, 0.25, -0.4, 0.3]])
+q_h, s = quantize_absmax(x_neg, per_channel=True)
+assert_close(s, torch.tensor([[3.0], [0.4]]) / 127, rtol=1e-6, atol=0,
+             name="per-row scales of [[0.5, -3, 1, 2], [-0.1, 0.25, -0.4, 0.3]] (largest |x| / 127)")
+assert_close(q_h[:, [1, 2]], torch.tensor([[-127, 42], [79, -127]], dtype=torch.int8), rtol=0, atol=0,
+             name="codes of -3 and 1 (row 0), 0.25 and -0.4 (row 1) from quantize_absmax(per_channel=True)")
+q_h, s = quantize_absmax(x_neg)
+assert_scalar_close(float(s), 3.0 / 127, rtol=1e-6, atol=0, name="per-tensor scale of a tensor whose largest |x| is -3")
+q_h, s, z = quantize_zeropoint(torch.tensor([-3.0, 0.5, 1.0]))
+# Range [-3, 1]: scale 4/255, zero point round(3 / (4/255)) = round(191.25) = 191.
+assert int(z) == 191 and int(q_h[0]) == 0, (
+    f"quantize_zeropoint([-3, 0.5, 1]): expected zero point 191 and -3 -> code 0, got {int(z)} and {int(q_h[0])}"
+)
+assert torch.equal(w_h, w_before), "quantize_absmax / quantize_zeropoint modified their input x in place"
+# The defaults are per tensor, for 2-D inputs too.
+s_default = quantize_zeropoint(w_h)[1]
+assert tuple(s_default.shape) == (), f"quantize_zeropoint(x (24, 40)) defaults to per tensor: expected a scale of shape (), got {tuple(s_default.shape)}"
+# bf16 / fp16 / float64 inputs: scales (float32) and zero points as for the float32 copy of x.
+for half in (torch.bfloat16, torch.float16, torch.float64):
+    w_half = w_h.to(half)
+    for per_channel in (False, True):
+        q16, s16 = quantize_absmax(w_half, per_channel)
+        q32, s32 = quantize_absmax(w_half.float(), per_channel)
+        assert_dtype(s16, torch.float32, name=f"scale from quantize_absmax({half} x, per_channel={per_channel})")
+        # max|x| is one of x's values, exact in float32: the same division gives the same scale
+        # (float64 may divide first and round after: one float32 rounding apart at most).
+        assert_close(s16, s32, rtol=1e-7 if half == torch.float64 else 0, atol=0,
+                     name=f"scale from quantize_absmax({half} x, per_channel={per_channel}) vs the float32 copy "
+                     f"(divide in float32, not in {half})")
+        n_off = int((q16.to(torch.int32) != q32.to(torch.int32)).sum())
+        assert n_off <= 2, f"quantize_absmax({half} x, per_channel={per_channel}): {n_off} codes differ from the float32 copy's"
+        qz16, sz16, zz16 = quantize_zeropoint(w_half, per_channel)
+        qz32, sz32, zz32 = quantize_zeropoint(w_half.float(), per_channel)
+        assert_dtype(sz16, torch.float32, name=f"scale from quantize_zeropoint({half} x, per_channel={per_channel})")
+        assert_close(sz16, sz32, rtol=1e-7 if half == torch.float64 else 0, atol=0,
+                     name=f"scale from quantize_zeropoint({half} x, per_channel={per_channel}) vs the float32 copy")
+        # (A float64 computation may round a zero point on an exact .5 boundary the other way: 1 step.)
+        assert_close(zz16, zz32, rtol=0, atol=1 if half == torch.float64 else 0,
+                     name=f"zero point from quantize_zeropoint({half} x, per_channel={per_channel})")
+# Device: nothing created on the CPU when x lives elsewhere.
+w_meta = torch.empty(24, 40, device="meta")
+for per_channel in (False, True):
+    assert_runs_on_meta(f"quantize_absmax(x, per_channel={per_channel})", quantize_absmax, w_meta, per_channel)
+    assert_runs_on_meta(f"quantize_zeropoint(x, per_channel={per_channel})", quantize_zeropoint, w_meta, per_channel)
 ### END HIDDEN TESTS
 assert True
 
@@ -380,7 +503,8 @@ assert True
 
 # %% answer id=metrics
 def quant_errors(x, x_hat):
-    """Errors of x_hat as an approximation of x (tensors of one shape).
+    """Errors of x_hat as an approximation of x (tensors of one shape and any float dtype:
+    float32, bf16, fp16, float64), computed in float64 whatever the inputs' dtype.
 
     Returns a dict of Python floats: "max_abs" = max |x - x_hat|,
     "rel_l2" = ||x - x_hat||_2 / ||x||_2, "sqnr_db" = 10 log10(sum x^2 / sum (x - x_hat)^2)
@@ -412,16 +536,33 @@ torch.manual_seed(102)
 xm = torch.randn(1000)
 em = torch.randn(1000) * 0.01
 em[7] = -0.5  # the largest error is negative
-mm = quant_errors(xm, xm - em)
-e64 = em.double()
-assert_scalar_close(mm["max_abs"], 0.5, rtol=1e-6, atol=0, name="max_abs when the largest error is negative")
-# float32 inputs, float64 sums: the reference differs from yours only by float64 round-off.
-assert_scalar_close(mm["rel_l2"], float(e64.norm() / xm.double().norm()), rtol=1e-5, atol=0, name="rel_l2")
+x_hat_m = xm - em
+mm = quant_errors(xm, x_hat_m)
+e64 = xm.double() - x_hat_m.double()
+assert_scalar_close(mm["max_abs"], float(e64.abs().max()), rtol=1e-12, atol=0, name="max_abs when the largest error is negative")
+# float32 inputs, float64 sums: a float64 computation differs from this one by round-off (~1e-15);
+# sums in float32 are off by ~1e-7 relative.
+assert_scalar_close(mm["rel_l2"], float(e64.norm() / xm.double().norm()), rtol=1e-9, atol=0,
+                    name="rel_l2 of float32 inputs (computed in float64)")
 assert_scalar_close(mm["sqnr_db"], float(10 * torch.log10(xm.double().pow(2).sum() / e64.pow(2).sum())),
-                    rtol=1e-5, atol=0, name="sqnr_db")
+                    rtol=1e-9, atol=0, name="sqnr_db of float32 inputs (computed in float64)")
+# bf16 / fp16 inputs of shape (40, 25): in the 16-bit type the sums keep 3 significant digits at best.
+for half in (torch.bfloat16, torch.float16):
+    xs_half, xh_half = xm.reshape(40, 25).to(half), x_hat_m.reshape(40, 25).to(half)
+    before = (xs_half.clone(), xh_half.clone())
+    got = quant_errors(xs_half, xh_half)
+    x64, e64h = xs_half.double(), xs_half.double() - xh_half.double()
+    want = {"max_abs": float(e64h.abs().max()), "rel_l2": float(e64h.norm() / x64.norm()),
+            "sqnr_db": float(10 * torch.log10(x64.pow(2).sum() / e64h.pow(2).sum()))}
+    for key, value in want.items():
+        assert_scalar_close(got[key], value, rtol=1e-9, atol=0, name=f"{key} of {half} inputs (computed in float64)")
+    assert torch.equal(xs_half, before[0]) and torch.equal(xh_half, before[1]), "quant_errors modified its inputs"
+assert all(type(mm[k]) is float for k in ("max_abs", "rel_l2", "sqnr_db")), (
+    f"quant_errors must return Python floats, got types {[type(mm[k]).__name__ for k in ('max_abs', 'rel_l2', 'sqnr_db')]}"
+)
 same = quant_errors(xm, xm.clone())
-assert same["rel_l2"] == 0.0 and same["sqnr_db"] == math.inf, (
-    f"quant_errors(x, x): expected rel_l2 0.0 and sqnr_db inf, got {same}"
+assert same["max_abs"] == 0.0 and same["rel_l2"] == 0.0 and same["sqnr_db"] == math.inf, (
+    f"quant_errors(x, x): expected max_abs 0.0, rel_l2 0.0 and sqnr_db inf, got {same}"
 )
 # 6 dB per bit: uniform noise of step 2^-b on a signal of power 1/3 (uniform on [-1, 1]).
 xu = torch.rand(200_000, dtype=torch.float64) * 2 - 1
@@ -457,10 +598,12 @@ assert True
 def quantize_blocks(w, bits=4, block=32):
     """Symmetric block quantization along the last dimension.
 
-    w: float tensor (..., K) with K divisible by `block`.
+    w: float tensor (..., K) (float32, bf16 or fp16) with K divisible by `block`; it may be a
+    non-contiguous view (a transposed weight, a slice), quantized like its contiguous copy.
     Returns (q, scale): q int8 of w's shape with values in [-(2**(bits-1) - 1), 2**(bits-1) - 1];
-    scale float16 of shape (..., K // block), max|w| / (2**(bits-1) - 1) per block (0 for a
-    zero block). q is computed with the float16 scale.
+    scale float16 of shape (..., K // block), max|w| / (2**(bits-1) - 1) per block (largest
+    magnitude, whatever its sign; divided in float32, then rounded to float16; 0 for a zero block).
+    q is computed with the float16 scale. New tensors on w's device; w is not modified.
     """
     ### BEGIN SOLUTION
     qmax = 2 ** (bits - 1) - 1
@@ -474,7 +617,8 @@ def quantize_blocks(w, bits=4, block=32):
 
 
 def dequantize_blocks(q, scale, block=32):
-    """Inverse of quantize_blocks: float32 of q's shape, q * scale of its block."""
+    """Inverse of quantize_blocks: float32 of q's shape, q * scale of its block. q and scale may be
+    non-contiguous views; the result is on q's device."""
     ### BEGIN SOLUTION
     blocks = q.reshape(*q.shape[:-1], q.shape[-1] // block, block).to(torch.float32)
     return (blocks * scale.to(torch.float32)[..., None]).reshape(q.shape)
@@ -497,9 +641,6 @@ assert_dtype(sb, torch.float16, name="scale from quantize_blocks")
 assert_close(sb.float(), torch.tensor([[0.5 / 7, 1.0]]), rtol=1e-3, atol=0, name="block scales (float16: 1e-3 relative)")
 assert bool((qb[0, :32] == 7).all()), f"codes of block 0 (all 0.5): expected all 7, got {qb[0, :32].tolist()}"
 assert_close(dequantize_blocks(qb, sb), wb, rtol=0, atol=0.5 + 1e-6, name="dequantize_blocks(quantize_blocks(w)) (error <= step/2)")
-assert bits_per_weight(4) == 4.5 and bits_per_weight(8) == 8.5, (
-    f"bits_per_weight: expected 4.5 (Q4_0) and 8.5 (Q8_0), got {bits_per_weight(4)} and {bits_per_weight(8)}"
-)
 
 # %% test id=test_blocks_hidden points=3
 ### BEGIN HIDDEN TESTS
@@ -510,7 +651,9 @@ for bits in (2, 3, 4, 8):
     q, s = quantize_blocks(wq, bits)
     assert_dtype(q, torch.int8, name=f"q from quantize_blocks(bits={bits})")
     assert_shape(s, (12, 8), name=f"scale from quantize_blocks(w (12, 256), bits={bits}) (blocks along the rows)")
-    assert int(q.abs().amax()) <= qmax, f"quantize_blocks(bits={bits}): codes must lie in [-{qmax}, {qmax}], got {int(q_h.abs().amax())}"
+    assert int(q.abs().amax()) <= qmax, (
+        f"quantize_blocks(bits={bits}): codes must lie in [-{qmax}, {qmax}], got [{int(q.min())}, {int(q.max())}]"
+    )
     expected_s = (wq.reshape(12, 8, 32).abs().amax(-1) / qmax).to(torch.float16)
     # Exact: the same float32 division, then the same rounding to float16.
     assert_close(s.float(), expected_s.float(), rtol=0, atol=0, name=f"block scales (bits={bits})")
@@ -533,8 +676,12 @@ assert_close(dequantize_blocks(q, s, block=64), w3, rtol=0, atol=float(s.float()
 # Zero blocks: no NaN, zeros back.
 wz = torch.zeros(2, 64)
 wz[1, 40] = 3.0
-q, s = quantize_blocks(wz, 4)
+q, s = quantize_blocks(wz)  # the default is 4 bits
 assert_close(dequantize_blocks(q, s), wz, rtol=0, atol=1e-3, name="quantize_blocks with zero blocks")
+assert int(q[1, 40]) == 7 and float(s[0, 0]) == 0.0 and int(q[0].abs().max()) == 0, (
+    f"quantize_blocks(w) with zero blocks (default bits=4): expected scale 0 and codes 0 for them and code 7 for "
+    f"the block's max, got scale {float(s[0, 0])}, codes up to {int(q[0].abs().max())}, and {int(q[1, 40])}"
+)
 # An outlier hurts only its own block.
 wo = torch.randn(1, 256)
 wo[0, 3] = 100.0
@@ -544,6 +691,48 @@ assert float(err[0, 32:].max()) < 0.4, (
     f"quantize_blocks(bits=4) with an outlier in block 0: the other blocks must keep their own scale "
     f"(error < 0.4), got {float(err[0, 32:].max()):.3f}"
 )
+# Negative outliers: the block's scale comes from its largest |w|.
+w_neg = torch.randn(1, 64) * 0.1
+w_neg[0, 5], w_neg[0, 40] = -2.0, 1.0
+q, s = quantize_blocks(w_neg, 4)
+assert_close(s.float(), torch.tensor([[2.0 / 7, 1.0 / 7]]).half().float(), rtol=0, atol=0,
+             name="block scales when the block's largest |w| is negative (-2 in block 0; 1 in block 1)")
+assert int(q[0, 5]) == -7 and int(q[0, 40]) == 7, f"codes of -2 and 1 (each its block's max |w|): expected -7 and 7, got {int(q[0, 5])} and {int(q[0, 40])}"
+# bf16 / fp16 weights: the same scales and codes as for their float32 copy (divide in float32).
+for half in (torch.bfloat16, torch.float16):
+    w_half = wq.to(half)
+    w_before = w_half.clone()
+    q16, s16 = quantize_blocks(w_half, 4)
+    q32, s32 = quantize_blocks(w_half.float(), 4)
+    assert_dtype(s16, torch.float16, name=f"scale from quantize_blocks({half} w)")
+    assert_close(s16.float(), s32.float(), rtol=0, atol=0, name=f"block scales of {half} w vs its float32 copy")
+    n_off = int((q16 != q32).sum())
+    assert n_off <= 2, f"quantize_blocks({half} w): {n_off} codes differ from those of its float32 copy"
+    assert torch.equal(w_half, w_before), f"quantize_blocks modified its input w ({half}) in place"
+# Non-contiguous views (a transposed weight): the same codes and scales as the contiguous copy
+# (.view() cannot split the last axis of a transposed tensor; reshape() copies when it must).
+w_t = torch.randn(256, 12).t()  # (12, 256), not contiguous
+q_t, s_t = quantize_blocks(w_t, 4)
+q_c, s_c = quantize_blocks(w_t.contiguous(), 4)
+assert torch.equal(q_t, q_c) and torch.equal(s_t, s_c), (
+    f"quantize_blocks of a transposed (12, 256) view: {int((q_t != q_c).sum())} codes and {int((s_t != s_c).sum())} "
+    f"scales differ from those of its contiguous copy"
+)
+q_view, s_view = q_c.t().contiguous().t(), s_c.t().contiguous().t()  # the same values, transposed storage
+assert_close(dequantize_blocks(q_view, s_view), dequantize_blocks(q_c, s_c), rtol=0, atol=0,
+             name="dequantize_blocks of non-contiguous (12, 256) codes and (12, 8) scales vs contiguous ones")
+# Device: nothing created on the CPU when w lives elsewhere.
+assert_runs_on_meta("quantize_blocks(w, 4)", quantize_blocks, torch.empty(12, 256, device="meta"), 4)
+assert_runs_on_meta("dequantize_blocks(q, scale)", dequantize_blocks, torch.empty(12, 256, dtype=torch.int8, device="meta"),
+                    torch.empty(12, 8, dtype=torch.float16, device="meta"))
+### END HIDDEN TESTS
+assert True
+
+# %% test id=test_bits_per_weight points=1
+assert bits_per_weight(4) == 4.5 and bits_per_weight(8) == 8.5, (
+    f"bits_per_weight: expected 4.5 (Q4_0) and 8.5 (Q8_0), got {bits_per_weight(4)} and {bits_per_weight(8)}"
+)
+### BEGIN HIDDEN TESTS
 for bits, block, scale_bits, expected in [(4, 32, 16, 4.5), (8, 32, 16, 8.5), (4, 64, 16, 4.25), (4, 32, 32, 5.0), (2, 16, 16, 3.0)]:
     assert_scalar_close(bits_per_weight(bits, block, scale_bits), expected, rtol=0, atol=1e-12,
                         name=f"bits_per_weight(bits={bits}, block={block}, scale_bits={scale_bits})")
@@ -568,7 +757,8 @@ assert True
 # %% answer id=packing
 def pack_int4(q):
     """Pack int8 codes in [-8, 7] of shape (..., K), K even, into uint8 of shape (..., K // 2):
-    byte j = (q[2j] + 8) | ((q[2j+1] + 8) << 4)."""
+    byte j = (q[2j] + 8) | ((q[2j+1] + 8) << 4).
+    Any q (non-contiguous views too) on any device; q is not modified."""
     ### BEGIN SOLUTION
     u = (q.to(torch.int16) + 8).to(torch.uint8)
     return u[..., 0::2] | (u[..., 1::2] << 4)
@@ -576,7 +766,8 @@ def pack_int4(q):
 
 
 def unpack_int4(packed):
-    """Inverse of pack_int4: uint8 (..., K // 2) -> int8 codes (..., K) in [-8, 7]."""
+    """Inverse of pack_int4: uint8 (..., K // 2) -> int8 codes (..., K) in [-8, 7], on packed's device;
+    packed is not modified."""
     ### BEGIN SOLUTION
     low = (packed & 15).to(torch.int8) - 8
     high = (packed >> 4).to(torch.int8) - 8
@@ -607,6 +798,19 @@ codes = unpack_int4(every)
 assert_close(codes[0::2], (torch.arange(256) % 16 - 8).to(torch.int8), rtol=0, atol=0, name="unpack_int4 low nibbles of all 256 bytes")
 assert_close(codes[1::2], (torch.arange(256) // 16 - 8).to(torch.int8), rtol=0, atol=0, name="unpack_int4 high nibbles of all 256 bytes")
 assert_close(pack_int4(codes), every, rtol=0, atol=0, name="pack_int4(unpack_int4(every byte))")
+# Non-contiguous views (a transposed tensor), 1-D tensors, and inputs left as they were.
+q_t = torch.randint(-8, 8, (64, 6), dtype=torch.int8).t()  # (6, 64), not contiguous
+q_before = q_t.clone()
+assert_close(pack_int4(q_t), pack_int4(q_t.contiguous()), rtol=0, atol=0, name="pack_int4 of a transposed (6, 64) view")
+assert torch.equal(q_t, q_before), "pack_int4 modified its input q in place"
+p_t = pr.transpose(0, 1)  # (5, 6, 32), not contiguous
+p_before = p_t.clone()
+assert_close(unpack_int4(p_t), qr.transpose(0, 1), rtol=0, atol=0, name="unpack_int4 of a transposed (5, 6, 32) view")
+assert torch.equal(p_t, p_before), "unpack_int4 modified its input in place"
+assert_close(unpack_int4(pack_int4(qr[0, 0])), qr[0, 0], rtol=0, atol=0, name="unpack_int4(pack_int4(q)) of a 1-D q")
+# Device: nothing created on the CPU when the codes live elsewhere.
+assert_runs_on_meta("pack_int4(q)", pack_int4, torch.empty(6, 64, dtype=torch.int8, device="meta"))
+assert_runs_on_meta("unpack_int4(packed)", unpack_int4, torch.empty(6, 32, dtype=torch.uint8, device="meta"))
 ### END HIDDEN TESTS
 assert True
 
@@ -670,7 +874,10 @@ def int8_matmul(x, w):
 
     x: float32 (M, K) activations; w: float32 (N, K) Linear weight. Quantize x with one absmax
     scale per row (token) and w with one per row (output channel) using quantize_absmax,
-    multiply the int8 codes with int_mm (torch._int_mm, int32), and rescale. Returns float32 (M, N).
+    multiply the int8 codes with int_mm (torch._int_mm: all M*K*N multiply-adds in the integer
+    kernel, exact int32 sums; the tests spy on it), and rescale. Returns float32 (M, N).
+    Any M, N >= 1 (one token in decode, a Linear with one output); all-zero rows give zeros;
+    x and w are not modified; new tensors on x's device.
     """
     ### BEGIN SOLUTION
     qx, sx = quantize_absmax(x, per_channel=True)  # (M, K), (M, 1)
@@ -689,7 +896,7 @@ assert_dtype(yi, torch.float32, name="int8_matmul(...)")
 rel = float((yi - xi @ wi.T).norm() / (xi @ wi.T).norm())
 assert rel < 0.02, f"int8_matmul on Gaussian data: expected a relative error < 2%, got {rel:.2%}"
 
-# %% test id=test_int8_matmul_hidden points=2
+# %% test id=test_int8_matmul_hidden points=3
 ### BEGIN HIDDEN TESTS
 torch.manual_seed(105)
 def _int8_oracle(x, w):
@@ -698,17 +905,44 @@ def _int8_oracle(x, w):
     qx = torch.round(x / sx).clamp(-127, 127).to(torch.int8)
     qw = torch.round(w / sw).clamp(-127, 127).to(torch.int8)
     return int_mm(qx, qw.t().contiguous()).float() * sx * sw.t()
-for m, k, n in [(32, 64, 24), (40, 256, 80), (64, 128, 128)]:
+# (1, 64, 24): one token, as in decode; (8, 32, 1): a Linear with one output. Scales of shape (1, 1)
+# must keep both axes (a .squeeze() turns them into a 0-d tensor).
+for m, k, n in [(32, 64, 24), (40, 256, 80), (64, 128, 128), (1, 64, 24), (8, 32, 1)]:
     x = torch.randn(m, k, device=device) * torch.rand(m, 1, device=device) * 4
     w = torch.randn(n, k, device=device) * torch.rand(n, 1, device=device)
     # Same codes, exact int32 sums: only the float32 rescaling may differ (~1e-7 relative),
     # plus rare one-step code differences on rounding boundaries (x / s vs x * (1/s)).
     got, want = int8_matmul(x, w), _int8_oracle(x, w)
+    assert_shape(got, (m, n), name=f"int8_matmul(x ({m}, {k}), w ({n}, {k}))")
     bad = ((got - want).abs() > 1e-4 * want.abs().max()).float().mean()
     assert float(bad) < 0.01, (
         f"int8_matmul(x ({m}, {k}), w ({n}, {k})) vs vector-wise int8 on torch._int_mm: {float(bad):.1%} of entries differ "
         f"(max difference {float((got - want).abs().max()):.4g}); one absmax scale per row of x and per row of w?"
     )
+# The method is the lesson: the integer kernel does all M*K*N multiply-adds on int8 codes, with int32
+# results. (A float matmul of the codes gives the same numbers below 2**24, so only a spy can tell.)
+x = torch.randn(24, 96, device=device)
+w = torch.randn(40, 96, device=device)
+x[3] = 0.0  # an all-zero token: scale 1, a zero row out, no NaN
+x_before, w_before = x.clone(), w.clone()
+with int_mm_spy() as calls:
+    got = int8_matmul(x, w)
+assert calls, "int8_matmul must multiply the int8 codes with int_mm (torch._int_mm); it was never called"
+bad_calls = [c for c in calls if (c[0], c[1], c[4]) != (torch.int8, torch.int8, torch.int32)]
+assert not bad_calls, f"int8_matmul: torch._int_mm must get int8 codes and return int32, got (dtypes, shapes) {bad_calls}"
+macs = sum(a[0] * a[1] * b[1] for _, _, a, b, _ in calls)
+assert macs >= 24 * 96 * 40, (
+    f"int8_matmul(x (24, 96), w (40, 96)): torch._int_mm did {macs:,} multiply-adds, expected all 24 * 96 * 40 = "
+    f"{24 * 96 * 40:,} (the whole product in the integer kernel)"
+)
+assert_close(got, _int8_oracle(x, w), rtol=1e-5, atol=1e-5 * float(got.abs().max()),
+             name="int8_matmul(x, w) with an all-zero row in x (expected zeros in that row)")
+assert bool(torch.isfinite(got).all()) and float(got[3].abs().max()) == 0.0, (
+    f"int8_matmul: an all-zero row of x must give a zero row, got {got[3, :6].tolist()}..."
+)
+assert torch.equal(x, x_before) and torch.equal(w, w_before), "int8_matmul modified its inputs x or w in place"
+# Device: nothing created on the CPU when x and w live elsewhere.
+assert_runs_on_meta("int8_matmul(x, w)", int8_matmul, torch.empty(24, 96, device="meta"), torch.empty(40, 96, device="meta"))
 ### END HIDDEN TESTS
 assert True
 
@@ -716,9 +950,10 @@ assert True
 def llm_int8_matmul(x, w, threshold=6.0):
     """LLM.int8(): x @ w.T with outlier feature columns in float32 and the rest in int8.
 
-    x: float32 (M, K); w: float32 (N, K). A column k of x is an outlier if any |x[:, k]| > threshold.
-    Outlier columns: x[:, O] @ w[:, O].T in float32; the other columns: int8_matmul.
-    Returns float32 (M, N).
+    x: float32 (M, K); w: float32 (N, K). A column k of x is an outlier if any |x[:, k]| > threshold
+    (strictly: a value equal to the threshold is not an outlier; negative values count by magnitude).
+    Outlier columns: x[:, O] @ w[:, O].T in float32; the other columns: int8_matmul (on
+    torch._int_mm). Returns float32 (M, N); x and w are not modified.
     """
     ### BEGIN SOLUTION
     outlier = (x.abs() > threshold).any(dim=0)  # (K,) feature columns
@@ -749,12 +984,23 @@ x = torch.randn(48, 256, device=device)
 w_h = torch.randn(64, 256, device=device) * 0.05
 cols = [5, 100, 101, 250]
 x[:, cols] *= 25
-x[7, 9] = 7.0  # one token crosses the threshold in column 9: the whole column is an outlier
+x[7, 9] = -7.0  # one token crosses the threshold (by magnitude) in column 9: the whole column is an outlier
+x[:, 60] = x[:, 60].clamp(-5, 5)
+x[11, 60] = 6.0  # exactly the threshold: not an outlier (|x| > threshold)
 out_cols = [5, 9, 100, 101, 250]
 mask = torch.zeros(256, dtype=torch.bool, device=device)
 mask[out_cols] = True
 want = int8_matmul(x[:, ~mask], w_h[:, ~mask]) + x[:, mask] @ w_h[:, mask].T
-got = llm_int8_matmul(x, w_h)
+x_before, w_before = x.clone(), w_h.clone()
+with int_mm_spy() as calls:
+    got = llm_int8_matmul(x, w_h)
+assert torch.equal(x, x_before) and torch.equal(w_h, w_before), "llm_int8_matmul modified its inputs x or w in place"
+macs = sum(a[0] * a[1] * b[1] for _, _, a, b, _ in calls)
+# The regular columns go through the integer kernel: 48 tokens x 251 columns x 64 outputs.
+assert macs >= 48 * 251 * 64, (
+    f"llm_int8_matmul: the {256 - len(out_cols)} regular columns must go through int8_matmul on torch._int_mm "
+    f"({48 * 251 * 64:,} multiply-adds); torch._int_mm did {macs:,}"
+)
 # Same computation up to float32 summation order: 1e-4 of the output's scale.
 assert_close(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()),
              name="llm_int8_matmul: outlier columns (any |x| > 6) in float32, the rest through int8_matmul")
@@ -770,6 +1016,14 @@ xr = torch.randn(32, 64, device=device)
 xr[3] *= 30
 assert_close(llm_int8_matmul(xr, ws, threshold=1000.0), int8_matmul(xr, ws), rtol=1e-5, atol=1e-5,
              name="llm_int8_matmul with a threshold nothing reaches")
+# One token (decode) with one outlier feature.
+x1 = torch.randn(1, 64, device=device)
+x1[0, 17] = -9.0
+m1 = torch.zeros(64, dtype=torch.bool, device=device)
+m1[17] = True
+want1 = int8_matmul(x1[:, ~m1], ws[:, ~m1]) + x1[:, m1] @ ws[:, m1].T
+assert_close(llm_int8_matmul(x1, ws), want1, rtol=1e-4, atol=1e-4 * float(want1.abs().max()),
+             name="llm_int8_matmul of one token (1, 64) with one outlier feature")
 err = float((llm_int8_matmul(x, w_h) - x @ w_h.T).norm() / (x @ w_h.T).norm())
 assert err < 0.02, f"llm_int8_matmul with outlier features: expected a relative error < 2%, got {err:.2%}"
 ### END HIDDEN TESTS
@@ -841,8 +1095,12 @@ class QuantLinear(nn.Module):
 
     Buffers: qweight (int8 (out, in) for 8 bits; uint8 (out, in_padded // 2), packed blocks of
     32, for 4 bits) and scale (float32 (out,) for 8 bits; float16 (out, in_padded // 32) for
-    4 bits), where in_padded is `in` rounded up to a multiple of 32 (zero columns appended).
-    self.bias: the original bias (or None), unchanged. forward(x (..., in)) -> (..., out).
+    4 bits), where in_padded is `in` rounded up to a multiple of 32 (zero columns appended);
+    out = 1 included (scale of shape (1,), not a 0-d tensor).
+    self.bias: the original bias (or None), unchanged. forward(x (..., in)) -> (..., out), in x's dtype.
+    A bf16/fp16 linear gets the codes and scales of its weight's float32 copy (scale buffers as
+    above). The layer keeps no float copy of the weight (no attribute, cache or hidden module:
+    model_bytes must see everything it holds); its tensors live on the weight's device.
     """
 
     def __init__(self, linear, bits=8):
@@ -899,7 +1157,7 @@ assert rel_errors[8] < 0.01 and rel_errors[4] < 0.2, (
     f"{rel_errors[8]:.2%} and {rel_errors[4]:.2%}"
 )
 
-# %% test id=test_quant_linear_hidden points=3
+# %% test id=test_quant_linear_hidden points=4
 ### BEGIN HIDDEN TESTS
 torch.manual_seed(107)
 for bias, d_in, d_out in [(False, 256, 96), (True, 256, 96), (False, 88, 40)]:
@@ -927,6 +1185,92 @@ for bias, d_in, d_out in [(False, 256, 96), (True, 256, 96), (False, 88, 40)]:
     assert_close(q4(x), want4, rtol=1e-4, atol=1e-5 * float(want4.abs().max()) + 1e-6, name=f"QuantLinear(bits=4)(x) (bias={bias})")
     assert_close(q4.dequantized_weight(), dequantize_blocks(*quantize_blocks(padded, 4))[:, :d_in], rtol=0, atol=1e-7,
                  name="QuantLinear(bits=4).dequantized_weight()")
+# A Linear with one output (a value head, say): scale of shape (1,), output (..., 1).
+lin1 = nn.Linear(40, 1)
+x1 = torch.randn(3, 5, 40)
+for bits, s_shape in [(8, (1,)), (4, (1, 2))]:
+    q1 = QuantLinear(lin1, bits)
+    assert_shape(q1.scale, s_shape, name=f"QuantLinear(nn.Linear(40, 1), bits={bits}).scale")
+    # Rounding error at most half a step (max|w| / 127 or / 7; 2% more for the float16 block scales).
+    step = float(lin1.weight.detach().abs().max()) / (127 if bits == 8 else 7)
+    assert_close(q1.dequantized_weight(), lin1.weight.detach(), rtol=0, atol=0.51 * step,
+                 name=f"QuantLinear(nn.Linear(40, 1), bits={bits}).dequantized_weight() (error <= step / 2)")
+    y1 = q1(x1)
+    assert_shape(y1, (3, 5, 1), name=f"QuantLinear(nn.Linear(40, 1), bits={bits})(x (3, 5, 40))")
+    # The same product in another summation order: float32 round-off on outputs of order 1.
+    assert_close(y1, F.linear(x1, q1.dequantized_weight(), lin1.bias), rtol=1e-5, atol=1e-5,
+                 name=f"QuantLinear(nn.Linear(40, 1), bits={bits})(x) vs x @ dequantized_weight().T + bias")
+# The default is 8 bits; the buffers are plain tensors, outside autograd (no graph back to the weight).
+q_default = QuantLinear(nn.Linear(64, 16))
+assert q_default.bits == 8 and q_default.qweight.dtype == torch.int8, (
+    f"QuantLinear(linear) defaults to 8 bits: expected int8 qweight, got bits={q_default.bits}, {q_default.qweight.dtype}"
+)
+for layer in (q_default, q4):
+    graphs = [n for n, b in layer.named_buffers() if b.requires_grad or b.grad_fn is not None]
+    assert not graphs, f"QuantLinear(bits={layer.bits}): buffers {graphs} require grad (quantize linear.weight.detach())"
+# bf16 / fp16 layers: the codes and scales of the weight's float32 copy; the output in x's dtype.
+for half in (torch.bfloat16, torch.float16):
+    lin_half = nn.Linear(88, 40).to(half)
+    lin_f32 = copy.deepcopy(lin_half).float()
+    x_half = torch.randn(3, 88).to(half)
+    for bits in (8, 4):
+        q_half, q_f32 = QuantLinear(lin_half, bits), QuantLinear(lin_f32, bits)
+        assert_dtype(q_half.scale, q_f32.scale.dtype, name=f"QuantLinear({half} linear, bits={bits}).scale")
+        assert_close(q_half.scale.float(), q_f32.scale.float(), rtol=0, atol=0,
+                     name=f"QuantLinear({half} linear, bits={bits}).scale vs the float32 copy's (compute scales in float32)")
+        n_off = int((q_half.qweight != q_f32.qweight).sum())
+        assert n_off <= 2, f"QuantLinear({half} linear, bits={bits}): {n_off} qweight entries differ from the float32 copy's"
+        y_half = q_half(x_half)
+        assert_dtype(y_half, half, name=f"QuantLinear({half} linear, bits={bits})({half} x)")
+        want_half = F.linear(x_half, q_f32.dequantized_weight().to(half), lin_half.bias).float()
+        # One 16-bit rounding of each output: 1% of the output's scale.
+        assert_close(y_half.float(), want_half, rtol=1e-2, atol=1e-2 * float(want_half.abs().max()),
+                     name=f"QuantLinear({half} linear, bits={bits})(x)")
+# No float copy of the weight anywhere: not in an attribute, a cache filled by forward, a kept
+# nn.Linear, nor outside the module (a global or functools cache).
+import gc
+def _held_float_tensors(module, min_numel):
+    found, stack, seen = [], [("layer", module)], set()
+    while stack:
+        path, obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            if obj.is_floating_point() and obj.numel() >= min_numel:
+                found.append(f"{path} {tuple(obj.shape)}")
+        elif isinstance(obj, nn.Module):
+            stack += [(f"{path}.{k}", v) for k, v in vars(obj).items()]
+        elif isinstance(obj, dict):
+            stack += [(f"{path}[{k!r}]", v) for k, v in obj.items()]
+        elif isinstance(obj, (list, tuple, set)):
+            stack += [(f"{path}[{i}]", v) for i, v in enumerate(obj)]
+    return found
+def _live_float_tensors(numels):
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor) and o.is_floating_point() and o.numel() in numels)
+sizes = {37 * 104, 37 * 128}  # (out, in) and (out, in padded to 32) of the layer below
+live_before = _live_float_tensors(sizes)
+lin_gc = nn.Linear(104, 37)
+layers = {bits: QuantLinear(lin_gc, bits) for bits in (8, 4)}
+del lin_gc
+for bits, layer in layers.items():
+    layer(torch.randn(2, 104))
+    layer(torch.randn(2, 104))
+    held = _held_float_tensors(layer, 37 * 104)
+    assert not held, f"QuantLinear(bits={bits}) holds float tensors as large as the weight: {held} (only qweight and scale)"
+live_after = _live_float_tensors(sizes)
+assert live_after == live_before, (
+    f"QuantLinear keeps {live_after - live_before} float copies of the weight alive after the nn.Linear is gone "
+    f"(a cache outside the module?): model_bytes cannot see them"
+)
+# Device: the buffers and the output live on the weight's device.
+def _quant_linear_on(lin, x, bits):
+    layer = QuantLinear(lin, bits)
+    return layer(x), layer.qweight, layer.scale
+for bits in (8, 4):
+    assert_runs_on_meta(f"QuantLinear(nn.Linear(88, 40, device='meta'), bits={bits})", _quant_linear_on,
+                        nn.Linear(88, 40, device="meta"), torch.empty(3, 88, device="meta"), bits)
 ### END HIDDEN TESTS
 assert True
 
@@ -943,7 +1287,8 @@ assert True
 
 # %% answer id=quantize_model
 def quantize_model(model, bits=8):
-    """Replace every nn.Linear inside model.model.layers by QuantLinear(linear, bits); return model."""
+    """Replace every nn.Linear inside model.model.layers by QuantLinear(linear, bits), in place
+    (lm_head and the embeddings stay float); return the same model object."""
     ### BEGIN SOLUTION
     blocks = model.model.layers
     targets = [(name, mod) for name, mod in blocks.named_modules() if isinstance(mod, nn.Linear)]
@@ -965,7 +1310,9 @@ bytes_float = model_bytes(model)
 model_q8 = quantize_model(copy.deepcopy(model), 8)
 n_quant = sum(isinstance(m, QuantLinear) for m in model_q8.modules())
 assert n_quant == n_linear, f"quantize_model: expected {n_linear} QuantLinear layers in the blocks, got {n_quant}"
-assert isinstance(model_q8.lm_head, nn.Linear), "quantize_model must leave lm_head as a float nn.Linear"
+assert isinstance(model_q8.lm_head, nn.Linear), (
+    f"quantize_model must leave lm_head as a float nn.Linear, got {type(model_q8.lm_head).__name__}"
+)
 bytes_q8 = model_bytes(model_q8)
 print(f"float32: {bytes_float:,} bytes, int8 weights: {bytes_q8:,} bytes ({bytes_float / bytes_q8:.2f}x smaller)")
 assert bytes_q8 < bytes_float, f"model_bytes: the int8 model ({bytes_q8:,} B) must be smaller than the float one ({bytes_float:,} B)"
@@ -985,7 +1332,9 @@ _rows = sum(m.out_features for m in _lins)
 # 4 -> 0.5 byte per (padded) weight plus a float16 scale per 32 weights (4 bits).
 _expected_q8 = _expected_float - 4 * _w + _w + 4 * _rows
 assert bytes_q8 == _expected_q8, f"model_bytes(int8 model): expected {_expected_q8:,} bytes, got {bytes_q8:,}"
-model_q4 = quantize_model(copy.deepcopy(model), 4)
+model_copy = copy.deepcopy(model)
+model_q4 = quantize_model(model_copy, 4)
+assert model_q4 is model_copy, "quantize_model must change the model in place and return that same model object"
 bytes_q4 = model_bytes(model_q4)
 _blocks = sum(m.out_features * -(-m.in_features // 32) for m in _lins)  # in_features padded to 32
 _expected_q4 = _expected_float - 4 * _w + 16 * _blocks + 2 * _blocks
@@ -993,12 +1342,42 @@ assert bytes_q4 == _expected_q4, f"model_bytes(4-bit model): expected {_expected
 for _name, _mod in model_q4.model.layers.named_modules():
     assert not isinstance(_mod, nn.Linear), f"quantize_model(bits=4) left {_name} as an nn.Linear"
 # The original model is untouched (we quantized deep copies).
-assert sum(isinstance(m, nn.Linear) for m in model.model.layers.modules()) == n_linear
+n_float = sum(isinstance(m, nn.Linear) for m in model.model.layers.modules())
+assert n_float == n_linear, f"quantizing a deep copy changed the original model: {n_float} of {n_linear} Linear layers left"
+# A Llama with biases on every projection (attention_bias, mlp_bias) and an MLP width (80) that is not a
+# multiple of 32, quantized with the default bits (8): every Linear replaced, its bias kept.
+from transformers import LlamaForCausalLM
+torch.manual_seed(109)
+cfg_b = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=80, num_hidden_layers=2, num_attention_heads=4,
+                    num_key_value_heads=2, attention_bias=True, mlp_bias=True)
+tiny = LlamaForCausalLM(cfg_b).to(device).eval()
+biases = {}
+with torch.no_grad():
+    for _name, _mod in tiny.model.layers.named_modules():
+        if isinstance(_mod, nn.Linear):
+            _mod.bias.normal_(0, 0.1)
+            biases[_name] = _mod.bias.detach().clone()
+    tiny_ids = torch.randint(0, 128, (2, 10), device=device)
+    y_float = tiny(tiny_ids).logits
+    tiny_q = quantize_model(tiny)
+    y_q = tiny_q(tiny_ids).logits
+quant = {n: m for n, m in tiny_q.model.layers.named_modules() if isinstance(m, QuantLinear)}
+assert set(quant) == set(biases) and all(m.bits == 8 for m in quant.values()), (
+    f"quantize_model(model) (default bits 8) on a Llama with biases: expected 8-bit QuantLinear layers at {sorted(biases)}, "
+    f"got {sorted((n, m.bits) for n, m in quant.items())}"
+)
+lost = [n for n, m in quant.items() if m.bias is None or not torch.equal(m.bias.detach(), biases[n])]
+assert not lost, f"quantize_model on a Llama with biases: the biases of {lost} were lost or changed"
+rel_b = float((y_q - y_float).norm() / y_float.norm())
+# int8 weights with per-row scales: ~0.3% relative error on these logits; a lost bias or a wrong layer costs > 10%.
+assert rel_b < 0.02, f"quantize_model on a Llama with biases: expected logits within 2% of float, got {rel_b:.2%}"
 ### END HIDDEN TESTS
 assert True
 
-# %% test id=test_perplexity points=3
+# %% test id=test_perplexity points=2
 ### BEGIN HIDDEN TESTS
+# Re-grades exercise 4 (QuantLinear and quantize_model) end to end, on the real model: a broken
+# quantizer that slipped through the layer tests loses these points too.
 ppl_q8 = perplexity(quantize_model(copy.deepcopy(model), 8), ppl_ids, seq_len=256, batch_size=8)
 ppl_q4 = perplexity(quantize_model(copy.deepcopy(model), 4), ppl_ids, seq_len=256, batch_size=8)
 print(f"perplexity: float {ppl_float:.3f}, int8 {ppl_q8:.3f} ({ppl_q8 / ppl_float - 1:+.2%}), "
@@ -1083,7 +1462,9 @@ def benchmark(fn, warmup=3, repeats=10, sync=synchronize, timer=time.perf_counte
     """Time fn() honestly.
 
     Calls fn() `warmup` times untimed, then `repeats` times, each as
-    sync(); start = timer(); fn(); sync(); stop = timer().
+    sync(); start = timer(); fn(); sync(); stop = timer(), whatever the device: sync is called
+    on a CPU too (the default, graders.notebook's synchronize, is a no-op there and waits for
+    the GPU on a GPU; the tests check the default as well as a sync they pass).
     Returns a dict: "times" (list of the `repeats` durations stop - start, in call order),
     "median" and "p90" (linear interpolation, like numpy.percentile).
     """
@@ -1155,6 +1536,30 @@ for warmup, repeats in [(3, 10), (0, 4), (5, 1), (2, 7)]:
     )
     assert_scalar_close(r["median"], float(np.median(durations)), rtol=0, atol=1e-9, name=f"median of {durations}")
     assert_scalar_close(r["p90"], float(np.percentile(durations, 90)), rtol=0, atol=1e-9, name=f"p90 of {durations}")
+# The defaults: 3 warm-up calls, 10 timed ones, and a sync that synchronises a GPU around every
+# timed call. Pretend a GPU is initialised (on a real one the calls go through) and count the
+# torch.cuda.synchronize calls the default sync makes.
+real_cuda = (torch.cuda.is_available, torch.cuda.is_initialized, torch.cuda.synchronize)
+cuda_syncs = []
+def _counting_sync(*args, **kwargs):
+    cuda_syncs.append(args)
+    if real_cuda[0]():
+        real_cuda[2](*args, **kwargs)
+torch.cuda.is_available, torch.cuda.is_initialized, torch.cuda.synchronize = (lambda: True), (lambda: True), _counting_sync
+counted = CallCounter(lambda: None)
+try:
+    r = benchmark(counted)
+finally:
+    torch.cuda.is_available, torch.cuda.is_initialized, torch.cuda.synchronize = real_cuda
+assert counted.calls == 13 and len(r["times"]) == 10, (
+    f"benchmark(fn) with the defaults (warmup=3, repeats=10): expected 13 calls and 10 times, "
+    f"got {counted.calls} calls and {len(r['times'])} times"
+)
+assert len(cuda_syncs) >= 2 * 10, (
+    f"benchmark(fn) with the default sync on a GPU: expected torch.cuda.synchronize before and after each "
+    f"of the 10 timed calls (>= 20), got {len(cuda_syncs)} (the default sync must be graders.notebook's synchronize, "
+    f"called whatever the device)"
+)
 ### END HIDDEN TESTS
 assert True
 
@@ -1217,8 +1622,13 @@ def greedy_generate(model, input_ids, max_new_tokens, use_cache=True):
     """Greedy decoding. input_ids: LongTensor (B, T).
 
     Returns (ids, logits): ids (B, T + max_new_tokens), the prompt followed by the generated
-    tokens (no early stop at end-of-sequence); logits float (B, max_new_tokens, vocab), the
-    last-position logits each new token was chosen from (its argmax).
+    tokens (no early stop at end-of-sequence: generation goes on after an EOS token, T = 1
+    included); logits float (B, max_new_tokens, vocab), the last-position logits each new token
+    was chosen from (its argmax). With use_cache, ask the model for its cache explicitly
+    (use_cache=True, whatever its config says) and feed only the newest token after the first
+    step. Every forward pass runs without autograd (torch.no_grad), so no graph is kept;
+    input_ids is not modified. The loop is the exercise: call the model once per step, never
+    model.generate (the tests' oracle; they check it is not called).
     """
     ### BEGIN SOLUTION
     ids, past, steps = input_ids, None, []
@@ -1259,8 +1669,22 @@ with torch.no_grad():
                          min_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id,
                          output_logits=True, return_dict_in_generate=True)
 want, want_logits = ref.sequences, torch.stack(ref.logits, dim=1)
+# The loop is the exercise: a spy counts calls of model.generate (the oracle) made by greedy_generate.
+from transformers import GenerationMixin
+_real_generate, generate_calls = GenerationMixin.generate, []
+def _spy_generate(*args, **kwargs):
+    generate_calls.append(kwargs.get("use_cache"))
+    return _real_generate(*args, **kwargs)
 for use_cache in (True, False):
-    got, got_logits = greedy_generate(model, batch_prompt, 12, use_cache=use_cache)
+    GenerationMixin.generate = _spy_generate
+    try:
+        got, got_logits = greedy_generate(model, batch_prompt, 12, use_cache=use_cache)
+    finally:
+        GenerationMixin.generate = _real_generate
+    assert not generate_calls, (
+        f"greedy_generate(use_cache={use_cache}) called model.generate {len(generate_calls)} time(s): write the "
+        f"decoding loop yourself, one model(...) call per new token"
+    )
     # The raw logits, not just their argmax: float32 round-off from other shapes (~1e-5).
     assert_close(got_logits, want_logits, rtol=1e-3, atol=1e-3,
                  name=f"greedy_generate(use_cache={use_cache}) logits vs model.generate(output_logits=True)")
@@ -1269,6 +1693,38 @@ for use_cache in (True, False):
         f"first difference at position {int((got != want).any(0).float().argmax()) if got.shape == want.shape else 'shape'} "
         f"(expected {want[:, -12:].tolist()}, got {got[:, -12:].tolist()})"
     )
+# End of sequence does not stop generation. These prompts end 3 tokens before an <|eos|> of the data,
+# and the bundled model predicts it within the 12 new tokens (after 4 and 2); the oracle is told not
+# to stop (eos_token_id=None). Then a prompt of a single token. Meanwhile a hook checks that every
+# forward pass runs without autograd (no graph kept across steps) and the prompts stay as they were.
+eos_at = [int(i) for i in (ppl_ids == tokenizer.eos_token_id).nonzero().flatten() if i >= 23][:2] or [23]
+for prompt_h, n_new in [(torch.stack([ppl_ids[i - 23:i - 3] for i in eos_at]).to(device), 12),
+                        (ppl_ids[5:6][None].to(device), 5)]:
+    with torch.no_grad():
+        ref = model.generate(prompt_h, attention_mask=torch.ones_like(prompt_h), max_new_tokens=n_new, do_sample=False,
+                             eos_token_id=None, pad_token_id=tokenizer.pad_token_id, output_logits=True,
+                             return_dict_in_generate=True)
+    want, want_logits = ref.sequences, torch.stack(ref.logits, dim=1)
+    n_eos = int((want[:, prompt_h.shape[1]:] == tokenizer.eos_token_id).sum())
+    prompt_before = prompt_h.clone()
+    for use_cache in (True, False):
+        grad_on = []
+        hook = model.model.embed_tokens.register_forward_pre_hook(lambda mod, args: grad_on.append(torch.is_grad_enabled()))
+        try:
+            got, got_logits = greedy_generate(model, prompt_h, n_new, use_cache=use_cache)
+        finally:
+            hook.remove()
+        assert grad_on and not any(grad_on) and not got_logits.requires_grad, (
+            f"greedy_generate(use_cache={use_cache}): {sum(grad_on)} of {len(grad_on)} forward passes ran with autograd on "
+            f"(logits requires_grad={got_logits.requires_grad}); wrap the loop in torch.no_grad()"
+        )
+        assert torch.equal(prompt_h, prompt_before), "greedy_generate modified its input_ids in place"
+        assert got.shape == want.shape and torch.equal(got, want), (
+            f"greedy_generate(prompt {tuple(prompt_h.shape)}, {n_new}, use_cache={use_cache}), {n_eos} EOS token(s) among "
+            f"the new ones: expected {want[:, -n_new:].tolist()} (no early stop), got {got[:, prompt_h.shape[1]:].tolist()}"
+        )
+        assert_close(got_logits, want_logits, rtol=1e-3, atol=1e-3,
+                     name=f"greedy_generate(prompt {tuple(prompt_h.shape)}, use_cache={use_cache}) logits")
 ### END HIDDEN TESTS
 assert True
 
@@ -1277,15 +1733,20 @@ assert True
 # The cache must pay off: 8 new tokens after a 192-token prompt. First a deterministic count:
 # how many token positions the model embeds. With the cache: the prompt once, then one token per
 # step (192 + 7); recomputing: 192 + 193 + ... + 199.
+# The call uses the default (use_cache=True), and the model's config says use_cache=False: the cache
+# must be asked for explicitly (model(..., use_cache=True)), not left to the config.
 long_prompt = ppl_ids[:192][None].to(device)
 fed = []
 hook = model.model.embed_tokens.register_forward_hook(lambda mod, args, result: fed.append(args[0].numel()))
+config_cache = model.config.use_cache
+model.config.use_cache = False
 try:
-    greedy_generate(model, long_prompt, 8, use_cache=True)
+    greedy_generate(model, long_prompt, 8)
 finally:
     hook.remove()
+    model.config.use_cache = config_cache
 assert sum(fed) == 192 + 7, (
-    f"greedy_generate(use_cache=True), 8 tokens after a 192-token prompt: expected the model to embed "
+    f"greedy_generate (default use_cache=True), 8 tokens after a 192-token prompt: expected the model to embed "
     f"192 + 7 = 199 token positions (prompt once, then only the newest token), got {sum(fed)} in {len(fed)} calls"
 )
 # Then the time, as a ratio measured interleaved in one run. On a CPU the recomputed prefix
@@ -1352,7 +1813,9 @@ for prompt_len in (16, 128):
 # %% answer id=roofline
 def linear_shapes(config):
     """(in_features, out_features) of every Linear in the decoder blocks, in the order
-    q, k, v, o, gate, up, down, repeated for each of config.num_hidden_layers layers."""
+    q, k, v, o, gate, up, down, repeated for each of config.num_hidden_layers layers.
+    Attention widths come from num_*_heads * head_dim; head_dim need not be
+    hidden_size / num_attention_heads (use config.head_dim when it is set)."""
     ### BEGIN SOLUTION
     h, f = config.hidden_size, config.intermediate_size
     head_dim = getattr(config, "head_dim", None) or h // config.num_attention_heads
@@ -1385,9 +1848,6 @@ assert len(shapes) == 7 * model.config.num_hidden_layers, (
 )
 # One 4 x 4 float32 layer, one token: 32 FLOPs over 64 + 32 bytes.
 assert_scalar_close(arithmetic_intensity([(4, 4)], 1), 32 / 96, rtol=1e-12, atol=0, name="arithmetic_intensity([(4, 4)], 1)")
-assert attainable(0.5, 1e12, 1e11) == 5e10 and attainable(100, 1e12, 1e11) == 1e12, (
-    "attainable(I, peak, bw) = min(peak, bw * I): expected 5e10 at I=0.5 and 1e12 at I=100 for peak 1e12, bw 1e11"
-)
 
 # %% test id=test_roofline_hidden points=2
 ### BEGIN HIDDEN TESTS
@@ -1396,14 +1856,31 @@ cfg = LlamaConfig(hidden_size=512, intermediate_size=1376, num_attention_heads=8
 got_shapes = linear_shapes(cfg)
 want_shapes = [(512, 512), (512, 128), (512, 128), (512, 512), (512, 1376), (512, 1376), (1376, 512)] * 3
 assert [tuple(s) for s in got_shapes] == want_shapes, f"linear_shapes (GQA, 8 heads, 2 kv heads): expected {want_shapes[:7]} per layer, got {got_shapes[:7]}"
+# head_dim is not hidden_size / num_attention_heads (as in Gemma-style configs): 8 heads of 96 = 768 wide.
+cfg96 = LlamaConfig(hidden_size=512, intermediate_size=1024, num_attention_heads=8, num_key_value_heads=2,
+                    head_dim=96, num_hidden_layers=1)
+want96 = [(512, 768), (512, 192), (512, 192), (768, 512), (512, 1024), (512, 1024), (1024, 512)]
+got96 = [tuple(s) for s in linear_shapes(cfg96)]
+assert got96 == want96, f"linear_shapes (head_dim 96 with hidden_size 512 and 8 heads): expected {want96}, got {got96}"
 # The tiny model's own Linear layers, read from the module.
 mod_shapes = [(m.in_features, m.out_features) for m in model.model.layers.modules() if isinstance(m, nn.Linear)]
-assert sorted(tuple(s) for s in shapes) == sorted(mod_shapes), "linear_shapes(model.config) must match the model's Linear layers"
+assert sorted(tuple(s) for s in shapes) == sorted(mod_shapes), (
+    f"linear_shapes(model.config) must match the model's Linear layers: expected {mod_shapes[:7]} per layer, got {shapes[:7]}"
+)
 for n, bits, act in [(1, 32, 4), (1, 8, 4), (1, 4, 2), (256, 32, 4), (256, 4, 2), (17, 8, 1)]:
     flops = sum(2 * n * i * o for i, o in want_shapes)
     moved = sum(i * o * bits / 8 + n * (i + o) * act for i, o in want_shapes)
     assert_scalar_close(arithmetic_intensity(want_shapes, n, bits, act), flops / moved, rtol=1e-12, atol=0,
                         name=f"arithmetic_intensity(n_tokens={n}, weight_bits={bits}, act_bytes={act})")
+### END HIDDEN TESTS
+assert True
+
+# %% test id=test_attainable points=1
+assert attainable(0.5, 1e12, 1e11) == 5e10 and attainable(100, 1e12, 1e11) == 1e12, (
+    f"attainable(I, peak, bw) = min(peak, bw * I): expected 5e10 at I=0.5 and 1e12 at I=100 for peak 1e12, bw 1e11; "
+    f"got {attainable(0.5, 1e12, 1e11)} and {attainable(100, 1e12, 1e11)}"
+)
+### BEGIN HIDDEN TESTS
 for i_, peak, bw in [(0.25, 1e12, 2e11), (3.0, 1e12, 5e11), (1e3, 1e14, 3e12)]:
     assert_scalar_close(attainable(i_, peak, bw), min(peak, bw * i_), rtol=1e-12, atol=0, name=f"attainable({i_}, {peak}, {bw})")
 ### END HIDDEN TESTS

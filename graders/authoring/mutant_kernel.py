@@ -37,12 +37,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from graders import cells
+from graders import cells, settings
 from graders.authoring.mutants import Mutant, load_mutants
 from graders.grading.course import KERNEL_NAME, write_kernelspec
 from graders.grading.units import Unit, get_unit
 from graders.notebook.kernel import KERNEL_ENV
 
+LONG_KERNEL_SECONDS = 7 * 24 * 3600
 _SNAPSHOT = "__llmlabs_namespace_snapshot"
 SAVE = f"{_SNAPSHOT} = dict(get_ipython().user_ns)"
 RESTORE = (
@@ -77,6 +78,9 @@ class SharedKernel:
         self.reference_scores: Scores = {}
         self.cell_seconds: dict[int, float] = {}
         self.restarts = 0
+        # Whether a cell of the last `grade` ran into its time limit: a kill by timeout
+        # under a limit tighter than the grader's needs a second look (mutation_score).
+        self.timed_out = False
         self.client: Any = None
 
     def _timeout(self, cell: Any) -> int:
@@ -144,6 +148,7 @@ class SharedKernel:
         reference = self.nb.cells[start].source
         scores: Scores = {}
         tests = [str(cells.grade_id(c)) for c in self.nb.cells[start : stop + 1] if cells.is_test(c)]
+        self.timed_out = False
         self._run_scratch(SAVE)
         self.nb.cells[start].source = source
         try:
@@ -152,7 +157,10 @@ class SharedKernel:
                 if cell.cell_type != "code":
                     continue
                 cell.outputs = []
+                started = time.perf_counter()
                 self.client.execute_cell(cell, i)
+                if time.perf_counter() - started >= self._timeout(cell):
+                    self.timed_out = True
                 if cells.is_test(cell):
                     gid = str(cells.grade_id(cell))
                     scores[gid] = _score(cell)
@@ -186,10 +194,21 @@ def shared_kernel(unit: Unit, cell_timeouts: Callable[[int], float] | None = Non
         os.environ["JUPYTER_PATH"] = str(spec_root / ".llmlabs" / "jupyter")
         for key, value in KERNEL_ENV.items():
             os.environ.setdefault(key, value)
+        # One kernel grades hundreds of mutants: the sandbox's whole-notebook wall and CPU
+        # limits would kill it part-way (and each restart re-runs the reference), while
+        # the per-cell timeouts already bound every mutant.
+        names = [settings.LIMITS[limit].env for limit in ("notebook_seconds", "cpu_seconds")]
+        saved = {name: os.environ.get(name) for name in names}
+        for name in names:
+            os.environ.setdefault(name, str(LONG_KERNEL_SECONDS))
         work = Path(tmp) / "work"
         work.mkdir()
-        with SharedKernel(unit, work, cell_timeouts).running() as kernel:
-            yield kernel
+        try:
+            with SharedKernel(unit, work, cell_timeouts).running() as kernel:
+                yield kernel
+        finally:
+            for name in [n for n, old in saved.items() if old is None]:
+                os.environ.pop(name, None)
 
 
 def run_mutants(

@@ -7,6 +7,10 @@ Each mutant (`graders.authoring.automutate`) runs in the shared mutant kernel
 after it through the last test cell of its exercise, or, further, the last test cell
 that uses a name the answer defines. A mutant is *killed* when a test cell scores less
 than the reference did (the first such test stops its run), *survives* otherwise.
+Each cell may take 5x the reference's time (15 s at least) so that a mutant stuck in a
+loop costs little; a mutant killed that way is graded again with the unit's own
+`cell_timeout`, the grader's limit, since on a loaded machine an equivalent mutant can
+run past the tight one.
 
 Survivors are triaged in the unit's `mutation_triage.toml`: `[equivalent]` maps a
 mutant id to the reason no test can tell it from the reference (those leave the
@@ -149,8 +153,11 @@ def grade_automutants(
     )
     if todo:
         seconds: dict[int, float] = {}
+        graders_limit = False  # True while regrading a kill by timeout
 
         def limit(i: int) -> float:
+            if graders_limit:
+                return unit.cell_timeout
             return min(
                 unit.cell_timeout, max(TIMEOUT_FLOOR, TIMEOUT_FACTOR * seconds.get(i, unit.cell_timeout))
             )
@@ -162,6 +169,13 @@ def grade_automutants(
             for n, m in enumerate(todo, 1):
                 started = time.perf_counter()
                 scores = kernel.grade(m.cell, m.source, ranges[m.cell], stop_on_loss=reference)
+                if kernel.timed_out:
+                    say(f"  {m.id} ran into the tight time limit: graded again with cell_timeout")
+                    graders_limit = True
+                    try:
+                        scores = kernel.grade(m.cell, m.source, ranges[m.cell], stop_on_loss=reference)
+                    finally:
+                        graders_limit = False
                 lost = [t for t, s in scores.items() if s < reference.get(t, 0.0)]
                 v = Verdict(
                     m.id,

@@ -74,9 +74,6 @@ class Result:
     def full_marks(self) -> bool:
         return self.error is None and bool(self.cells) and self.score >= self.max_score
 
-    def by_id(self) -> dict[str, CellResult]:
-        return {c.grade_id: c for c in self.cells}
-
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(score=self.score, max_score=self.max_score, full_marks=self.full_marks)

@@ -206,15 +206,3 @@ class CourseGradebook:
                 code = [g for g in nb.grades if g.cell_type == "code"]
                 out += [[g.name, float(g.score or 0.0), float(g.max_score or 0.0)] for g in code]
             return out
-
-    def all_scores(self, unit: str) -> dict[str, dict[str, float]]:
-        """student -> grade_id -> score, for every submission of `unit` (tests, benchmark)."""
-        with self._gradebook() as gb:
-            out: dict[str, dict[str, float]] = {}
-            for sub in gb.find_assignment(unit).submissions:
-                out[sub.student.id] = {
-                    f"{nb.notebook.name}/{g.name}": float(g.score or 0.0)
-                    for nb in sub.notebooks
-                    for g in nb.grades
-                }
-            return out

@@ -14,6 +14,7 @@ stable import paths; anything else in `graders` may move between versions.
 | `measure` | interleaved speed ratios, peak memory, call and byte counts |
 | `data` | the bundled corpus, tokenizer, tiny Llama, task and training logs, sha256-checked |
 | `lm` | perplexity of a causal language model |
+| `parallel` | `run_distributed`: a notebook function on N `torch.distributed` (gloo) processes |
 
 Submodules load on first use, so `from graders.notebook import setup` imports neither
 NumPy nor torch: the setup cell can fix thread counts before they load.
@@ -52,6 +53,7 @@ _EXPORTS = {
         "dataset_path",
     ),
     "lm": ("perplexity", "unigram_perplexity"),
+    "parallel": ("run_distributed", "WorkerError", "WorkerTimeout"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [
@@ -60,6 +62,8 @@ __all__ = [
     "KERNEL_ENV",
     "Ratio",
     "Timing",
+    "WorkerError",
+    "WorkerTimeout",
     "assert_close",
     "assert_dtype",
     "assert_scalar_close",
@@ -76,6 +80,7 @@ __all__ = [
     "peak_memory_numpy",
     "peak_memory_torch",
     "perplexity",
+    "run_distributed",
     "setup",
     "speedup",
     "synchronize",
@@ -120,6 +125,7 @@ if TYPE_CHECKING:
         tensor_bytes,
         time_call,
     )
+    from graders.notebook.parallel import WorkerError, WorkerTimeout, run_distributed
 
 
 def __getattr__(name: str) -> Any:

@@ -32,7 +32,10 @@ from graders import settings
 @dataclass(frozen=True)
 class Limits:
     memory_mb: int = 4096  # resident memory of the kernel and its children
-    processes: int = 128  # processes/threads the kernel may have at once
+    # Processes and threads (tasks) the kernel may have at once. A kernel alone takes about
+    # 20; `run_distributed` with 4 ranks brings it to 36 (each gloo worker has 4 threads):
+    # measured in bwrap under the cgroup pids cap, which 24 refuses with a clear WorkerError.
+    processes: int = 128
     notebook_seconds: int = 1800  # wall time for the whole notebook's kernel
     cpu_seconds: int = 3600  # CPU time of the kernel process (RLIMIT_CPU)
     output_mb: int = 4  # bytes a kernel may print (stdout + stderr), then truncated

@@ -3,6 +3,8 @@ before it: grading in reverse order gives the same scores (graders.authoring.mut
 
 from __future__ import annotations
 
+import os
+
 from graders.authoring.build import parse_cells, render
 from graders.authoring.mutant_kernel import run_mutants
 from graders.authoring.mutants import Mutant
@@ -53,17 +55,28 @@ MUTANTS = [
 ]
 
 
-def test_mutant_scores_do_not_depend_on_the_order(tmp_path):
+def tiny_unit(directory, name: str, text: str, cell_timeout: int) -> Unit:
+    """A unit made of `text` alone, built into `directory`."""
     nb = {
-        "cells": parse_cells(TEXT),
+        "cells": parse_cells(text),
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
         "nbformat": 4,
         "nbformat_minor": 5,
     }
-    (tmp_path / "tiny.ipynb").write_text(render(nb))
-    unit = Unit(
-        name="tiny", number=0, title="tiny", minutes=1, device="CPU", directory=tmp_path, cell_timeout=60
+    (directory / f"{name}.ipynb").write_text(render(nb))
+    return Unit(
+        name=name,
+        number=0,
+        title=name,
+        minutes=1,
+        device="CPU",
+        directory=directory,
+        cell_timeout=cell_timeout,
     )
+
+
+def test_mutant_scores_do_not_depend_on_the_order(tmp_path):
+    unit = tiny_unit(tmp_path, "tiny", TEXT, cell_timeout=60)
     forward = run_mutants(unit, MUTANTS)
     backward = run_mutants(unit, MUTANTS[::-1])
     expected = {
@@ -72,3 +85,54 @@ def test_mutant_scores_do_not_depend_on_the_order(tmp_path):
     }
     assert forward == expected, forward
     assert backward == expected, backward
+
+
+SLOW_TEXT = """\
+# %% setup id=setup
+import time
+from graders.notebook import setup
+setup()
+
+# %% answer id=pause
+def pause():
+    ### BEGIN SOLUTION
+    time.sleep(0.1)
+    ### END SOLUTION
+
+# %% test id=test_pause points=1
+pause()
+assert True
+"""
+
+
+def test_a_kill_by_the_tight_time_limit_is_graded_again_with_cell_timeout(tmp_path, monkeypatch):
+    # A mutant 20x slower than the reference but well inside the grader's cell_timeout is
+    # not a mistake the grader would punish: loaded machines make equivalent mutants slow.
+    from graders.authoring import mutation_score
+    from graders.authoring.automutate import AutoMutant
+
+    unit = tiny_unit(tmp_path, "slow", SLOW_TEXT, cell_timeout=8)
+    monkeypatch.setattr(mutation_score, "TIMEOUT_FLOOR", 1.0)
+    slower = AutoMutant("slower", "pause", "test", 0, "", "", "def pause():\n    time.sleep(2)\n")
+    stuck = AutoMutant("stuck", "pause", "test", 0, "", "", "def pause():\n    time.sleep(60)\n")
+    said: list[str] = []
+    verdicts = mutation_score.grade_automutants(unit, [slower, stuck], use_cache=False, progress=said.append)
+    assert [v.killed for v in verdicts] == [False, True], (verdicts, said)
+    assert sum("graded again" in line for line in said) == 2, said
+
+
+def test_the_shared_kernel_outlives_the_whole_notebook_limits(tmp_path, monkeypatch):
+    # Hundreds of mutants in one kernel add up to more than one notebook's wall and CPU
+    # time; the per-cell timeouts bound each mutant instead. The caller's env is restored.
+    from graders import settings
+    from graders.authoring.mutant_kernel import LONG_KERNEL_SECONDS, shared_kernel
+
+    wall = settings.LIMITS["notebook_seconds"].env
+    monkeypatch.delenv(wall, raising=False)
+    monkeypatch.setenv(settings.LIMITS["cpu_seconds"].env, "5000")  # an explicit choice is kept
+    unit = tiny_unit(tmp_path, "slow", SLOW_TEXT, cell_timeout=8)
+    with shared_kernel(unit) as kernel:
+        assert kernel.reference_scores == {"test_pause": 1.0}
+        assert os.environ[wall] == str(LONG_KERNEL_SECONDS)
+        assert os.environ[settings.LIMITS["cpu_seconds"].env] == "5000"
+    assert wall not in os.environ

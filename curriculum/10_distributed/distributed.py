@@ -1,0 +1,1400 @@
+# %% [markdown]
+# # Unit 10 — Distributed training: collectives, DDP, ZeRO, tensor parallelism and the memory model
+#
+# One GPU holds neither the weights, gradients and optimizer state of a 70B model nor
+# enough throughput to train it in a reasonable time. Distributed training splits the work
+# across processes that talk through a handful of **collective operations** (all-reduce,
+# all-gather, reduce-scatter, broadcast). In this unit you start real processes on this
+# machine, joined by PyTorch's `gloo` backend (the CPU sibling of NCCL: the same
+# `torch.distributed` calls, over loopback TCP), and
+#
+# 1. build the all-reduce that every data-parallel step runs out of point-to-point sends:
+#    the **ring all-reduce** (reduce-scatter then all-gather), and count its bytes;
+# 2. write **data parallelism (DDP) by hand**: broadcast the initial weights, average the
+#    gradients; after k steps every rank holds exactly what one process training on the
+#    whole batch holds, and what `torch.nn.parallel.DistributedDataParallel` computes; then
+#    overlap communication with backward, in buckets started from gradient hooks, as DDP does;
+# 3. shard the optimizer state (**ZeRO stage 1**): each rank keeps AdamW's moments for
+#    1/N of the parameters only, and the result still equals unsharded AdamW;
+# 4. split every weight matrix of Llama's MLP across ranks (**tensor parallelism**, Megatron's
+#    column- then row-parallel layers): one all-reduce in forward, one in backward, and the
+#    same outputs and gradients as the unsharded layer;
+# 5. run a model cut into pipeline stages, one per rank, on micro-batches (GPipe);
+# 6. put numbers on it: parameters of the 7B and 70B Llama configurations, bytes per GPU
+#    under DDP, ZeRO-1/2/3 and tensor parallelism, the time an all-reduce must take, and
+#    the idle "bubble" of pipeline parallelism.
+#
+# ## Learning objectives
+#
+# After this unit you can
+# - explain what all-reduce, reduce-scatter, all-gather and broadcast do, and why a ring
+#   all-reduce sends 2(N−1)/N of the tensor per rank, whatever N is;
+# - write a data-parallel training step and prove it equal to single-process training;
+# - overlap gradient communication with the backward pass (buckets, hooks, async collectives);
+# - say which model states ZeRO-1, -2 and -3 shard and compute the bytes per GPU of each;
+# - split a transformer MLP across ranks (column- then row-parallel) with one all-reduce per
+#   pass, and write the collectives' backward as autograd functions;
+# - estimate from first principles whether a model fits on a GPU and how long its gradient
+#   all-reduce must take at a given bandwidth;
+# - run a GPipe forward pass across ranks, and compute its bubble (p−1)/(m+p−1) to
+#   choose a number of micro-batches.
+#
+# ## Prerequisites
+#
+# PyTorch tensors, `nn.Module`, autograd and optimizers (`backward`, `.grad`, `step`), and
+# AdamW's update rule (unit 06 uses it). No GPU is needed.
+#
+# ## Time, device, skills
+#
+# - **Time:** about 3 hours 20 minutes.
+# - **Device:** CPU. Every exercise starts 2 to 4 worker processes from this notebook
+#   (`graders.notebook.run_distributed`); the whole notebook takes about two minutes on 2
+#   cores. On a machine with several GPUs the same code runs with the `nccl` backend and
+#   CUDA tensors; nothing in the algorithms changes.
+# - **Skills practised** (see the course skill map): *Training and fine-tuning* (data
+#   parallelism, sharded optimizers, mixed-precision memory budgets); *Optimisation*
+#   (AdamW's state); *Engineering habits* (exactness checks against a single process and a
+#   real library, counting bytes rather than guessing).
+#
+# ### How the notebook runs processes
+#
+# `run_distributed(fn, N, *args)` forks N processes from this kernel. Each joins a `gloo`
+# process group (so `dist.get_rank()`, `dist.all_reduce(...)` and friends work), calls
+# `fn(rank, N, *args)` and sends its return value back; you get the N return values as a
+# list, index = rank. A worker that raises shows its traceback here; a collective that some
+# rank never joins (a deadlock) times out instead of hanging the notebook; and no worker
+# outlives the call. What a worker prints appears here prefixed with its rank.
+#
+# Run the cell below first. It fixes seeds and threads and silences library warnings (the
+# grader scores any test cell that writes to stderr as 0).
+
+# %% setup id=setup
+import functools
+import math
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from graders.notebook import setup
+
+setup()
+
+import matplotlib.pyplot as plt
+from graders.notebook import assert_close, assert_scalar_close, run_distributed
+
+
+class MLP(nn.Module):
+    """A small MLP with a buffer and a parameter the forward pass never uses (its .grad
+    stays None), as real models have."""
+
+    def __init__(self, seed):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 3))
+        self.unused = nn.Linear(2, 2)
+        self.register_buffer("scale", torch.full((3,), 1.0 + seed / 100))
+
+    def forward(self, x):
+        return self.net(x) * self.scale
+
+
+def make_mlp(seed):
+    """An MLP whose initial weights and buffer depend on `seed`."""
+    return MLP(seed)
+
+
+def mlp_loss(model, x, y):
+    """Mean squared error of the model's output, averaged over the batch."""
+    return ((model(x) - y) ** 2).mean()
+
+
+def example(rank, world_size):
+    x = torch.tensor([float(rank + 1)])
+    dist.all_reduce(x)  # sum over ranks, in place, on every rank
+    return x.item()
+
+
+print("all_reduce of [1], [2]:", run_distributed(example, 2))
+
+# %% [markdown]
+# ## 1. All-reduce from point-to-point: the ring
+#
+# **All-reduce** leaves on every rank the sum (over ranks) of a tensor every rank holds.
+# The naive way — everybody sends its whole tensor to rank 0, rank 0 adds and sends the
+# sum back — makes rank 0 send and receive N−1 whole tensors: its link is the bottleneck,
+# and it gets worse with N.
+#
+# The **ring all-reduce** keeps every link equally busy. Cut the tensor (flattened, $n$
+# elements) into N chunks $c_0, \dots, c_{N-1}$ (`torch.tensor_split`: sizes differ by at
+# most one; some are empty when $n < N$). Rank $r$ sends only to rank $r+1$ and receives
+# only from rank $r-1$ (mod N).
+#
+# 1. **Reduce-scatter**, N−1 steps: at step $s$, rank $r$ sends its partial sum of chunk
+#    $(r - s) \bmod N$ and adds what it receives, chunk $(r - s - 1) \bmod N$, into its own
+#    copy. After N−1 steps rank $r$ holds the complete sum of chunk $(r + 1) \bmod N$.
+# 2. **All-gather**, N−1 steps: at step $s$, rank $r$ sends the complete chunk
+#    $(r + 1 - s) \bmod N$ and stores the complete chunk $(r - s) \bmod N$ it receives.
+#
+# Each rank sends $2(N-1)$ chunks, about $2(N-1)/N \cdot n$ elements: **less than twice the
+# tensor, whatever N**, which is why all-reduce time barely grows with the number of GPUs.
+# (NCCL uses rings and trees; the byte count is the lower bound for any all-reduce.)
+#
+# A step where every rank sends and then receives would deadlock if sends blocked until
+# received; use the non-blocking `dist.isend` (returns a request; `.wait()` on it) and a
+# blocking `dist.recv`, or `dist.irecv` for both.
+#
+# **Exercise.** Write `ring_all_reduce(x)`: the sum over ranks, in place, using only
+# `dist.send`/`dist.recv`/`dist.isend`/`dist.irecv` (called as `dist.…`: the grader counts
+# what passes through them and forbids the collectives), and return the bytes this rank
+# sent, counted by your own code.
+
+# %% answer id=ring
+def ring_all_reduce(x):
+    """Sum `x` over all ranks in place, as `dist.all_reduce(x)` does, with a ring
+    reduce-scatter then all-gather built only on dist.send / dist.recv / dist.isend /
+    dist.irecv (no collective: dist.all_reduce, all_gather, reduce_scatter, broadcast,
+    reduce are forbidden).
+
+    x: a contiguous tensor of any shape and floating dtype, the same shape on every rank;
+    it may have fewer elements than there are ranks. Rank and world size come from
+    dist.get_rank() / dist.get_world_size(); world size 1 sends nothing.
+    Returns: int, the bytes this rank sent (elements sent times x.element_size()). Over all
+    ranks they must add up to exactly 2 (N - 1) x.numel() x.element_size(), and no rank
+    may send more than 2 (N - 1) ceil(numel / N) elements.
+    """
+    ### BEGIN SOLUTION
+    rank, n = dist.get_rank(), dist.get_world_size()
+    chunks = torch.tensor_split(x.view(-1), n)
+    right, left = (rank + 1) % n, (rank - 1) % n
+    sent = 0
+    for phase in ("reduce-scatter", "all-gather"):
+        for step in range(n - 1):
+            if phase == "reduce-scatter":
+                out, into = (rank - step) % n, (rank - step - 1) % n
+            else:
+                out, into = (rank + 1 - step) % n, (rank - step) % n
+            request = dist.isend(chunks[out].contiguous(), dst=right)
+            received = torch.empty_like(chunks[into])
+            dist.recv(received, src=left)
+            request.wait()
+            sent += chunks[out].numel() * x.element_size()
+            if phase == "reduce-scatter":
+                chunks[into].add_(received)
+            else:
+                chunks[into].copy_(received)
+    return sent
+    ### END SOLUTION
+
+# %% test id=test_ring_visible points=1
+def _ring_small(rank, world_size):
+    x = torch.arange(5, dtype=torch.float32) + 10 * rank
+    sent = ring_all_reduce(x)
+    return x, sent
+
+_out = run_distributed(_ring_small, 2, timeout=30)
+for _r, (_x, _sent) in enumerate(_out):
+    # rank 0 holds [0..4], rank 1 [10..14]: the sum is [10, 12, 14, 16, 18] on both.
+    assert_close(_x, torch.tensor([10.0, 12, 14, 16, 18]), rtol=0, atol=0, name=f"rank {_r}'s x after ring_all_reduce")
+# 2 ranks, 5 float32 elements: chunks of 3 and 2; each rank sends one chunk in each phase.
+_total = sum(s for _, s in _out)
+assert _total == 2 * (2 - 1) * 5 * 4, (
+    f"bytes sent by both ranks: expected 2 (N-1) n x 4 bytes = 40, got {[s for _, s in _out]} (total {_total})"
+)
+
+# %% test id=test_ring_hidden points=3
+### BEGIN HIDDEN TESTS
+_FORBIDDEN = ("all_reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter", "reduce_scatter_tensor",
+              "broadcast", "reduce", "all_to_all", "all_to_all_single", "gather", "scatter", "batch_isend_irecv")
+
+
+def _ring_case(rank, world_size, shape, dtype, seed):
+    g = torch.Generator().manual_seed(seed + rank)
+    integers = torch.randint(-1000, 1000, shape, generator=g).to(dtype)  # exact sums in any order
+    floats = (100 * torch.randn(shape, generator=g)).to(dtype)
+    expected = [t.clone() for t in (integers, floats)]
+    for t in expected:
+        dist.all_reduce(t)
+    counted = {"bytes": 0}
+    real = {name: getattr(dist, name) for name in ("send", "isend") + _FORBIDDEN}
+
+    def counting(name):
+        @functools.wraps(real[name])
+        def send(tensor, *args, **kwargs):
+            counted["bytes"] += tensor.numel() * tensor.element_size()
+            return real[name](tensor, *args, **kwargs)
+        return send
+
+    def forbidden(name):
+        def call(*args, **kwargs):
+            raise AssertionError(f"ring_all_reduce must not call dist.{name}: build it from send/recv")
+        return call
+
+    for name in ("send", "isend"):
+        setattr(dist, name, counting(name))
+    for name in _FORBIDDEN:
+        setattr(dist, name, forbidden(name))
+    try:
+        got, sent = [], []
+        for t in (integers, floats):
+            counted["bytes"] = 0
+            returned = ring_all_reduce(t)
+            got.append(t)
+            sent.append((returned, counted["bytes"]))
+    finally:
+        for name, fn in real.items():
+            setattr(dist, name, fn)
+    return got, expected, sent
+
+
+for _n_ranks, _shape, _dtype in [(2, (10,), torch.float32), (4, (1001,), torch.float32), (3, (7,), torch.float64),
+                                 (4, (3,), torch.float32), (4, (6, 5), torch.float32), (1, (4,), torch.float32)]:
+    _out = run_distributed(_ring_case, _n_ranks, _shape, _dtype, 7, timeout=30)
+    _numel = math.prod(_shape)
+    _item = torch.empty(0, dtype=_dtype).element_size()
+    for _r, (_got, _expected, _sent) in enumerate(_out):
+        assert_close(_got[0], _expected[0], rtol=0, atol=0,
+                     name=f"ring_all_reduce of integer values, rank {_r} of {_n_ranks}, shape {_shape}")
+        # Partial sums of values ~100 in another order than gloo's: float32 rounding only.
+        assert_close(_got[1], _expected[1], rtol=1e-5, atol=1e-3,
+                     name=f"ring_all_reduce of random values, rank {_r} of {_n_ranks}, shape {_shape}, {_dtype}")
+        for _returned, _counted in _sent:
+            assert _returned == _counted, (
+                f"rank {_r} of {_n_ranks}, shape {_shape}, {_dtype}: ring_all_reduce returned {_returned} bytes "
+                f"sent, but {_counted} bytes went through dist.send/dist.isend"
+            )
+            _cap = 2 * (_n_ranks - 1) * -(-_numel // _n_ranks) * _item
+            assert _counted <= _cap, (
+                f"rank {_r} of {_n_ranks} sent {_counted} bytes for {_numel} elements of {_item} bytes; a ring "
+                f"sends at most 2 (N-1) ceil(n/N) elements = {_cap} bytes per rank"
+            )
+    for _i in range(2):
+        _total = sum(s[_i][1] for _, _, s in _out)
+        assert _total == 2 * (_n_ranks - 1) * _numel * _item, (
+            f"{_n_ranks} ranks, {_numel} elements of {_item} bytes: all ranks together must send exactly "
+            f"2 (N-1) n = {2 * (_n_ranks - 1) * _numel * _item} bytes, sent {_total}"
+        )
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# ## 2. Data parallelism by hand
+#
+# Data parallelism (DDP) keeps a full copy of the model on every rank and gives each rank
+# a different slice of the batch. Two collectives make the copies stay identical:
+#
+# 1. before training, **broadcast** rank 0's parameters (and buffers) to every rank, since
+#    each rank initialised its own copy at random;
+# 2. after every `backward`, **all-reduce** each gradient and divide by N. For a loss that
+#    is a mean over the batch and equal shards of $b$ examples,
+#    $\nabla \frac{1}{Nb}\sum_{i} \ell_i = \frac{1}{N}\sum_{r} \nabla \frac{1}{b}\sum_{i \in r} \ell_i$:
+#    the averaged gradient *is* the gradient of the whole batch, so every rank takes the same
+#    optimizer step as one process training on the concatenated batch would.
+#
+# `torch.nn.parallel.DistributedDataParallel` does the same, plus one optimisation: it
+# groups gradients into ~25 MB **buckets** and starts each bucket's all-reduce from a
+# gradient hook as soon as the bucket is full, so that communication overlaps the rest of
+# the backward pass.
+#
+# **Exercise.** Write `broadcast_parameters(model)` and `average_gradients(model)` (2b adds
+# the buckets).
+
+# %% answer id=ddp
+def broadcast_parameters(model):
+    """Overwrite, in place, every parameter and every buffer of `model` with rank 0's
+    values (dist.broadcast from src=0), on every rank. Parameters stay the same objects
+    (optimizers hold references to them). Returns nothing."""
+    ### BEGIN SOLUTION
+    with torch.no_grad():
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            dist.broadcast(tensor, src=0)
+    ### END SOLUTION
+
+
+def average_gradients(model):
+    """After loss.backward(): replace, in place, each parameter's .grad by its mean over all
+    ranks (the sum from dist.all_reduce divided by the world size). Parameters whose .grad
+    is None (unused in the forward pass, the same on every rank) are skipped and stay
+    None. Returns nothing."""
+    ### BEGIN SOLUTION
+    world_size = dist.get_world_size()
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad.div_(world_size)
+    ### END SOLUTION
+
+# %% [markdown]
+# The test below trains the MLP for a few steps on N ranks, each with its own quarter (or
+# half) of a fixed batch, and compares every rank's parameters with a single process
+# training on the whole batch.
+
+# %% test id=test_ddp_visible points=1
+def _ddp_small(rank, world_size, x, y, steps):
+    model = make_mlp(seed=rank)  # a different initialisation on every rank
+    broadcast_parameters(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    xs, ys = x.chunk(world_size), y.chunk(world_size)
+    for _ in range(steps):
+        opt.zero_grad()
+        mlp_loss(model, xs[rank], ys[rank]).backward()
+        average_gradients(model)
+        opt.step()
+    return {k: v.detach() for k, v in model.state_dict().items()}
+
+torch.manual_seed(1)
+_x, _y = torch.randn(8, 6), torch.randn(8, 3)
+_single = make_mlp(seed=0)
+_opt = torch.optim.SGD(_single.parameters(), lr=0.1)
+for _ in range(3):
+    _opt.zero_grad()
+    mlp_loss(_single, _x, _y).backward()
+    _opt.step()
+_states = run_distributed(_ddp_small, 2, _x, _y, 3, timeout=60)
+for _r, _state in enumerate(_states):
+    for _k, _v in _single.state_dict().items():
+        # Same arithmetic up to the order of float32 sums (a mean of two half-batch means).
+        assert_close(_state[_k], _v, rtol=1e-5, atol=1e-6,
+                     name=f"rank {_r}'s {_k} after 3 DDP steps vs one process on the whole batch")
+_moved = (_states[0]["net.0.weight"] - make_mlp(seed=0).net[0].weight).abs().max().item()
+assert _moved > 1e-3, f"3 steps with lr 0.1 must move the weights; they moved by at most {_moved:.2e}"
+
+# %% test id=test_ddp_hidden points=3
+### BEGIN HIDDEN TESTS
+def _train(model, opt, x, y, steps, rank, world_size, sync):
+    xs, ys = x.chunk(world_size), y.chunk(world_size)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        mlp_loss(model, xs[rank], ys[rank]).backward()
+        if sync:
+            average_gradients(model)
+        opt.step()
+
+
+def _optimizer(name, params):
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=0.05, momentum=0.9)
+    return torch.optim.AdamW(params, lr=0.01, weight_decay=0.1)
+
+
+def _ddp_case(rank, world_size, x, y, steps, opt_name):
+    hand = make_mlp(seed=10 + rank)
+    ids = [id(p) for p in hand.parameters()]
+    broadcast_parameters(hand)
+    assert [id(p) for p in hand.parameters()] == ids, "broadcast_parameters must update the parameters in place"
+    after_broadcast = {k: v.detach().clone() for k, v in hand.state_dict().items()}
+    _train(hand, _optimizer(opt_name, hand.parameters()), x, y, steps, rank, world_size, sync=True)
+    unused_grad = hand.unused.weight.grad
+    # The library's DDP: it broadcasts rank 0's initial state itself, and averages gradients
+    # in buckets from autograd hooks.
+    ref = nn.parallel.DistributedDataParallel(make_mlp(seed=10 + rank), find_unused_parameters=True)
+    _train(ref, _optimizer(opt_name, ref.parameters()), x, y, steps, rank, world_size, sync=False)
+    return after_broadcast, dict(hand.state_dict()), ref.module.state_dict(), unused_grad
+
+
+for _n_ranks, _opt_name, _steps in [(2, "sgd", 4), (4, "adamw", 4)]:
+    torch.manual_seed(20 + _n_ranks)
+    _x, _y = 3 * torch.randn(8 * _n_ranks, 6), torch.randn(8 * _n_ranks, 3)
+    _single = make_mlp(seed=10)  # rank 0's initialisation
+    _train(_single, _optimizer(_opt_name, _single.parameters()), _x, _y, _steps, 0, 1, sync=False)
+    _out = run_distributed(_ddp_case, _n_ranks, _x, _y, _steps, _opt_name, timeout=90)
+    for _r, (_init, _hand, _ref, _unused) in enumerate(_out):
+        for _k, _v in make_mlp(seed=10).state_dict().items():
+            assert torch.equal(_init[_k], _v), (
+                f"{_n_ranks} ranks: after broadcast_parameters, rank {_r}'s {_k} must equal rank 0's exactly"
+            )
+        assert _unused is None, f"rank {_r}: a parameter unused in forward must keep .grad None, got {_unused}"
+        for _k, _v in _single.state_dict().items():
+            # float32 sums in another order, amplified a little by AdamW's division by sqrt(v).
+            assert_close(_hand[_k], _v, rtol=1e-4, atol=1e-5,
+                         name=f"{_n_ranks} ranks, {_opt_name}, {_steps} steps: rank {_r}'s {_k} vs one process")
+            assert_close(_hand[_k], _ref[_k], rtol=1e-4, atol=1e-5,
+                         name=f"{_n_ranks} ranks, {_opt_name}: rank {_r}'s {_k} vs torch DistributedDataParallel")
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# ### 2b. Buckets and overlap
+#
+# `average_gradients` waits for the whole backward pass, then runs one all-reduce per
+# parameter: the network idles while the cores compute, then the cores idle while the
+# network works, and many tiny messages each pay a fixed latency. `DistributedDataParallel`
+# fixes both. It groups the parameters, in the **reverse** order of `model.parameters()`
+# (roughly the order in which backward produces their gradients), into **buckets** of a
+# few MB, and registers an autograd hook on every parameter; when the last gradient of a
+# bucket has been accumulated, it flattens the bucket into one buffer and starts an
+# **asynchronous** all-reduce of it (`dist.all_reduce(buffer, async_op=True)` returns at
+# once, with a handle to `.wait()` on), while backward goes on with the earlier layers.
+# After backward, it waits for every bucket and copies the averages back into `.grad`.
+#
+# `p.register_post_accumulate_grad_hook(hook)` calls `hook(p)` right after `p.grad` has
+# been accumulated during backward.
+#
+# **Exercise.** Write `BucketedGradSync`.
+
+# %% answer id=buckets
+class BucketedGradSync:
+    """Averages the gradients of `model` across ranks during backward, in buckets, like
+    DistributedDataParallel. Every parameter that requires grad must get a gradient in
+    every backward pass (no unused parameters).
+
+    Buckets (self.buckets: list of lists of Parameters): take the parameters that require
+    grad in the reverse order of model.parameters(); append each to the current bucket,
+    but first close the current bucket if it is not empty and the parameter would take it
+    over `bucket_bytes` bytes (so a parameter larger than bucket_bytes gets a bucket of its
+    own). One hook per parameter (register_post_accumulate_grad_hook): when the last
+    gradient of a bucket arrives, start ONE dist.all_reduce(flat, async_op=True) of the
+    bucket's gradients flattened into one buffer, during backward, without waiting.
+    finish(): call after loss.backward() and before optimizer.step(); waits for every
+    bucket, and replaces each .grad in place by its mean over ranks; ready for the next
+    backward pass. One all_reduce per bucket per step, nothing else.
+    """
+
+    def __init__(self, model, bucket_bytes=2**20):
+        ### BEGIN SOLUTION
+        self.world_size = dist.get_world_size()
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.buckets, current, size = [], [], 0
+        for p in reversed(params):
+            nbytes = p.numel() * p.element_size()
+            if current and size + nbytes > bucket_bytes:
+                self.buckets.append(current)
+                current, size = [], 0
+            current.append(p)
+            size += nbytes
+        if current:
+            self.buckets.append(current)
+        bucket_of = {p: i for i, bucket in enumerate(self.buckets) for p in bucket}
+        self.arrived = [0] * len(self.buckets)
+        self.pending = []
+
+        def grad_ready(p):
+            i = bucket_of[p]
+            self.arrived[i] += 1
+            if self.arrived[i] == len(self.buckets[i]):
+                flat = torch.cat([q.grad.reshape(-1) for q in self.buckets[i]])
+                self.pending.append((i, flat, dist.all_reduce(flat, async_op=True)))
+
+        for p in params:
+            p.register_post_accumulate_grad_hook(grad_ready)
+        ### END SOLUTION
+
+    def finish(self):
+        ### BEGIN SOLUTION
+        for i, flat, work in self.pending:
+            work.wait()
+            flat.div_(self.world_size)
+            offset = 0
+            for q in self.buckets[i]:
+                q.grad.copy_(flat[offset:offset + q.numel()].view_as(q))
+                offset += q.numel()
+        self.pending = []
+        self.arrived = [0] * len(self.buckets)
+        ### END SOLUTION
+
+# %% test id=test_buckets_visible points=1
+def _deep_mlp(seed):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 3))
+
+
+def _buckets_small(rank, world_size, x, y):
+    model = _deep_mlp(0)
+    sync = BucketedGradSync(model, bucket_bytes=4 * 32 * 32)  # 4 KiB: the 32x32 weight fills a bucket
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    xs, ys = x.chunk(world_size), y.chunk(world_size)
+    for _ in range(2):
+        opt.zero_grad()
+        mlp_loss(model, xs[rank], ys[rank]).backward()
+        sync.finish()
+        opt.step()
+    return [[tuple(p.shape) for p in b] for b in sync.buckets], [p.detach() for p in model.parameters()]
+
+torch.manual_seed(2)
+_x, _y = torch.randn(8, 6), torch.randn(8, 3)
+_single = _deep_mlp(0)
+_opt = torch.optim.SGD(_single.parameters(), lr=0.1)
+for _ in range(2):
+    _opt.zero_grad()
+    mlp_loss(_single, _x, _y).backward()
+    _opt.step()
+_out = run_distributed(_buckets_small, 2, _x, _y, timeout=60)
+for _r, (_buckets, _params) in enumerate(_out):
+    for _i, (_g, _p) in enumerate(zip(_params, _single.parameters())):
+        assert_close(_g, _p.detach(), rtol=1e-5, atol=1e-6, name=f"rank {_r}'s parameter {_i} after 2 bucketed steps")
+# Reverse order: bias (3), weight (3, 32), bias (32) fit in 4 KiB together; the 32x32 weight
+# alone; then bias (32) and weight (32, 6) together.
+_expected = [[(3,), (3, 32), (32,)], [(32, 32)], [(32,), (32, 6)]]
+assert _out[0][0] == _expected, f"buckets (parameter shapes): expected {_expected}, got {_out[0][0]}"
+
+# %% test id=test_buckets_hidden points=2
+### BEGIN HIDDEN TESTS
+def _buckets_case(rank, world_size, x, y, bucket_bytes, steps, opt_name):
+    model = _deep_mlp(5)
+    params = list(model.parameters())
+    sync = BucketedGradSync(model, bucket_bytes=bucket_bytes)
+    calls = []
+    real_all_reduce = dist.all_reduce
+
+    @functools.wraps(real_all_reduce)
+    def spy(tensor, *args, **kwargs):
+        # How many gradients backward has not produced yet when this all-reduce starts.
+        calls.append((tensor.numel(), sum(p.grad is None for p in params), kwargs.get("async_op", False)))
+        return real_all_reduce(tensor, *args, **kwargs)
+
+    opt = _bucket_optimizer(opt_name, params)
+    xs, ys = x.chunk(world_size), y.chunk(world_size)
+    dist.all_reduce = spy
+    try:
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            mlp_loss(model, xs[rank], ys[rank]).backward()
+            sync.finish()
+            opt.step()
+    finally:
+        dist.all_reduce = real_all_reduce
+    ref = nn.parallel.DistributedDataParallel(_deep_mlp(5), bucket_cap_mb=bucket_bytes / 2**20)
+    opt_ref = _bucket_optimizer(opt_name, ref.parameters())
+    for _ in range(steps):
+        opt_ref.zero_grad(set_to_none=True)
+        mlp_loss(ref, xs[rank], ys[rank]).backward()
+        opt_ref.step()
+    return ([[p.numel() for p in b] for b in sync.buckets], calls, [p.detach() for p in params],
+            [p.detach() for p in ref.module.parameters()])
+
+
+def _bucket_optimizer(name, params):
+    # SGD sees a gradient N times too large; AdamW hardly would (it divides by sqrt(v)).
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=0.05, momentum=0.9)
+    return torch.optim.AdamW(params, lr=0.01)
+
+
+def _expected_buckets(model, bucket_bytes):
+    buckets, current, size = [], [], 0
+    for p in reversed(list(model.parameters())):
+        if current and size + 4 * p.numel() > bucket_bytes:
+            buckets.append(current)
+            current, size = [], 0
+        current.append(p.numel())
+        size += 4 * p.numel()
+    return buckets + [current]
+
+
+# Bucket sizes chosen so that a bucket fills exactly: 524 = 12 + 384 + 128 bytes (the last
+# layer's bias and weight, the previous bias), 896 = 128 + 768 (the first layer).
+for _n_ranks, _bucket_bytes, _opt_name in [(2, 524, "adamw"), (4, 896, "sgd"), (2, 10**9, "sgd")]:
+    torch.manual_seed(30 + _n_ranks)
+    _x, _y = torch.randn(4 * _n_ranks, 6), torch.randn(4 * _n_ranks, 3)
+    _single = _deep_mlp(5)
+    _opt = _bucket_optimizer(_opt_name, _single.parameters())
+    for _ in range(3):
+        _opt.zero_grad()
+        mlp_loss(_single, _x, _y).backward()
+        _opt.step()
+    _expected = _expected_buckets(_single, _bucket_bytes)
+    _out = run_distributed(_buckets_case, _n_ranks, _x, _y, _bucket_bytes, 3, _opt_name, timeout=90)
+    for _r, (_buckets, _calls, _params, _ref) in enumerate(_out):
+        assert _buckets == _expected, (
+            f"bucket_bytes={_bucket_bytes}: buckets (numel of each parameter) expected {_expected}, got {_buckets}")
+        _per_step = [c[0] for c in _calls]
+        assert _per_step == [sum(b) for b in _expected] * 3, (
+            f"bucket_bytes={_bucket_bytes}, 3 steps: expected one dist.all_reduce per bucket per step, of "
+            f"{[sum(b) for b in _expected]} elements, got all-reduces of {_per_step}")
+        assert all(c[2] for c in _calls), f"rank {_r}: every bucket's all_reduce must be async_op=True, got {_calls}"
+        if len(_expected) > 1:
+            assert _calls[0][1] > 0, (
+                f"bucket_bytes={_bucket_bytes}: the first bucket's all-reduce must start during backward, while "
+                f"some gradients are still None; it started when {_calls[0][1]} were")
+        for _i, (_g, _p, _q) in enumerate(zip(_params, _single.parameters(), _ref)):
+            # float32 sums in another order (AdamW's division by sqrt(v) amplifies them a little).
+            assert_close(_g, _p.detach(), rtol=1e-4, atol=1e-5,
+                         name=f"{_n_ranks} ranks, {_opt_name}, buckets of {_bucket_bytes} B: rank {_r}'s "
+                              f"parameter {_i} vs one process")
+            assert_close(_g, _q, rtol=1e-4, atol=1e-5,
+                         name=f"{_n_ranks} ranks: rank {_r}'s parameter {_i} vs torch DistributedDataParallel")
+
+
+def _default_buckets(rank, world_size):
+    model = nn.Sequential(nn.Linear(300, 600), nn.Linear(600, 300))  # 723.6 KB + 722.4 KB of float32
+    return [[p.numel() for p in b] for b in BucketedGradSync(model).buckets]
+
+
+# The default bucket_bytes, 2**20: the second layer and the first bias fit, the first weight does not.
+_default = run_distributed(_default_buckets, 1, timeout=60)[0]
+assert _default == [[300, 180000, 600], [180000]], (
+    f"BucketedGradSync(model) with the default bucket_bytes=2**20: expected buckets of "
+    f"[[300, 180000, 600], [180000]] elements, got {_default}")
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# ## 3. ZeRO stage 1: shard the optimizer state
+#
+# With AdamW every parameter carries two more float32 tensors, the moments $m$ and $v$.
+# In DDP every rank stores all of them, N times the same numbers. **ZeRO-1** (Rajbhandari
+# et al., 2020) gives each rank the optimizer state of 1/N of the parameters only:
+#
+# 1. gradients are averaged as in DDP (every rank has the full averaged gradient);
+# 2. rank $r$ runs the AdamW update only on *its shard* — a contiguous slice of the
+#    flattened, concatenated parameters — with its own $m$, $v$ for that slice;
+# 3. an **all-gather** of the updated shards gives every rank all the new parameters.
+#
+# AdamW, for the elements of the shard, at step $t = 1, 2, \dots$ (as `torch.optim.AdamW`):
+#
+# $$ p \leftarrow p\,(1 - \eta\lambda), \quad m \leftarrow \beta_1 m + (1-\beta_1) g, \quad
+#    v \leftarrow \beta_2 v + (1-\beta_2) g^2, \quad
+#    p \leftarrow p - \eta\,\frac{m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t)} + \epsilon}. $$
+#
+# Communication is the same as DDP's (an all-reduce is a reduce-scatter plus an all-gather;
+# ZeRO-1 moves the all-gather after the update), and the optimizer state per rank drops
+# from $8P$ to $8P/N$ bytes.
+#
+# `dist.all_gather` needs equal sizes on every rank; when the shards differ by one
+# element, pad the communication buffer (not the state).
+#
+# **Exercise.** Write `ShardedAdamW`.
+
+# %% answer id=zero
+class ShardedAdamW:
+    """AdamW (same update and defaults as torch.optim.AdamW) whose state is sharded across
+    the ranks of the process group (ZeRO stage 1).
+
+    params: list of float32 Parameters, the same shapes (and values) on every rank. Flatten
+    and concatenate them in order (P elements in all) and cut that into world-size shards
+    with torch.tensor_split: this rank updates only its shard [start, end).
+    self.state: dict {"exp_avg": tensor, "exp_avg_sq": tensor} of float32 tensors of
+    shape (end - start,): the moments of this rank's shard, the only tensors of optimizer
+    state this rank keeps (graded by their bytes: 8 (end - start), never 8 P; a shard
+    may be empty when P < world size).
+    step(): call after every rank holds the same gradients (every parameter has a .grad).
+    Updates this rank's shard with AdamW, then all-gathers the
+    shards so every rank's parameters (updated in place, same objects) equal what
+    torch.optim.AdamW would give. zero_grad(): sets every .grad to None.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        ### BEGIN SOLUTION
+        self.params = list(params)
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        total = sum(p.numel() for p in self.params)
+        sizes = [len(s) for s in torch.tensor_split(torch.arange(total), self.world_size)]
+        self.start = sum(sizes[: self.rank])
+        self.end = self.start + sizes[self.rank]
+        self.padded = max(sizes)
+        self.t = 0
+        self.state = {"exp_avg": torch.zeros(self.end - self.start), "exp_avg_sq": torch.zeros(self.end - self.start)}
+        ### END SOLUTION
+
+    def zero_grad(self):
+        ### BEGIN SOLUTION
+        for p in self.params:
+            p.grad = None
+        ### END SOLUTION
+
+    def step(self):
+        ### BEGIN SOLUTION
+        with torch.no_grad():
+            flat_p = torch.cat([p.reshape(-1) for p in self.params])
+            flat_g = torch.cat([p.grad.reshape(-1) for p in self.params])
+            p, g = flat_p[self.start:self.end], flat_g[self.start:self.end]
+            m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
+            beta1, beta2 = self.betas
+            self.t += 1
+            p.mul_(1 - self.lr * self.weight_decay)
+            m.mul_(beta1).add_(g, alpha=1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            m_hat = m / (1 - beta1 ** self.t)
+            v_hat = v / (1 - beta2 ** self.t)
+            p.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
+            # all_gather needs one size on every rank: pad this shard to the largest.
+            mine = torch.zeros(self.padded)
+            mine[: self.end - self.start] = p
+            gathered = [torch.empty(self.padded) for _ in range(self.world_size)]
+            dist.all_gather(gathered, mine)
+            sizes = [len(s) for s in torch.tensor_split(torch.arange(flat_p.numel()), self.world_size)]
+            new = torch.cat([chunk[:size] for chunk, size in zip(gathered, sizes)])
+            offset = 0
+            for param in self.params:
+                param.copy_(new[offset:offset + param.numel()].view_as(param))
+                offset += param.numel()
+        ### END SOLUTION
+
+# %% test id=test_zero_visible points=1
+def _zero_small(rank, world_size):
+    torch.manual_seed(0)
+    params = [nn.Parameter(torch.randn(3, 2)), nn.Parameter(torch.randn(3))]  # P = 9
+    opt = ShardedAdamW(params, lr=0.1)
+    for step in range(2):
+        torch.manual_seed(100 + step)  # the same gradients on every rank
+        for p in params:
+            p.grad = torch.randn_like(p)
+        opt.step()
+    state_bytes = sum(t.numel() * t.element_size() for t in opt.state.values() if torch.is_tensor(t))
+    return [p.detach() for p in params], state_bytes
+
+torch.manual_seed(0)
+_params = [nn.Parameter(torch.randn(3, 2)), nn.Parameter(torch.randn(3))]
+_opt = torch.optim.AdamW(_params, lr=0.1)
+for _step in range(2):
+    torch.manual_seed(100 + _step)
+    for _p in _params:
+        _p.grad = torch.randn_like(_p)
+    _opt.step()
+_out = run_distributed(_zero_small, 2, timeout=60)
+for _r, (_got, _bytes) in enumerate(_out):
+    for _i, (_g, _p) in enumerate(zip(_got, _params)):
+        # The same float32 operations as torch's AdamW, maybe in another order.
+        assert_close(_g, _p.detach(), rtol=1e-5, atol=1e-6, name=f"rank {_r}'s parameter {_i} after 2 steps vs AdamW")
+# 9 parameters on 2 ranks: shards of 5 and 4 elements, two float32 moments each.
+assert [b for _, b in _out] == [2 * 4 * 5, 2 * 4 * 4], (
+    f"optimizer-state bytes per rank: expected [40, 32] (exp_avg and exp_avg_sq of 5 and 4 elements), "
+    f"got {[b for _, b in _out]}"
+)
+
+# %% test id=test_zero_hidden points=3
+### BEGIN HIDDEN TESTS
+def _zero_params(seed):
+    torch.manual_seed(seed)
+    return [nn.Parameter(torch.randn(7, 5)), nn.Parameter(torch.randn(5)), nn.Parameter(torch.randn(4, 7)),
+            nn.Parameter(torch.randn(1))]  # P = 35 + 5 + 28 + 1 = 69
+
+
+def _zero_grads(params, step, scale):
+    torch.manual_seed(1000 + step)
+    grads = [scale * torch.randn_like(p) * 10 ** (i - 2) for i, p in enumerate(params)]  # 0.01 to 10, times scale
+    return grads
+
+
+def _zero_case(rank, world_size, kwargs, steps, make, scale):
+    params = make()
+    ids = [id(p) for p in params]
+    opt = ShardedAdamW(params, **kwargs)
+    for step in range(steps):
+        opt.zero_grad()
+        assert all(p.grad is None for p in params), "zero_grad() must set every .grad to None"
+        for p, g in zip(params, _zero_grads(params, step, scale)):
+            p.grad = g
+        opt.step()
+    assert [id(p) for p in params] == ids
+    state = [t for t in opt.state.values() if torch.is_tensor(t)]
+    return [p.detach() for p in params], sum(t.numel() * t.element_size() for t in state), [t.dtype for t in state]
+
+
+# Gradients of 1e-10 to 1e-7 make eps (default 1e-8) matter as much as sqrt(v).
+for _n_ranks, _kwargs, _make, _scale in [(2, {}, functools.partial(_zero_params, 3), 1.0),
+                                         (4, {"lr": 0.05, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.3},
+                                          functools.partial(_zero_params, 4), 1.0),
+                                         (3, {"lr": 0.02}, functools.partial(_zero_params, 5), 1.0),
+                                         (2, {}, functools.partial(_zero_params, 6), 1e-8),
+                                         (4, {"lr": 0.1}, lambda: [nn.Parameter(torch.tensor([1.0, -2.0]))], 1.0)]:
+    _params = _make()
+    _total = sum(p.numel() for p in _params)
+    _opt = torch.optim.AdamW(_params, **_kwargs)
+    for _step in range(5):
+        _opt.zero_grad()
+        for _p, _g in zip(_params, _zero_grads(_params, _step, _scale)):
+            _p.grad = _g
+        _opt.step()
+    _out = run_distributed(_zero_case, _n_ranks, _kwargs, 5, _make, _scale, timeout=60)
+    for _r, (_got, _bytes, _dtypes) in enumerate(_out):
+        for _i, (_g, _p) in enumerate(zip(_got, _params)):
+            assert_close(_g, _p.detach(), rtol=1e-5, atol=1e-6,
+                         name=f"{_n_ranks} ranks, AdamW{_kwargs}, gradients x {_scale}: rank {_r}'s parameter {_i} "
+                              f"after 5 steps vs AdamW")
+        assert all(d == torch.float32 for d in _dtypes), f"rank {_r}: optimizer state must be float32, got {_dtypes}"
+        _cap = 8 * -(-_total // _n_ranks)
+        assert _bytes <= _cap, (
+            f"{_n_ranks} ranks, P = {_total}: rank {_r} keeps {_bytes} bytes of optimizer state; its shard has at "
+            f"most ceil(P/N) elements, so at most {_cap} bytes (two float32 moments)"
+        )
+    _sum = sum(b for _, b, _ in _out)
+    assert _sum == 8 * _total, (
+        f"{_n_ranks} ranks, P = {_total}: the ranks' optimizer states must add up to exactly 8 P = {8 * _total} "
+        f"bytes (every element's two moments kept once, nothing padded), got {[b for _, b, _ in _out]}"
+    )
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# ## 4. Tensor parallelism: split every layer (Megatron)
+#
+# DDP and ZeRO keep whole layers on every rank. When one layer's matrices are too large for
+# a GPU, or its matmuls too slow, **tensor parallelism** (TP) splits every weight matrix
+# across ranks. Megatron-LM (Shoeybi et al., 2019) splits a transformer MLP so that it needs
+# a single collective per block. Llama's MLP (transformers' `LlamaMLP`) is
+#
+# $$ y = W_d\,\big(\mathrm{silu}(W_g x) \odot W_u x\big), \qquad
+#    W_g, W_u \in \mathbb{R}^{f \times h}, \quad W_d \in \mathbb{R}^{h \times f}. $$
+#
+# Cut the $f$ intermediate features into N blocks $B_0, \dots, B_{N-1}$ (`torch.tensor_split`).
+# Rank $r$ keeps
+#
+# - rows $B_r$ of $W_g$ and $W_u$: the **column-parallel** layers (Megatron writes $XW$, so
+#   these are columns of its $W$; `nn.Linear` stores $W^\top$, hence rows of torch's `weight`).
+#   SiLU and $\odot$ act element by element, so rank $r$ computes
+#   $a_r = \mathrm{silu}(W_g[B_r]\,x) \odot W_u[B_r]\,x$, exactly block $B_r$ of the unsharded
+#   intermediate, without talking to anyone;
+# - columns $B_r$ of $W_d$: the **row-parallel** layer. $W_d\,a = \sum_r W_d[:, B_r]\, a_r$, so
+#   each rank computes a partial output of full size $h$, and **one all-reduce** (sum) gives
+#   every rank $y$.
+#
+# Backward mirrors forward. Megatron names the two places where the ranks meet $f$ and $g$:
+#
+# | | forward | backward |
+# |---|---|---|
+# | $f$: the replicated $x$ enters the column-parallel layers | identity | all-reduce $\partial L/\partial x$ (each rank holds only its blocks' share) |
+# | $g$: after the row-parallel layer | all-reduce the partial outputs | identity (every rank already has the whole $\partial L/\partial y$) |
+#
+# `dist.all_reduce` is invisible to autograd: write $f$ and $g$ as `torch.autograd.Function`s
+# (static `forward(ctx, t)` and `backward(ctx, grad)`, used as `F.apply(t)`). The weight
+# gradients need no communication: rank $r$'s gradient of $W_g[B_r]$ *is* block $B_r$ of the
+# unsharded gradient. Each rank stores $3hf/N$ of the MLP's weights (with their gradients and
+# optimizer state: the $16\Psi/N$ of the TP row in section 6), at the price of two all-reduces
+# of activations per MLP per step, on the critical path: TP stays inside a node, on NVLink.
+#
+# **Exercise.** Write `TensorParallelMLP` (and the two autograd functions it uses).
+
+# %% answer id=tp
+class CopyToTensorParallel(torch.autograd.Function):
+    """Megatron's f: identity in forward; in backward, the sum over ranks (dist.all_reduce)
+    of the incoming gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ### BEGIN SOLUTION
+        return x
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        # Autograd hands this node the sum of the two projections' input gradients, a buffer
+        # of its own: reduce it in place, as Megatron does.
+        dist.all_reduce(grad)
+        return grad
+        ### END SOLUTION
+
+
+class ReduceFromTensorParallel(torch.autograd.Function):
+    """Megatron's g: in forward, the sum over ranks (dist.all_reduce) of the partial
+    outputs; identity in backward."""
+
+    @staticmethod
+    def forward(ctx, partial):
+        ### BEGIN SOLUTION
+        dist.all_reduce(partial)
+        return partial
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        return grad
+        ### END SOLUTION
+
+
+class TensorParallelMLP(nn.Module):
+    """This rank's part of a Megatron-style tensor-parallel copy of a Llama MLP.
+
+    mlp: transformers' LlamaMLP (y = down_proj(act_fn(gate_proj(x)) * up_proj(x)), no biases;
+    gate_proj, up_proj: nn.Linear(h, f); down_proj: nn.Linear(f, h); act_fn: SiLU for Llama),
+    the same weights on every rank, float32 or float64. Cut the f intermediate features into
+    world-size blocks with torch.tensor_split (f need not divide by N: block sizes differ by at
+    most one, the larger ones first); rank r keeps block r, of f_r features:
+    self.gate_proj, self.up_proj: nn.Linear(h, f_r, bias=False), weights = rows of block r of
+    mlp's (column parallel); self.down_proj: nn.Linear(f_r, h, bias=False), weight = columns
+    of block r of mlp.down_proj.weight (row parallel). Copies in mlp's dtype: changing them
+    leaves mlp untouched; the module's parameters are these three shards only (3 h f_r elements).
+    forward(x): x (..., h), the same on every rank; returns (..., h), equal to mlp(x) on every
+    rank. Collectives: in forward exactly ONE dist.all_reduce (of the partial outputs); in
+    backward (the same loss on every rank) exactly one dist.all_reduce (of the gradient of x);
+    no other dist call. After backward, x.grad equals the unsharded layer's on every rank and
+    each shard's weight .grad equals the matching block of the unsharded layer's.
+    """
+
+    def __init__(self, mlp):
+        super().__init__()
+        ### BEGIN SOLUTION
+        rank, n = dist.get_rank(), dist.get_world_size()
+        h, f = mlp.gate_proj.in_features, mlp.gate_proj.out_features
+        sizes = [len(block) for block in torch.tensor_split(torch.arange(f), n)]
+        start = sum(sizes[:rank])
+        end = start + sizes[rank]
+        dtype = mlp.gate_proj.weight.dtype
+        self.gate_proj = nn.Linear(h, end - start, bias=False, dtype=dtype)
+        self.up_proj = nn.Linear(h, end - start, bias=False, dtype=dtype)
+        self.down_proj = nn.Linear(end - start, h, bias=False, dtype=dtype)
+        with torch.no_grad():
+            self.gate_proj.weight.copy_(mlp.gate_proj.weight[start:end])
+            self.up_proj.weight.copy_(mlp.up_proj.weight[start:end])
+            self.down_proj.weight.copy_(mlp.down_proj.weight[:, start:end])
+        self.act_fn = mlp.act_fn
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        x = CopyToTensorParallel.apply(x)
+        partial = self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+        return ReduceFromTensorParallel.apply(partial)
+        ### END SOLUTION
+
+# %% test id=test_tp_visible points=1
+from graders.notebook import load_model
+
+_tiny_mlp = load_model().model.layers[0].mlp  # the bundled tiny Llama: h = 256, f = 688
+
+
+def _tp_small(rank, world_size, mlp, x, w):
+    tp = TensorParallelMLP(mlp)
+    x = x.clone().requires_grad_(True)
+    y = tp(x)
+    (y * w).sum().backward()
+    return y.detach(), x.grad, tuple(tp.gate_proj.weight.shape)
+
+torch.manual_seed(3)
+_x, _w = torch.randn(4, 256), torch.randn(4, 256)
+_xr = _x.clone().requires_grad_(True)
+_y = _tiny_mlp(_xr)
+(_y * _w).sum().backward()
+_out = run_distributed(_tp_small, 2, _tiny_mlp, _x, _w, timeout=60)
+for _r, (_got, _grad, _shape) in enumerate(_out):
+    assert _shape == (344, 256), f"rank {_r}'s gate_proj.weight: expected (344, 256) (688 features / 2), got {_shape}"
+    # The same products summed in another order (two halves of 344 features, then the all-reduce).
+    assert_close(_got, _y.detach(), rtol=1e-4, atol=1e-5, name=f"rank {_r}'s TensorParallelMLP output vs the tiny Llama's MLP")
+    assert_close(_grad, _xr.grad, rtol=1e-4, atol=1e-5, name=f"rank {_r}'s gradient of x vs the unsharded MLP's")
+# Both ranks add the same two partial outputs: the all-reduce leaves one identical result on each.
+assert torch.equal(_out[0][0], _out[1][0]), (
+    f"the two ranks' outputs differ by up to {(_out[0][0] - _out[1][0]).abs().max().item():.3e}: after the "
+    f"all-reduce every rank must hold the same sum"
+)
+
+# %% test id=test_tp_hidden points=3
+### BEGIN HIDDEN TESTS
+from transformers.models.llama.modeling_llama import LlamaConfig as _MLPConfig
+from transformers.models.llama.modeling_llama import LlamaMLP
+
+_TP_FORBIDDEN = ("all_gather", "all_gather_into_tensor", "reduce_scatter", "reduce_scatter_tensor", "broadcast",
+                 "reduce", "all_to_all", "all_to_all_single", "gather", "scatter", "send", "recv", "isend", "irecv",
+                 "batch_isend_irecv")
+
+
+def _tp_case(rank, world_size, mlp, x, w):
+    before = {k: v.clone() for k, v in mlp.state_dict().items()}
+    calls, phase = [], ["init"]
+    real = {name: getattr(dist, name) for name in ("all_reduce",) + _TP_FORBIDDEN}
+
+    @functools.wraps(real["all_reduce"])
+    def spy(tensor, *args, **kwargs):
+        calls.append((phase[0], tuple(tensor.shape)))
+        return real["all_reduce"](tensor, *args, **kwargs)
+
+    def forbidden(name):
+        def call(*args, **kwargs):
+            raise AssertionError(f"TensorParallelMLP must not call dist.{name}: one all_reduce in forward, "
+                                 f"one in backward")
+        return call
+
+    dist.all_reduce = spy
+    for name in _TP_FORBIDDEN:
+        setattr(dist, name, forbidden(name))
+    try:
+        tp = TensorParallelMLP(mlp)
+        x = x.clone().requires_grad_(True)
+        phase[0] = "forward"
+        y = tp(x)
+        phase[0] = "backward"
+        (y * w).sum().backward()
+    finally:
+        for name, fn in real.items():
+            setattr(dist, name, fn)
+    shards = {name: getattr(tp, name).weight for name in ("gate_proj", "up_proj", "down_proj")}
+    values = {name: p.detach().clone() for name, p in shards.items()}
+    grads = {name: p.grad for name, p in shards.items()}
+    n_params = sum(p.numel() for p in tp.parameters())
+    with torch.no_grad():
+        for p in shards.values():
+            p.add_(1.0)  # a training step on the shards must leave the unsharded layer alone
+    untouched = all(torch.equal(v, before[k]) for k, v in mlp.state_dict().items())
+    return y.detach(), x.grad, values, grads, calls, n_params, untouched
+
+
+def _random_mlp(h, f, dtype, seed):
+    torch.manual_seed(seed)
+    cfg = _MLPConfig(hidden_size=h, intermediate_size=f, num_attention_heads=1, num_key_value_heads=1)
+    mlp = LlamaMLP(cfg).to(dtype)
+    with torch.no_grad():
+        for p in mlp.parameters():
+            p.normal_(0, 0.5)  # O(1) activations, where SiLU is far from linear
+    return mlp
+
+
+# 688 = 230 + 229 + 229 on 3 ranks (torch.chunk would give 230, 230, 228); 10 = 3 + 3 + 2 + 2.
+_tp_cases = [(3, load_model().model.layers[1].mlp, (2, 3, 256), torch.float32),
+             (4, _random_mlp(12, 10, torch.float64, 7), (5, 12), torch.float64),
+             (2, _random_mlp(6, 9, torch.float32, 8), (1, 1, 2, 6), torch.float32)]
+for _n_ranks, _mlp, _shape, _dtype in _tp_cases:
+    torch.manual_seed(_n_ranks)
+    _x, _w = torch.randn(_shape, dtype=_dtype), torch.randn(_shape, dtype=_dtype)
+    _xr = _x.clone().requires_grad_(True)
+    _y = _mlp(_xr)
+    (_y * _w).sum().backward()
+    _h, _f = _mlp.gate_proj.in_features, _mlp.gate_proj.out_features
+    _blocks = torch.tensor_split(torch.arange(_f), _n_ranks)
+    _out = run_distributed(_tp_case, _n_ranks, _mlp, _x, _w, timeout=60)
+    # float32: the same products summed in another order; float64 all but exact.
+    _tol = dict(rtol=1e-4, atol=1e-5) if _dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+    _case = f"{_n_ranks} ranks, h = {_h}, f = {_f}, x {_shape} {_dtype}"
+    for _r, (_got, _grad, _shards, _grads, _calls, _n_params, _untouched) in enumerate(_out):
+        _b = _blocks[_r]
+        _expected = {"gate_proj": (_mlp.gate_proj.weight, _mlp.gate_proj.weight[_b]),
+                     "up_proj": (_mlp.up_proj.weight, _mlp.up_proj.weight[_b]),
+                     "down_proj": (_mlp.down_proj.weight, _mlp.down_proj.weight[:, _b])}
+        for _name, (_full, _block) in _expected.items():
+            _want = _full.grad[_b] if _name != "down_proj" else _full.grad[:, _b]
+            assert _shards[_name].dtype == _dtype, f"{_case}: rank {_r}'s {_name} is {_shards[_name].dtype}, expected {_dtype}"
+            assert _shards[_name].shape == _block.shape, (
+                f"{_case}: rank {_r}'s {_name}.weight must be block {_r} of torch.tensor_split over the {_f} "
+                f"features, shape {tuple(_block.shape)}; got {tuple(_shards[_name].shape)}")
+            assert_close(_shards[_name], _block.detach(), rtol=0, atol=0, name=f"{_case}: rank {_r}'s {_name}.weight")
+            assert _grads[_name] is not None, f"{_case}: rank {_r}'s {_name}.weight got no gradient"
+            assert_close(_grads[_name], _want, **_tol,
+                         name=f"{_case}: rank {_r}'s {_name}.weight.grad vs block {_r} of the unsharded gradient")
+        assert_close(_got, _y.detach(), **_tol, name=f"{_case}: rank {_r}'s output vs the unsharded MLP")
+        assert_close(_grad, _xr.grad, **_tol, name=f"{_case}: rank {_r}'s gradient of x vs the unsharded MLP's")
+        _want_calls = [("forward", _shape), ("backward", _shape)]
+        assert _calls == _want_calls, (
+            f"{_case}: rank {_r} must call dist.all_reduce exactly once in forward (the partial outputs) and once "
+            f"in backward (the gradient of x), both of shape {_shape}; got (phase, shape) {_calls}")
+        _cap = 3 * _h * len(_b)
+        assert _n_params == _cap, (
+            f"{_case}: rank {_r}'s parameters must be its three shards only, 3 h f_r = {_cap} elements; got {_n_params}")
+        assert _untouched, f"{_case}: rank {_r}: changing the shards changed the unsharded mlp (copy the weights)"
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# ## 5. Pipeline parallelism: GPipe micro-batches
+#
+# Pipeline parallelism cuts the *stack of layers* into $p$ **stages**, one per rank: rank 0
+# runs the first layers and sends its activations to rank 1, which runs the next ones, and so
+# on. Sent as one batch, only one rank works at a time. GPipe (Huang et al., 2019) cuts the
+# batch into $m$ **micro-batches**: while rank 1 works on micro-batch $j$, rank 0 already
+# computes micro-batch $j+1$. Each stage then idles only while the pipeline fills and drains,
+# $p - 1$ of the $m + p - 1$ time slots: the **bubble** $(p-1)/(m+p-1)$ (section 6 plots it).
+#
+# ```
+# time slot:   1    2    3    4    5          (p = 2 stages, m = 4 micro-batches, forward)
+# rank 0:     F1   F2   F3   F4   --
+# rank 1:     --   F1   F2   F3   F4
+# ```
+#
+# Here every stage keeps the width $d$ of its input, so a rank knows the shape of what it
+# will receive. Send with `dist.isend` (rank 0 goes on computing while the message travels)
+# and keep each sent tensor alive until its request has been waited on.
+#
+# **Exercise.** Write `gpipe_forward(stage, x, micro_batches)` (forward only).
+
+# %% answer id=gpipe
+def gpipe_forward(stage, x, micro_batches):
+    """GPipe forward pass over all ranks, without autograd (under torch.no_grad()).
+
+    stage: this rank's module (rank r holds the r-th stage); maps (b, d) to (b, d).
+    x: (batch, d) float32 input, the same on every rank (only rank 0 uses its values;
+    the others use its shape). micro_batches: m, 1 <= m <= batch; the micro-batches are
+    torch.tensor_split(x, m) (sizes differ by at most one).
+    For each micro-batch in order: rank 0 applies its stage to it; rank r > 0 receives its
+    input from rank r - 1 (dist.recv or dist.irecv), applies its stage; every rank but the
+    last sends the result to rank r + 1 (dist.send or dist.isend), one message per
+    micro-batch (m sends per rank, batch x d elements in all).
+    Returns: on the last rank, the (batch, d) output, the same as applying every stage in
+    turn to x; None on the other ranks.
+    """
+    ### BEGIN SOLUTION
+    rank, n = dist.get_rank(), dist.get_world_size()
+    outputs, in_flight = [], []
+    with torch.no_grad():
+        for chunk in torch.tensor_split(x, micro_batches):
+            if rank == 0:
+                h = chunk
+            else:
+                h = torch.empty_like(chunk)
+                dist.recv(h, src=rank - 1)
+            h = stage(h)
+            if rank < n - 1:
+                in_flight.append((h, dist.isend(h, dst=rank + 1)))
+            else:
+                outputs.append(h)
+        for _, request in in_flight:
+            request.wait()
+    return torch.cat(outputs) if rank == n - 1 else None
+    ### END SOLUTION
+
+# %% test id=test_gpipe_visible points=1
+def _stage(rank):
+    torch.manual_seed(50 + rank)
+    return nn.Sequential(nn.Linear(4, 4), nn.Tanh())
+
+
+def _gpipe_small(rank, world_size, x):
+    return gpipe_forward(_stage(rank), x, 3)
+
+_x = torch.randn(6, 4)
+with torch.no_grad():
+    _expected = _stage(1)(_stage(0)(_x))
+_out = run_distributed(_gpipe_small, 2, _x, timeout=30)
+assert _out[0] is None, f"rank 0 (not the last stage) must return None, got {_out[0]}"
+# The same matrix products, row by row, on micro-batches of 2 rows instead of 6.
+assert_close(_out[1], _expected, rtol=1e-6, atol=1e-6, name="gpipe_forward on 2 ranks, 3 micro-batches (last rank)")
+assert not _out[1].requires_grad, "gpipe_forward runs without autograd (torch.no_grad()): its output requires grad"
+
+# %% test id=test_gpipe_hidden points=2
+### BEGIN HIDDEN TESTS
+def _gpipe_case(rank, world_size, x, m):
+    sends = []
+    real = {name: getattr(dist, name) for name in ("send", "isend")}
+
+    def counting(name):
+        @functools.wraps(real[name])
+        def send(tensor, *args, **kwargs):
+            sends.append(tensor.shape[0])
+            return real[name](tensor, *args, **kwargs)
+        return send
+
+    for name in real:
+        setattr(dist, name, counting(name))
+    try:
+        out = gpipe_forward(_stage(rank), x, m)
+    finally:
+        for name, fn in real.items():
+            setattr(dist, name, fn)
+    return out, sends
+
+
+for _n_ranks, _batch, _m in [(2, 7, 4), (4, 8, 8), (3, 5, 1), (4, 9, 2)]:
+    torch.manual_seed(_batch)
+    _x = torch.randn(_batch, 4)
+    with torch.no_grad():
+        _expected = _x
+        for _r in range(_n_ranks):
+            _expected = _stage(_r)(_expected)
+    _out = run_distributed(_gpipe_case, _n_ranks, _x, _m, timeout=30)
+    _sizes = [len(c) for c in torch.tensor_split(_x, _m)]
+    for _r, (_y, _sends) in enumerate(_out):
+        if _r < _n_ranks - 1:
+            assert _y is None, f"{_n_ranks} ranks: rank {_r} is not the last stage and must return None, got {_y}"
+            assert _sends == _sizes, (
+                f"{_n_ranks} ranks, batch {_batch}, {_m} micro-batches: rank {_r} must send one message per "
+                f"micro-batch, of {_sizes} rows, in order; sent messages of {_sends} rows")
+        else:
+            assert _sends == [], f"the last rank sends nothing, it sent messages of {_sends} rows"
+            assert_close(_y, _expected, rtol=1e-6, atol=1e-6,
+                         name=f"gpipe_forward on {_n_ranks} ranks, batch {_batch}, {_m} micro-batches")
+            assert not _y.requires_grad, f"{_n_ranks} ranks: gpipe_forward must run under torch.no_grad()"
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# ## 6. The memory and communication model
+#
+# **Parameters of a Llama.** With hidden size $h$, MLP size $f$, $L$ layers, $a$ attention
+# heads of size $d$ (`head_dim`, which is $h/a$ unless the config says otherwise), $k$
+# key/value heads (grouped-query attention) and vocabulary $V$, each layer has
+# $q$ and $o$ projections of $h \cdot ad$ weights each, $k$ and $v$ projections of $h \cdot kd$,
+# three MLP matrices of $h f$, and two RMSNorm weight vectors of $h$; the model adds the token
+# embedding $Vh$, a final norm $h$ and the output head $Vh$ — unless the head is tied to the
+# embedding (`tie_word_embeddings`). Llama has no biases.
+#
+# **Bytes per GPU for model states** (mixed-precision AdamW, as in the ZeRO paper): bf16
+# parameters (2 bytes each), bf16 gradients (2), and the optimizer's float32 master
+# weights, $m$ and $v$ ($4+4+4 = 12$): $16\Psi$ bytes for $\Psi$ parameters under DDP. On $N$ GPUs:
+#
+# | strategy | bytes per GPU |
+# |---|---|
+# | DDP | $(2 + 2 + 12)\Psi$ |
+# | ZeRO-1 (optimizer state sharded) | $(2 + 2)\Psi + 12\Psi/N$ |
+# | ZeRO-2 (+ gradients sharded) | $2\Psi + (2 + 12)\Psi/N$ |
+# | ZeRO-3 (+ parameters sharded) | $16\Psi/N$ |
+# | tensor parallel, degree $N$ (every weight split) | $16\Psi/N$ |
+#
+# (Activations come on top and depend on batch and sequence length; we leave them out.)
+#
+# **All-reduce time.** A ring all-reduce of $S$ bytes on $N$ GPUs sends $2(N-1)/N \cdot S$ bytes
+# per GPU (exercise 1). At a per-GPU bandwidth $B$ bytes/s it takes at least
+# $2(N-1)/N \cdot S / B$ seconds.
+#
+# **Pipeline bubble.** With $p$ stages and $m$ micro-batches, GPipe runs $m + p - 1$ time
+# slots per pass, of which each stage is busy in $m$: the idle fraction is
+# $(p-1)/(m+p-1)$.
+#
+# **Exercise.** Write the four functions.
+
+# %% answer id=model
+def llama_parameters(config):
+    """Exact number of parameters of transformers' LlamaForCausalLM(config): uses
+    config.vocab_size, hidden_size, intermediate_size, num_hidden_layers,
+    num_attention_heads, num_key_value_heads, head_dim (may differ from hidden_size //
+    num_attention_heads) and tie_word_embeddings. No biases. Returns an int."""
+    ### BEGIN SOLUTION
+    h, f, n_layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    d = getattr(config, "head_dim", None) or h // config.num_attention_heads
+    attention = 2 * h * config.num_attention_heads * d + 2 * h * config.num_key_value_heads * d
+    per_layer = attention + 3 * h * f + 2 * h
+    embeddings = config.vocab_size * h * (1 if config.tie_word_embeddings else 2)
+    return n_layers * per_layer + embeddings + h
+    ### END SOLUTION
+
+
+def bytes_per_gpu(n_params, n_gpus, strategy):
+    """Bytes of model states (bf16 parameters and gradients, float32 AdamW master weights
+    and moments) per GPU for strategy "ddp", "zero1", "zero2", "zero3" or "tp" (tensor
+    parallelism of degree n_gpus), by the table above; no activations. Returns a number
+    (a float in general: 12 Psi / N need not be whole).
+    Raises ValueError for any other strategy."""
+    ### BEGIN SOLUTION
+    psi, n = n_params, n_gpus
+    table = {
+        "ddp": 16 * psi,
+        "zero1": 4 * psi + 12 * psi / n,
+        "zero2": 2 * psi + 14 * psi / n,
+        "zero3": 16 * psi / n,
+        "tp": 16 * psi / n,
+    }
+    if strategy not in table:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {sorted(table)}")
+    return float(table[strategy])
+    ### END SOLUTION
+
+
+def allreduce_seconds(n_bytes, n_gpus, bandwidth):
+    """Lower bound on the time of a ring all-reduce of n_bytes over n_gpus GPUs, each able
+    to send `bandwidth` bytes per second: 2 (N - 1) / N * n_bytes / bandwidth (0 for one
+    GPU). Returns a float."""
+    ### BEGIN SOLUTION
+    return 2 * (n_gpus - 1) / n_gpus * n_bytes / bandwidth
+    ### END SOLUTION
+
+
+def bubble_fraction(stages, micro_batches):
+    """Fraction of GPipe's schedule a stage is idle: (p - 1) / (m + p - 1). Returns a float."""
+    ### BEGIN SOLUTION
+    return (stages - 1) / (micro_batches + stages - 1)
+    ### END SOLUTION
+
+# %% test id=test_model_visible points=1
+from transformers import LlamaConfig
+
+_cfg = LlamaConfig(vocab_size=100, hidden_size=8, intermediate_size=16, num_hidden_layers=2,
+                   num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=False)
+# Per layer: q, o 8x8 = 128; k, v 8x4 = 64; MLP 3 x 8 x 16 = 384; norms 16 -> 592.
+# 2 layers 1184, embedding and head 2 x 800, final norm 8: 2792.
+assert llama_parameters(_cfg) == 2792, f"llama_parameters of the small config: expected 2792, got {llama_parameters(_cfg)}"
+assert_scalar_close(bytes_per_gpu(1e9, 8, "ddp"), 16e9, rtol=1e-12, atol=0, name="bytes_per_gpu(1e9, 8, 'ddp')")
+assert_scalar_close(bytes_per_gpu(1e9, 8, "zero3"), 2e9, rtol=1e-12, atol=0, name="bytes_per_gpu(1e9, 8, 'zero3')")
+assert_scalar_close(allreduce_seconds(1e9, 2, 1e9), 1.0, rtol=1e-12, atol=0, name="allreduce_seconds(1e9, 2, 1e9)")
+assert_scalar_close(bubble_fraction(4, 4), 3 / 7, rtol=1e-12, atol=0, name="bubble_fraction(4, 4)")
+
+# %% test id=test_model_hidden points=3
+### BEGIN HIDDEN TESTS
+from transformers import LlamaForCausalLM
+
+_llama7 = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+               num_attention_heads=32, num_key_value_heads=32, tie_word_embeddings=False)
+_llama70 = dict(vocab_size=32000, hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
+                num_attention_heads=64, num_key_value_heads=8, tie_word_embeddings=False)
+# The published sizes of Llama 2 7B and 70B.
+assert llama_parameters(LlamaConfig(**_llama7)) == 6_738_415_616, (
+    f"Llama 2 7B: expected 6,738,415,616 parameters, got {llama_parameters(LlamaConfig(**_llama7)):,}")
+assert llama_parameters(LlamaConfig(**_llama70)) == 68_976_648_192, (
+    f"Llama 2 70B: expected 68,976,648,192 parameters, got {llama_parameters(LlamaConfig(**_llama70)):,}")
+# Small configs against transformers itself (on the meta device: no memory), with tied
+# heads and a head_dim that is not hidden / heads.
+for _kw in [dict(vocab_size=50, hidden_size=12, intermediate_size=20, num_hidden_layers=3, num_attention_heads=3,
+                 num_key_value_heads=3, tie_word_embeddings=True),
+            dict(vocab_size=70, hidden_size=16, intermediate_size=24, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, head_dim=6, tie_word_embeddings=False),
+            dict(vocab_size=33, hidden_size=24, intermediate_size=40, num_hidden_layers=1, num_attention_heads=6,
+                 num_key_value_heads=1, head_dim=8, tie_word_embeddings=True)]:
+    _c = LlamaConfig(**_kw)
+    with torch.device("meta"):
+        _expected = sum(p.numel() for p in LlamaForCausalLM(_c).parameters())
+    assert llama_parameters(_c) == _expected, (
+        f"llama_parameters({_kw}): transformers' LlamaForCausalLM has {_expected}, got {llama_parameters(_c)}")
+_psi = 6_738_415_616
+for _n in (1, 4, 8, 64):
+    for _s, _per_param in [("ddp", 16), ("zero1", 4 + 12 / _n), ("zero2", 2 + 14 / _n), ("zero3", 16 / _n),
+                           ("tp", 16 / _n)]:
+        assert_scalar_close(bytes_per_gpu(_psi, _n, _s), _psi * _per_param, rtol=1e-12, atol=0,
+                            name=f"bytes_per_gpu({_psi}, {_n}, {_s!r})")
+try:
+    bytes_per_gpu(_psi, 8, "fsdp")
+except ValueError:
+    pass
+else:
+    raise AssertionError("bytes_per_gpu(..., 'fsdp') must raise ValueError (unknown strategy)")
+for _b, _n, _bw in [(2 * _psi, 8, 300e9), (123.0, 1, 1e9), (1e6, 3, 2.5e9), (4e9, 1024, 50e9)]:
+    assert_scalar_close(allreduce_seconds(_b, _n, _bw), 2 * (_n - 1) / _n * _b / _bw, rtol=1e-12, atol=0,
+                        name=f"allreduce_seconds({_b}, {_n}, {_bw})")
+for _p, _m in [(1, 1), (2, 1), (2, 8), (8, 32), (4, 100)]:
+    assert_scalar_close(bubble_fraction(_p, _m), (_p - 1) / (_m + _p - 1), rtol=1e-12, atol=0,
+                        name=f"bubble_fraction({_p}, {_m})")
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# What fits on an 80 GB GPU? Model states only: activations, the CUDA context and
+# fragmentation come on top, so a real run needs a margin.
+
+# %%
+_gb = 1e9
+_configs = {
+    "Llama 2 7B": LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                              num_attention_heads=32, num_key_value_heads=32),
+    "Llama 2 70B": LlamaConfig(vocab_size=32000, hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
+                               num_attention_heads=64, num_key_value_heads=8),
+}
+print(f"{'model':12} {'params':>8} " + " ".join(f"{s + ' x8':>10}" for s in ("ddp", "zero1", "zero2", "zero3", "tp"))
+      + "   (GB per GPU, * = fits in 80 GB)")
+for _name, _c in _configs.items():
+    _p = llama_parameters(_c)
+    _cells = []
+    for _s in ("ddp", "zero1", "zero2", "zero3", "tp"):
+        _v = bytes_per_gpu(_p, 8, _s) / _gb
+        _cells.append(f"{_v:9.1f}{'*' if _v <= 80 else ' '}")
+    print(f"{_name:12} {_p / 1e9:7.2f}B " + " ".join(_cells))
+    _t = allreduce_seconds(2 * _p, 8, 300e9)
+    print(f"{'':12} bf16 gradient all-reduce over 8 GPUs at 300 GB/s: at least {_t * 1e3:.0f} ms per step")
+
+_ms = list(range(1, 33))
+fig, ax = plt.subplots(figsize=(6, 3.2))
+for _p in (2, 4, 8):
+    ax.plot(_ms, [bubble_fraction(_p, m) for m in _ms], label=f"{_p} stages")
+ax.set_xlabel("micro-batches m")
+ax.set_ylabel("bubble fraction (p-1)/(m+p-1)")
+ax.set_title("GPipe: more micro-batches, less idle time")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# ## Wrap-up: what real systems do differently
+#
+# - **NCCL, not gloo.** On GPUs the collectives run in NCCL, which picks rings or trees per
+#   message size and topology (NVLink inside a node, InfiniBand between nodes), and splits a
+#   ring into several channels. The byte count of exercise 1 stays the lower bound.
+# - **Overlap.** `DistributedDataParallel` starts each ~25 MB bucket's all-reduce from a
+#   gradient hook while backward still computes earlier layers; on GPUs this hides most of
+#   the communication. On 2 CPU cores, computation and communication share the cores, so
+#   the gain is small (see the benchmark).
+# - **ZeRO-2/3 and FSDP.** ZeRO-2 replaces the gradient all-reduce by a reduce-scatter (each
+#   rank only needs the gradients of its shard); ZeRO-3 (PyTorch's FSDP) also shards the
+#   parameters and all-gathers each layer's weights just before its forward and backward.
+# - **Tensor and pipeline parallelism.** Megatron splits attention as you split the MLP
+#   (heads are independent: q, k, v column-parallel, the output projection row-parallel), so
+#   a transformer layer costs two all-reduces forward and two backward; sequence parallelism
+#   replaces each by a reduce-scatter and an all-gather so that norms and dropout also run on
+#   1/N of the activations. Pipelines run forward and backward (1F1B and interleaved schedules
+#   shrink the bubble). Large runs combine all three: data × tensor × pipeline ("3D")
+#   parallelism, TP inside a node, pipeline and data across nodes.
+# - **Mixed precision and activations.** Real budgets add activations (reduced by
+#   activation checkpointing) and keep the all-reduce in bf16 or fp32 depending on the
+#   model's sensitivity.

@@ -1,0 +1,472 @@
+"""Wrong-but-plausible answers for the distributed unit; each must lose points.
+
+Every mutant is the reference answer cell (read from `distributed.py`, solution markers
+removed) with one mistake edited in, so a mutant cannot drift from the reference: if the
+reference text changes and an edit no longer applies, loading this file fails loudly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from graders.authoring.mutants import EditedMutants, Mutant
+
+_m = EditedMutants(Path(__file__).resolve().parent / "distributed.py")
+
+RING = ("test_ring_visible", "test_ring_hidden")
+DDP = ("test_ddp_visible", "test_ddp_hidden")
+BUCKETS = ("test_buckets_visible", "test_buckets_hidden")
+ZERO = ("test_zero_visible", "test_zero_hidden")
+TP = ("test_tp_visible", "test_tp_hidden")
+GPIPE = ("test_gpipe_visible", "test_gpipe_hidden")
+MODEL = ("test_model_visible", "test_model_hidden")
+
+_RING_VIA_ROOT = '''def ring_all_reduce(x):
+    """Reduce to rank 0 and send the sum back: correct values, but rank 0 sends N-1 whole tensors."""
+    rank, n = dist.get_rank(), dist.get_world_size()
+    sent = 0
+    if rank == 0:
+        for src in range(1, n):
+            other = torch.empty_like(x)
+            dist.recv(other, src=src)
+            x.add_(other)
+        for dst in range(1, n):
+            dist.send(x, dst=dst)
+            sent += x.numel() * x.element_size()
+    else:
+        dist.send(x, dst=0)
+        sent += x.numel() * x.element_size()
+        dist.recv(x, src=0)
+    return sent
+'''
+
+_RING_LIBRARY = '''def ring_all_reduce(x):
+    """Calls the library's all-reduce and returns the textbook byte count."""
+    n = dist.get_world_size()
+    dist.all_reduce(x)
+    return 2 * (n - 1) * x.numel() * x.element_size() // n
+'''
+
+_TP_FORWARD = (
+    "        partial = self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))\n"
+    "        return ReduceFromTensorParallel.apply(partial)"
+)
+
+_ZERO_FULL_STATE = (
+    '        self.state = {"exp_avg": torch.zeros(self.end - self.start), '
+    '"exp_avg_sq": torch.zeros(self.end - self.start)}\n'
+)
+
+MUTANTS = [
+    # --- 1. ring all-reduce ---------------------------------------------------------------
+    Mutant(
+        name="ring_reduce_to_root",
+        cell="ring",
+        source=_RING_VIA_ROOT,
+        must_fail=("test_ring_hidden",),
+        why="reduces to rank 0 and sends the sum back: right values, but rank 0's link carries N-1 tensors",
+    ),
+    Mutant(
+        name="ring_calls_all_reduce",
+        cell="ring",
+        source=_RING_LIBRARY,
+        must_fail=("test_ring_hidden",),
+        why="calls dist.all_reduce and returns the formula instead of counting its own sends",
+    ),
+    _m(
+        "ring_all_gather_wrong_chunk",
+        "ring",
+        [
+            (
+                "out, into = (rank + 1 - step) % n, (rank - step) % n",
+                "out, into = (rank - step) % n, (rank - step - 1) % n",
+            )
+        ],
+        RING,
+        "all-gather starts from the chunk the rank sent first, not the one it completed",
+    ),
+    _m(
+        "ring_counts_elements",
+        "ring",
+        [("sent += chunks[out].numel() * x.element_size()", "sent += chunks[out].numel()")],
+        RING,
+        "counts elements sent, not bytes",
+    ),
+    _m(
+        "ring_counts_float32_bytes",
+        "ring",
+        [("sent += chunks[out].numel() * x.element_size()", "sent += chunks[out].numel() * 4")],
+        ("test_ring_hidden",),
+        "assumes 4 bytes per element: wrong for float64 tensors",
+    ),
+    _m(
+        "ring_one_phase",
+        "ring",
+        [('for phase in ("reduce-scatter", "all-gather"):', 'for phase in ("reduce-scatter",):')],
+        RING,
+        "stops after the reduce-scatter: each rank has only its own chunk summed",
+    ),
+    # --- 2. DDP by hand ----------------------------------------------------------------------
+    _m(
+        "ddp_sum_not_mean",
+        "ddp",
+        [("            p.grad.div_(world_size)\n", "")],
+        DDP,
+        "sums the gradients without dividing by the world size: an N times larger learning rate",
+    ),
+    _m(
+        "ddp_no_broadcast",
+        "ddp",
+        [("            dist.broadcast(tensor, src=0)\n", "            pass\n")],
+        DDP,
+        "never broadcasts: every rank keeps its own random initialisation",
+    ),
+    _m(
+        "ddp_broadcast_parameters_only",
+        "ddp",
+        [("list(model.parameters()) + list(model.buffers())", "list(model.parameters())")],
+        DDP,
+        "broadcasts the parameters but not the buffers",
+    ),
+    _m(
+        "ddp_reduce_to_root",
+        "ddp",
+        [("            dist.all_reduce(p.grad)\n", "            dist.reduce(p.grad, dst=0)\n")],
+        DDP,
+        "reduces the gradients to rank 0 only: the other ranks step with their own local gradient",
+    ),
+    _m(
+        "ddp_average_weights",
+        "ddp",
+        [
+            (
+                "            dist.all_reduce(p.grad)\n            p.grad.div_(world_size)\n",
+                "            dist.all_reduce(p.data)\n            p.data.div_(world_size)\n",
+            )
+        ],
+        DDP,
+        "averages the weights instead of the gradients (a step with each rank's own gradient)",
+    ),
+    _m(
+        "ddp_zero_unused_grads",
+        "ddp",
+        [
+            (
+                "        if p.grad is not None:\n"
+                "            dist.all_reduce(p.grad)\n            p.grad.div_(world_size)\n",
+                "        if p.grad is None:\n            p.grad = torch.zeros_like(p)\n"
+                "        dist.all_reduce(p.grad)\n        p.grad.div_(world_size)\n",
+            )
+        ],
+        ("test_ddp_hidden",),
+        "gives unused parameters a zero gradient: AdamW's weight decay then moves them",
+    ),
+    # --- 2b. buckets ---------------------------------------------------------------------
+    _m(
+        "buckets_after_backward",
+        "buckets",
+        [
+            (
+                "self.pending.append((i, flat, dist.all_reduce(flat, async_op=True)))",
+                "self.pending.append((i, flat, None))",
+            ),
+            ("            work.wait()\n", "            dist.all_reduce(flat)\n"),
+        ],
+        ("test_buckets_hidden",),
+        "fills the buckets in the hooks but all-reduces them only in finish(): no overlap with backward",
+    ),
+    _m(
+        "buckets_forward_order",
+        "buckets",
+        [("        for p in reversed(params):\n", "        for p in params:\n")],
+        BUCKETS,
+        "fills buckets in forward order: the first bucket is complete only at the end of backward",
+    ),
+    _m(
+        "buckets_no_mean",
+        "buckets",
+        [("            flat.div_(self.world_size)\n", "")],
+        BUCKETS,
+        "sums the bucket over ranks without dividing by the world size",
+    ),
+    _m(
+        "buckets_close_when_full",
+        "buckets",
+        [("if current and size + nbytes > bucket_bytes:", "if current and size >= bucket_bytes:")],
+        BUCKETS,
+        "closes a bucket only once it is already full, so buckets overshoot bucket_bytes",
+    ),
+    _m(
+        "buckets_not_reset",
+        "buckets",
+        [
+            (
+                "        self.pending = []\n        self.arrived = [0] * len(self.buckets)\n",
+                "        self.pending = []\n",
+            )
+        ],
+        BUCKETS,
+        "does not reset the arrival counts: from the second step on no bucket is ever complete",
+    ),
+    # --- 3. ZeRO-1 -----------------------------------------------------------------------------
+    _m(
+        "zero_full_state",
+        "zero",
+        [
+            (
+                _ZERO_FULL_STATE,
+                '        self.state = {"exp_avg": torch.zeros(total), "exp_avg_sq": torch.zeros(total)}\n',
+            )
+        ],
+        ("test_zero_hidden",),
+        "keeps moments for every parameter (and then slices them): no memory saved",
+    ),
+    _m(
+        "zero_no_bias_correction",
+        "zero",
+        [
+            ("m_hat = m / (1 - beta1 ** self.t)", "m_hat = m"),
+            ("v_hat = v / (1 - beta2 ** self.t)", "v_hat = v"),
+        ],
+        ZERO,
+        "forgets Adam's bias correction",
+    ),
+    _m(
+        "zero_l2_not_decoupled",
+        "zero",
+        [
+            (
+                "            p.mul_(1 - self.lr * self.weight_decay)\n",
+                "            g = g + self.weight_decay * p\n",
+            )
+        ],
+        ("test_zero_hidden",),
+        "adds weight decay to the gradient (Adam + L2) instead of decoupling it (AdamW)",
+    ),
+    _m(
+        "zero_no_all_gather",
+        "zero",
+        [
+            ("            dist.all_gather(gathered, mine)\n", ""),
+            (
+                "            new = torch.cat([chunk[:size] for chunk, size in zip(gathered, sizes)])\n",
+                "            new = flat_p\n",
+            ),
+        ],
+        ZERO,
+        "never all-gathers: each rank writes back only its own updated shard, stale values elsewhere",
+    ),
+    # --- 4. tensor parallelism ---------------------------------------------------------------
+    _m(
+        "tp_all_reduce_each_projection",
+        "tp",
+        [
+            (
+                _TP_FORWARD,
+                "        gate = ReduceFromTensorParallel.apply(self.gate_proj(x))\n"
+                "        up = ReduceFromTensorParallel.apply(self.up_proj(x))\n"
+                "        return ReduceFromTensorParallel.apply(self.down_proj(self.act_fn(gate) * up))",
+            )
+        ],
+        TP,
+        "all-reduces after every projection, as if each were row-parallel: sums different features",
+    ),
+    _m(
+        "tp_down_split_like_gate",
+        "tp",
+        [("mlp.down_proj.weight[:, start:end]", "mlp.down_proj.weight[start:end]")],
+        TP,
+        "splits down_proj's weight by rows like gate and up, instead of by its input columns",
+    ),
+    _m(
+        "tp_silu_after_all_reduce",
+        "tp",
+        [
+            (
+                _TP_FORWARD,
+                "        partial = self.down_proj(self.gate_proj(x) * self.up_proj(x))\n"
+                "        return self.act_fn(ReduceFromTensorParallel.apply(partial))",
+            )
+        ],
+        TP,
+        "applies SiLU once at the end, after the all-reduce, instead of to each rank's gate shard",
+    ),
+    _m(
+        "tp_no_backward_all_reduce",
+        "tp",
+        [("        dist.all_reduce(grad)\n        return grad", "        return grad")],
+        TP,
+        "f is the identity in backward too: each rank's x.grad holds only its own blocks' share",
+    ),
+    _m(
+        "tp_g_all_reduces_in_backward",
+        "tp",
+        [
+            (
+                "    def backward(ctx, grad):\n        return grad",
+                "    def backward(ctx, grad):\n        dist.all_reduce(grad)\n        return grad",
+            )
+        ],
+        TP,
+        "g also all-reduces in backward (as an all-reduce's own gradient would): gradients N times too large",
+    ),
+    _m(
+        "tp_equal_blocks_start",
+        "tp",
+        [("        start = sum(sizes[:rank])\n", "        start = rank * (f // n)\n")],
+        ("test_tp_hidden",),
+        "puts block r at r f / N: right only when N divides f, overlapping blocks otherwise",
+    ),
+    _m(
+        "tp_chunk_not_tensor_split",
+        "tp",
+        [("torch.tensor_split(torch.arange(f), n)", "torch.arange(f).chunk(n)")],
+        ("test_tp_hidden",),
+        "cuts with torch.chunk: blocks of 230, 230, 228 of 688 features on 3 ranks, not 230, 229, 229",
+    ),
+    _m(
+        "tp_keeps_full_mlp",
+        "tp",
+        [
+            (
+                "        self.act_fn = mlp.act_fn\n",
+                "        self.mlp = mlp\n        self.act_fn = mlp.act_fn\n",
+            )
+        ],
+        ("test_tp_hidden",),
+        "keeps the whole MLP as a submodule: every rank stores (and trains) all the weights again",
+    ),
+    _m(
+        "tp_shares_storage",
+        "tp",
+        [
+            (
+                "            self.gate_proj.weight.copy_(mlp.gate_proj.weight[start:end])\n",
+                "            self.gate_proj.weight = nn.Parameter(mlp.gate_proj.weight[start:end])\n",
+            )
+        ],
+        ("test_tp_hidden",),
+        "wraps a slice of the full weight: the shard shares its storage, so training it edits mlp",
+    ),
+    # --- 5. GPipe ------------------------------------------------------------------------------
+    _m(
+        "gpipe_whole_batch",
+        "gpipe",
+        [("for chunk in torch.tensor_split(x, micro_batches):", "for chunk in [x]:")],
+        ("test_gpipe_hidden",),
+        "sends the whole batch in one message: right output, but no pipelining at all",
+    ),
+    _m(
+        "gpipe_last_micro_batch_only",
+        "gpipe",
+        [
+            (
+                "return torch.cat(outputs) if rank == n - 1 else None",
+                "return outputs[-1] if rank == n - 1 else None",
+            )
+        ],
+        GPIPE,
+        "the last rank returns the output of the last micro-batch only",
+    ),
+    _m(
+        "gpipe_split_by_size",
+        "gpipe",
+        [("torch.tensor_split(x, micro_batches)", "x.split(micro_batches)")],
+        ("test_gpipe_hidden",),
+        "x.split(m) cuts micro-batches OF m rows, not m micro-batches",
+    ),
+    _m(
+        "gpipe_with_autograd",
+        "gpipe",
+        [("    with torch.no_grad():\n", "    if True:\n")],
+        GPIPE,
+        "runs the stages with autograd on: the output carries a graph it cannot send back",
+    ),
+    # --- 6. the memory model ---------------------------------------------------------------------
+    _m(
+        "params_no_gqa",
+        "model",
+        [("2 * h * config.num_key_value_heads * d", "2 * h * config.num_attention_heads * d")],
+        MODEL,
+        "gives k and v as many heads as q: misses grouped-query attention",
+    ),
+    _m(
+        "params_head_dim_from_hidden",
+        "model",
+        [
+            (
+                'd = getattr(config, "head_dim", None) or h // config.num_attention_heads',
+                "d = h // config.num_attention_heads",
+            )
+        ],
+        ("test_model_hidden",),
+        "assumes head_dim = hidden / heads",
+    ),
+    _m(
+        "params_ignore_tying",
+        "model",
+        [("(1 if config.tie_word_embeddings else 2)", "2")],
+        ("test_model_hidden",),
+        "counts the output head even when it is tied to the embedding",
+    ),
+    _m(
+        "params_no_norms",
+        "model",
+        [("per_layer = attention + 3 * h * f + 2 * h", "per_layer = attention + 3 * h * f")],
+        MODEL,
+        "forgets the RMSNorm weights",
+    ),
+    _m(
+        "memory_zero1_shards_gradients",
+        "model",
+        [('"zero1": 4 * psi + 12 * psi / n', '"zero1": 2 * psi + 14 * psi / n')],
+        ("test_model_hidden",),
+        "ZeRO-1 also shards the gradients (that is ZeRO-2)",
+    ),
+    _m(
+        "memory_fp32_everything",
+        "model",
+        [('"ddp": 16 * psi', '"ddp": 12 * psi')],
+        MODEL,
+        "counts 4 bytes each for parameters, gradients, m, v only",
+    ),
+    _m(
+        "memory_unknown_strategy_ddp",
+        "model",
+        [
+            (
+                '    if strategy not in table:\n        raise ValueError(f"unknown strategy {strategy!r}; '
+                'expected one of {sorted(table)}")\n    return float(table[strategy])',
+                '    return float(table.get(strategy, table["ddp"]))',
+            )
+        ],
+        ("test_model_hidden",),
+        "silently treats an unknown strategy as DDP",
+    ),
+    _m(
+        "allreduce_no_factor_two",
+        "model",
+        [
+            (
+                "return 2 * (n_gpus - 1) / n_gpus * n_bytes / bandwidth",
+                "return (n_gpus - 1) / n_gpus * n_bytes / bandwidth",
+            )
+        ],
+        MODEL,
+        "counts only the reduce-scatter half of the ring",
+    ),
+    _m(
+        "allreduce_whole_tensor",
+        "model",
+        [("return 2 * (n_gpus - 1) / n_gpus * n_bytes / bandwidth", "return 2 * n_bytes / bandwidth")],
+        ("test_model_hidden",),
+        "2 S / B: forgets the (N-1)/N, wrong for small N and for one GPU",
+    ),
+    _m(
+        "bubble_over_m",
+        "model",
+        [("return (stages - 1) / (micro_batches + stages - 1)", "return (stages - 1) / micro_batches")],
+        MODEL,
+        "divides by the micro-batches instead of the schedule's length",
+    ),
+]
