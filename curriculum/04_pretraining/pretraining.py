@@ -47,9 +47,9 @@
 # ## Time, device, skills
 #
 # - **Time:** about 4 hours.
-# - **Device:** CPU by default; the whole notebook runs in about 2 minutes on 2 idle cores
-#   (the pre-training run of section 6 is most of it; a machine shared with other jobs can
-#   make that several minutes). If a CUDA GPU is present, `device` below becomes `"cuda"`
+# - **Device:** CPU by default; the whole notebook runs in about a minute on 2 idle cores
+#   (the pre-training run of section 6 takes some 15 s of it; a machine shared with other
+#   jobs can make the whole several minutes). If a CUDA GPU is present, `device` below becomes `"cuda"`
 #   and the same code runs there. Graded thresholds are calibrated on the bundled data.
 # - **Skills practised** (see the course skill map): *Training and fine-tuning* (the
 #   pre-training objective, training loops, gradient accumulation and clipping, checkpoints,
@@ -342,6 +342,10 @@ assert_shape(norm0.weight, (4,), name="RMSNorm(4).weight")
 hf_model = load_model(device=device)
 my_model = CausalLM(bundled_config).to(device).eval()
 my_model.load_state_dict(hf_model.state_dict(), strict=True)
+# The checkpoint holds the head under both names, so loading it cannot show a missing tie: check it.
+assert my_model.lm_head.weight is my_model.model.embed_tokens.weight, (
+    "the bundled config has tie_word_embeddings=True: lm_head.weight must be the same Parameter as "
+    "model.embed_tokens.weight, got two different tensors")
 ids0 = tokenizer("def add(a, b):\n    return a + b", return_tensors="pt")["input_ids"].to(device)
 with torch.no_grad():
     logits0, want_logits0 = my_model(ids0), hf_model(input_ids=ids0).logits
@@ -852,8 +856,13 @@ num_gc0 = numerical_gradient(cube, x_gc0)
 assert_close(num_gc0, 3 * x_gc0 ** 2, rtol=1e-7, atol=1e-7, name="numerical_gradient of sum(x^3) at [1, 2, -3]")
 ok_gc0, err_gc0 = grad_check(cube, x_gc0, 3 * x_gc0 ** 2)
 assert ok_gc0 and err_gc0 < 1e-8, f"grad_check with the right gradient 3x^2: expected passed with error < 1e-8, got {ok_gc0}, {err_gc0:.2e}"
-bad_gc0, err_bad0 = grad_check(cube, x_gc0, 2 * x_gc0 ** 2)
-assert not bad_gc0, f"grad_check with the wrong gradient 2x^2 must fail, got passed with error {err_bad0:.2e}"
+# A gradient 1 % too large: relative error 0.01 / 2.01 = 5e-3, far above the criterion 1e-6.
+bad_gc0, err_bad0 = grad_check(cube, x_gc0, 1.01 * 3 * x_gc0 ** 2)
+assert not bad_gc0, f"grad_check with a gradient 1 % too large (3.03 x^2) must fail, got passed with error {err_bad0:.2e}"
+# x0 x1 x2 is not a sum of one-variable terms: each partial derivative depends on the other entries,
+# so each must be taken at x itself (and it is linear in each entry: central differences are exact).
+assert_close(numerical_gradient(lambda t: t.prod(), x_gc0), torch.tensor([-6.0, -3.0, 2.0], dtype=torch.float64),
+             rtol=1e-7, atol=1e-7, name="numerical_gradient of x0 x1 x2 at [1, 2, -3]")
 assert abs(relative_error(torch.tensor([3.0, 4.0]), torch.tensor([0.0, 0.0])) - 1.0) < 1e-12, (
     "relative_error(a, 0) must be 1 (||a|| / ||a||)")
 
@@ -876,6 +885,13 @@ assert len(calls) == 40, f"central differences call f exactly 2 * numel = 40 tim
 assert set(calls) == {torch.float64}, f"f must be called with float64 tensors (the check runs in float64), got {set(calls)}"
 # Central differences in float64: ~1e-10 here; one-sided differences are ~1e-6 off, float32 ones ~1e-2.
 assert relative_error(num, exact) < 1e-8, f"numerical_gradient of sum(sin(x) exp(x)): relative error {relative_error(num, exact):.2e} (expected < 1e-8)"
+# A function that couples the entries, x^T A x: every entry's difference must be taken at x itself
+# (an entry left at x_i - eps shifts all later ones by ~1e-6). Quadratic: central differences exact.
+A5 = torch.randn(20, 20, dtype=torch.float64)
+num5 = numerical_gradient(lambda t: t @ A5 @ t, x)
+exact5 = (A5 + A5.T) @ x.double()
+assert relative_error(num5, exact5) < 1e-8, (
+    f"numerical_gradient of x^T A x: relative error {relative_error(num5, exact5):.2e} (expected < 1e-8)")
 # A 2-D input and a step size that is not the default.
 x2 = torch.randn(3, 4, dtype=torch.float64)
 num2 = numerical_gradient(lambda t: (t @ t.T).trace(), x2, eps=1e-4)
