@@ -449,6 +449,8 @@ assert out_bf16.dtype == torch.bfloat16, f"a bfloat16 model must return bfloat16
 with torch.device("meta"):
     on_meta = CausalLM(_configs[1])
     assert on_meta(torch.zeros(1, 4, dtype=torch.long)).shape == (1, 4, 200)
+# The stated default: SwiGLU(hidden, intermediate) has no biases (Llama's MLP).
+assert not [n for n, _ in SwiGLU(8, 16).named_parameters() if n.endswith("bias")], "SwiGLU's bias must default to False"
 ### END HIDDEN TESTS
 assert True
 
@@ -775,9 +777,11 @@ for shape, eps, scale in [((5, 16), 1e-6, 1.0), ((2, 3, 32), 1e-5, 10.0), ((4, 1
     assert_close(got_dw, w.grad, rtol=1e-9, atol=1e-11, name=f"dweight vs autograd ({what})")
     assert torch.equal(x.detach(), x_before), "rmsnorm_forward must not modify x"
 assert rmsnorm_forward(torch.ones(2, 4), torch.ones(4))[0].dtype == torch.float32, "rmsnorm_forward keeps x's dtype"
-_, cache = rmsnorm_forward(torch.full((1, 4), 2.0), torch.ones(4))
-assert_close(rmsnorm_forward(torch.full((1, 4), 2.0), torch.ones(4))[0], torch.full((1, 4), 2.0 / math.sqrt(4.0 + 1e-6)),
-             rtol=1e-6, atol=1e-7, name="rmsnorm_forward default eps (1e-6)")
+# The default eps: with entries of 1e-3 the mean square is 1e-6, so eps = 1e-6 halves it (y = 1/sqrt 2);
+# 2e-6 would give 1/sqrt 3.
+assert_close(rmsnorm_forward(torch.full((1, 4), 1e-3, dtype=torch.float64), torch.ones(4, dtype=torch.float64))[0],
+             torch.full((1, 4), 1e-3 / math.sqrt(2e-6), dtype=torch.float64), rtol=1e-9, atol=0,
+             name="rmsnorm_forward default eps (1e-6) on entries of 1e-3")
 ### END HIDDEN TESTS
 assert True
 
@@ -919,6 +923,21 @@ assert grad_check(f_x, x3, 1.001 * dx3, tol=1e-2)[0], "grad_check(..., tol=1e-2)
 z4, y4 = torch.randn(3, 6, dtype=torch.float64), torch.tensor([1, -100, 5])
 _, dz4 = cross_entropy_forward_backward(z4, y4)
 assert grad_check(lambda t: cross_entropy_forward_backward(t, y4)[0], z4, dz4)[0], "grad_check of the cross-entropy gradient must pass"
+# The stated defaults: steps of eps = 1e-6, the criterion tol = 1e-6, the floor 1e-12.
+seen = []
+def _record(t):
+    seen.append(t.clone())
+    return t.sum()
+x6 = torch.zeros(3, dtype=torch.float64)
+numerical_gradient(_record, x6)
+grad_check(_record, x6, torch.ones(3, dtype=torch.float64))
+steps6 = sorted({round(abs(t - x6).max().item(), 15) for t in seen})
+assert steps6 == [1e-6], f"numerical_gradient and grad_check must step by the default eps = 1e-6, stepped by {steps6}"
+x7 = torch.tensor([1.0, 2.0, -3.0], dtype=torch.float64)
+ok7, err7 = grad_check(lambda t: (t ** 3).sum(), x7, 3 * x7 ** 2 * (1 + 3e-6))
+assert not ok7 and 1e-6 < err7 < 2e-6, f"a gradient 3e-6 off (error 1.5e-6) must fail the default tol 1e-6, got {ok7}, {err7:.2e}"
+floor7 = relative_error(torch.tensor([1e-12], dtype=torch.float64), torch.tensor([0.5e-12], dtype=torch.float64))
+assert abs(floor7 - 1 / 3) < 1e-9, f"relative_error floors the denominator at 1e-12, not above: expected 1/3, got {floor7:.4f}"
 ### END HIDDEN TESTS
 assert True
 
@@ -1260,6 +1279,16 @@ assert abs(opt.param_groups[0]["lr"] - f6) < 1e-12 and abs(opt.param_groups[1]["
     f"each group's lr must be its own initial lr times lr_factor: expected {f6}, {0.1 * f6}, "
     f"got {[g['lr'] for g in opt.param_groups]}")
 assert sch.state_dict()["last_epoch"] == 6, "the scheduler's state must count its steps (last_epoch)"
+# The stated default min_lr_ratio is 0: plain cosine to zero at total_steps.
+assert lr_factor(10, 0, 10) == 0.0 and lr_factor(12, 2, 10) == 0.0, (
+    f"with the default min_lr_ratio=0.0 the factor ends at 0, got {lr_factor(10, 0, 10)} and {lr_factor(12, 2, 10)}")
+opt_d = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+sch_d = warmup_cosine(opt_d, 0, 4)
+for _ in range(4):
+    opt_d.step()
+    sch_d.step()
+assert abs(opt_d.param_groups[0]["lr"]) < 1e-12, (
+    f"warmup_cosine's default min_lr_ratio=0.0: lr 0 after total_steps, got {opt_d.param_groups[0]['lr']}")
 ### END HIDDEN TESTS
 assert True
 
@@ -1338,6 +1367,14 @@ p.grad = torch.tensor([0.1, -0.2, 0.05])
 before = p.grad.clone()
 clip_grad_norm([p], 10.0)
 assert_close(p.grad, before, rtol=0, atol=1e-9, name="gradients with a norm far below max_norm (must be unchanged)")
+# Tiny gradients (norm 5e-8, below the 1e-6 in the denominator) against torch: the factor is
+# max_norm / (5e-8 + 1e-6) = 0.0095, not 0.2 (no epsilon) or negative (the epsilon subtracted).
+p, q = nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2))
+p.grad, q.grad = torch.tensor([3e-8, 4e-8]), torch.tensor([3e-8, 4e-8])
+clip_grad_norm([p], 1e-8)
+torch.nn.utils.clip_grad_norm_([q], 1e-8)
+# float32 arithmetic on the same numbers, maybe in another order: 1e-5 relative.
+assert_close(p.grad, q.grad, rtol=1e-5, atol=0, name="gradients of norm 5e-8 clipped to max_norm=1e-8 (vs torch)")
 ### END HIDDEN TESTS
 assert True
 
