@@ -2044,10 +2044,10 @@ assert True
 # `benchmark.py` in this unit's folder measures the training loop's tokens per second and its
 # MFU against this machine's matrix-multiplication peak. On the course's reference machine
 # (an AMD EPYC core, torch 2.13 CPU, float32, one thread, counted per second of CPU time so
-# that other jobs do not distort it): a 2048³ product runs at 87 GFLOP/s; the reference loop
-# trains the small model of section 6.2 (16 × 128 tokens a step) at about 7,500 tokens per
-# CPU-second, 5.7 MFLOPs per token, an MFU of about 49 %, and the bundled tiny Llama's config
-# (4 M parameters, 8 × 256 tokens) at about 2,200 tokens per CPU-second, 26.8 MFLOPs per
+# that other jobs do not distort it): a 2048³ product runs at 93 GFLOP/s; the reference loop
+# trains the small model of section 6.2 (8 × 64 tokens a step) at about 10,000 tokens per
+# CPU-second, 5.5 MFLOPs per token, an MFU of about 60 %, and the bundled tiny Llama's config
+# (4 M parameters, 8 × 256 tokens) at about 2,400 tokens per CPU-second, 26.8 MFLOPs per
 # token, about 68 %: single-threaded matrix products are efficient, and the larger the model,
 # the smaller the share of the element-wise work (norms, softmax, AdamW) that does no matrix
 # FLOPs. (Large GPU runs reach 35-55 % of a bfloat16 peak some ten thousand times higher.)
