@@ -5,7 +5,7 @@ Usage, after any build script changed a folder:
     python datasets/manifest.py            # all folders
     python datasets/manifest.py --check    # exit 1 if a manifest or datasheet is stale
 
-For each folder (pystdlib_docs, tiny_llama, docstring_task) every file except
+For each folder (pystdlib_docs, tiny_llama, docstring_task, training_logs) every file except
 `SHA256SUMS` and `DATASHEET.md` is hashed; `SHA256SUMS` gets one `<sha256>  <name>` line
 per file (the `sha256sum` format: `cd datasets/tiny_llama && sha256sum -c SHA256SUMS`
 checks it), and the table between the `sha256:begin` / `sha256:end` markers of
@@ -20,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-FOLDERS = ("pystdlib_docs", "tiny_llama", "docstring_task")
+FOLDERS = ("pystdlib_docs", "tiny_llama", "docstring_task", "training_logs")
 SKIP = {"SHA256SUMS", "DATASHEET.md"}
 BEGIN, END = "<!-- sha256:begin -->", "<!-- sha256:end -->"
 

@@ -24,7 +24,7 @@ from graders.paths import datasets_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT / "datasets"
-FOLDERS = ("pystdlib_docs", "tiny_llama", "docstring_task")
+FOLDERS = ("pystdlib_docs", "tiny_llama", "docstring_task", "training_logs")
 BUILT_WITH = "3.11.7"  # the corpus and task are byte-identical only from this stdlib
 
 
@@ -335,3 +335,22 @@ def test_build_scripts_fast_mode(tmp_path):
     assert 0.0 <= res["lora"]["accuracy"] <= 1.0
     copy_datasets(tmp_path / "copy", "docstring_task")
     script("manifest").main(["--root", str(tmp_path / "copy" / "datasets"), "--check"])  # exits 1 if stale
+
+
+def test_training_logs_name_every_run_and_load_silently(bundled):
+    logs = data.load_training_logs()
+    truth = script("build_training_logs").TRUTH
+    assert set(logs["runs"]) == set(truth), "runs.json and build_training_logs.TRUTH name different runs"
+    steps = logs["config"]["steps"]
+    for name, run in logs["runs"].items():
+        assert len(run["train_loss"]) == len(run["grad_norm"]) == len(run["lr"]) == steps, name
+        assert len(run["val_steps"]) == len(run["val_loss"]), name
+
+
+@pytest.mark.slow
+def test_training_logs_fast_mode_is_deterministic(tmp_path):
+    build = script("build_training_logs")
+    first = build.main(["--fast", "--out", str(tmp_path / "a")])
+    again = build.main(["--fast", "--out", str(tmp_path / "b")])
+    assert first["runs"] == again["runs"], "the training-log runs are not deterministic (seeded) any more"
+    assert set(first["runs"]) == {"A", "B"} and len(first["runs"]["A"]["train_loss"]) == 4

@@ -62,3 +62,14 @@ def test_edited_mutant_applies_edits_and_fails_loudly_when_one_does_not(text_for
         m("stale", "area", [("r ** 2", "r")], ("test_area",), "edit of text that is not there")
     with pytest.raises(LookupError, match="no answer cell 'volume'"):
         m.answer("volume")
+
+
+def test_exec_reference_runs_only_the_named_cells():
+    unit = next(u for u in all_units() if u.name == "linear_algebra")
+    answers = list(reference_cells(unit.text_path))
+    first = answers[0]
+    ns = exec_reference(unit.text_path, {}, only=(first,))
+    ns_all = exec_reference(unit.text_path, {})
+    assert set(ns) < set(ns_all)
+    with pytest.raises(LookupError, match="no_such_cell"):
+        exec_reference(unit.text_path, {}, only=(first, "no_such_cell"))

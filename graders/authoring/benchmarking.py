@@ -42,11 +42,15 @@ def text_form(benchmark_file: str | Path) -> Path:
 
 
 def load_reference(
-    benchmark_file: str | Path, namespace: dict | None = None, kinds: tuple[str, ...] = ("setup", "answer")
+    benchmark_file: str | Path,
+    namespace: dict | None = None,
+    kinds: tuple[str, ...] = ("setup", "answer"),
+    only: tuple[str, ...] | None = None,
 ) -> dict:
-    """Execute the unit's reference cells of `kinds` (solution markers dropped) in
-    `namespace` (a fresh one by default); return it. Benchmarks never keep a copy of the
-    reference that could drift from the notebook."""
+    """Execute the unit's reference cells of `kinds` (solution markers dropped; only the
+    grade_ids `only` names, in that order, if given) in `namespace` (a fresh one by
+    default); return it. Benchmarks never keep a copy of the reference that could drift
+    from the notebook."""
     path = text_form(benchmark_file)
     namespace = {"__name__": f"{path.stem}_reference"} | (namespace or {})
-    return exec_reference(path, namespace, kinds=kinds)
+    return exec_reference(path, namespace, kinds=kinds, only=only)

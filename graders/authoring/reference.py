@@ -35,8 +35,18 @@ def reference_cells(text_path: Path, kinds: tuple[str, ...] = ("answer",)) -> di
     return out
 
 
-def exec_reference(text_path: Path, namespace: dict, kinds: tuple[str, ...] = ("answer",)) -> dict:
-    """Execute the reference cells of `kinds` in `namespace`; return it."""
-    code = "\n\n".join(reference_cells(text_path, kinds).values())
+def exec_reference(
+    text_path: Path,
+    namespace: dict,
+    kinds: tuple[str, ...] = ("answer",),
+    only: tuple[str, ...] | None = None,
+) -> dict:
+    """Execute the reference cells of `kinds` in `namespace` (only those whose grade_ids
+    `only` names, in that order, if given); return it."""
+    found = reference_cells(text_path, kinds)
+    missing = [c for c in only or () if c not in found]
+    if missing:
+        raise LookupError(f"no {'/'.join(kinds)} cells {missing} in {text_path}")
+    code = "\n\n".join(found[c] for c in only) if only is not None else "\n\n".join(found.values())
     exec(compile(code, str(text_path), "exec"), namespace)
     return namespace

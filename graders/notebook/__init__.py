@@ -12,7 +12,7 @@ stable import paths; anything else in `graders` may move between versions.
 | `kernel` | `setup()` (the first code cell): quiet stderr, seeds, threads, "✓ passed" lines |
 | `asserts` | closeness, shape and dtype checks whose failure messages teach |
 | `measure` | interleaved speed ratios, peak memory, call and byte counts |
-| `data` | the bundled corpus, tokenizer, tiny Llama and task, sha256-checked |
+| `data` | the bundled corpus, tokenizer, tiny Llama, task and training logs, sha256-checked |
 | `lm` | perplexity of a causal language model |
 | `parallel` | `run_distributed`: a notebook function on N `torch.distributed` (gloo) processes |
 
@@ -45,6 +45,7 @@ _EXPORTS = {
         "load_corpus",
         "load_task",
         "load_tokenizer",
+        "load_training_logs",
         "load_model",
         "model_source",
         "encode_documents",
@@ -74,6 +75,7 @@ __all__ = [
     "load_model",
     "load_task",
     "load_tokenizer",
+    "load_training_logs",
     "model_source",
     "peak_memory_numpy",
     "peak_memory_torch",
@@ -105,6 +107,7 @@ if TYPE_CHECKING:
         load_model,
         load_task,
         load_tokenizer,
+        load_training_logs,
         model_source,
         validation_ids,
     )

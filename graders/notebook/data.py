@@ -6,6 +6,7 @@ the package in a wheel, or under `$LLMLABS_ROOT/datasets`):
     pystdlib_docs/    the corpus: train.jsonl, validation.jsonl (one {"text": ...} a line)
     tiny_llama/       byte-level BPE tokenizer + LlamaForCausalLM checkpoint (safetensors)
     docstring_task/   supervised task: train.jsonl, validation.jsonl ({"prompt", "answer"})
+    training_logs/    logged loss curves of short pre-training runs, most of them broken: runs.json
 
 Each folder has a `SHA256SUMS` manifest (the same digests are printed in its
 DATASHEET.md). The first time a folder is used, every file it lists is hashed and compared,
@@ -25,7 +26,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from graders import settings
 from graders.errors import DataIntegrityError as DataIntegrityError
@@ -34,6 +35,7 @@ from graders.paths import datasets_dir
 CORPUS = "pystdlib_docs"
 MODEL = "tiny_llama"
 TASK = "docstring_task"
+TRAINING_LOGS = "training_logs"
 MANIFEST = "SHA256SUMS"
 SPLITS = ("train", "validation")
 
@@ -125,6 +127,14 @@ def load_task(split: str = "train") -> list[dict[str, str]]:
     _check_split(split)
     rows = _read_jsonl(dataset_path(TASK) / f"{split}.jsonl")
     return [{"prompt": row["prompt"], "answer": row["answer"]} for row in rows]
+
+
+def load_training_logs() -> dict[str, Any]:
+    """The logged curves of `training_logs/runs.json`: {"about": str, "config": {...}, "runs": {name:
+    {"train_loss", "grad_norm", "lr": one value per step; "val_steps", "val_loss"}}}. A value of a run
+    that diverged is None (JSON has no NaN)."""
+    with open(dataset_path(TRAINING_LOGS) / "runs.json", encoding="utf-8") as f:
+        return cast(dict[str, Any], json.load(f))
 
 
 def model_source() -> str:
