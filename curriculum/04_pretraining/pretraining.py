@@ -818,8 +818,9 @@ assert True
 def numerical_gradient(f, x, eps=1e-6):
     """Central differences (f(x + eps e_i) - f(x - eps e_i)) / (2 eps) for every entry i of x,
     in float64: f is called exactly 2 * x.numel() times, each time with a float64 tensor shaped
-    like x, and returns a scalar (a float or a 0-dim tensor). x itself is not modified.
-    Returns a float64 tensor shaped like x."""
+    like x, and returns a scalar (a float or a 0-dim tensor, possibly attached to an autograd
+    graph). x itself is not modified. Returns a float64 tensor shaped like x, of plain numbers
+    (no autograd graph)."""
     ### BEGIN SOLUTION
     x = x.detach().to(torch.float64).clone()
     grad = torch.zeros_like(x)
@@ -938,6 +939,13 @@ ok7, err7 = grad_check(lambda t: (t ** 3).sum(), x7, 3 * x7 ** 2 * (1 + 3e-6))
 assert not ok7 and 1e-6 < err7 < 2e-6, f"a gradient 3e-6 off (error 1.5e-6) must fail the default tol 1e-6, got {ok7}, {err7:.2e}"
 floor7 = relative_error(torch.tensor([1e-12], dtype=torch.float64), torch.tensor([0.5e-12], dtype=torch.float64))
 assert abs(floor7 - 1 / 3) < 1e-9, f"relative_error floors the denominator at 1e-12, not above: expected 1/3, got {floor7:.4f}"
+# f may build a graph (a model whose parameters require grad): only the numbers may be kept.
+lin8 = torch.nn.Linear(5, 1).double()
+num8 = numerical_gradient(lambda t: lin8(t).sum(), torch.randn(5, dtype=torch.float64))
+assert not num8.requires_grad and num8.grad_fn is None, (
+    "numerical_gradient of a linear layer's output (its parameters require grad): the result must be plain "
+    f"numbers, got a tensor attached to a graph (requires_grad={num8.requires_grad}): take float() of f's value")
+assert_close(num8, lin8.weight.detach()[0], rtol=1e-7, atol=1e-9, name="numerical_gradient of a linear layer (= its weights)")
 ### END HIDDEN TESTS
 assert True
 
