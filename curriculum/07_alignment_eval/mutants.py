@@ -35,7 +35,8 @@ MUTANTS = [
        "does not move the context's trailing space: 'Kind: ' + 'module' leaves no continuation token"),
     _m("cont_encoded_apart", "continuation_tokens",
        [("    return whole[:n], whole[n:]\n",
-         "    return tokenizer(context)[\"input_ids\"], tokenizer(continuation, add_special_tokens=False)[\"input_ids\"]\n")],
+         "    return (tokenizer(context)[\"input_ids\"],\n"
+         "            tokenizer(continuation, add_special_tokens=False)[\"input_ids\"])\n")],
        ("test_continuation_hidden",),
        "tokenises the continuation on its own: wrong tokens when the boundary falls inside a word"),
     _m("cont_context_no_bos", "continuation_tokens",
