@@ -54,7 +54,6 @@
 # %% setup id=setup
 import copy
 import math
-import re
 
 import numpy as np
 import torch
@@ -630,7 +629,9 @@ plt.show()
 # %% test id=test_kd_outcome points=2
 assert n_student < n_teacher / 3, f"the student must be much smaller: {n_student:,} vs {n_teacher:,} parameters"
 ### BEGIN HIDDEN TESTS
-# Calibrated on the bundled model (CPU, seed 0): see KD_CALIBRATION in the notebook's notes.
+# Calibrated on the bundled model (CPU, seed 0): teacher 125, plain student 702, distilled 556
+# (ratio 0.79). The bar, 0.9, leaves room for another device's round-off; a distillation that
+# does nothing (a zero loss, or a teacher that gets no weight) scores the plain student's ratio, 1.
 KD_GAIN = 0.9
 assert ppl_kd < KD_GAIN * ppl_plain, (
     f"after {KD_STEPS} steps on the same batches: expected the distilled student's validation perplexity below "
@@ -640,6 +641,15 @@ assert ppl_kd > ppl_teacher, f"the student should not beat its teacher at this b
 assert True
 
 # %% [markdown]
+# What we measured on the bundled model (your run prints its own numbers above): validation
+# perplexity 125 for the teacher; after 80 steps of 8 × 64 tokens, 702 for the student
+# trained on the data alone and 556 for the distilled one. Early in training the teacher's
+# soft targets carry far more information per token than the one-hot next token (which
+# other tokens are plausible, and how much), so the student learns the shape of the
+# distribution faster. With long training on plenty of data the gap narrows; distillation
+# pays most when data or steps are scarce, which is exactly when a small model is trained
+# from a big one.
+#
 # ## 4. Reward models and DPO
 #
 # Preference data says, for a prompt $x$, that a response $y_w$ was preferred to $y_l$. The
@@ -830,8 +840,12 @@ plt.show()
 assert abs(dpo_log["loss"][0] - math.log(2)) < 1e-4, (
     f"the first DPO step (policy == reference): expected a loss of ln 2 = 0.6931, got {dpo_log['loss'][0]:.5f}")
 ### BEGIN HIDDEN TESTS
-# Calibrated on the bundled model (CPU, seed 0): see the notes after this cell.
-PREF_GAIN, KL_MAX = 0.10, 1.0
+# Calibrated on the bundled model (CPU, seed 0): the reference prefers the chosen answer on 0.490
+# of the 102 held-out pairs (it answers " class" almost always; any fixed ranking of the three
+# answers scores about 1/2); the policy reaches 0.569, 0.559 and 0.608 after 20, 30 and 40 steps,
+# with KL 0.10, 0.16 and 0.49 nats. A run that learns nothing stays at 0.49; the bar asks for 4
+# more right pairs. DPO with the sign flipped falls below the reference.
+PREF_GAIN, KL_MAX = 0.04, 2.0
 assert pol_pref >= ref_pref + PREF_GAIN, (
     f"held-out preference accuracy after {DPO_STEPS} DPO steps: expected at least the reference's {ref_pref:.3f} + "
     f"{PREF_GAIN}, got {pol_pref:.3f}")
@@ -841,6 +855,14 @@ assert dpo_log["margin"][-1] > 0, f"the implicit reward margin must grow above 0
 assert True
 
 # %% [markdown]
+# What we measured (CPU, seed 0): the first loss is ln 2 to 4 decimals; held-out preference
+# accuracy 0.490 for the reference and 0.61 for the policy after 40 steps, with a KL to the
+# reference of about 0.5 nats at the answer position. The gain is modest because any fixed
+# ranking of the three answers scores about 1/2 on these pairs: to do better the policy must
+# tell a class from a function from the docstring, which takes hundreds of steps of
+# fine-tuning on this tiny model (unit 06). Note how fast the KL grows once the margin
+# starts to move: $eta$ sets how expensive that is.
+#
 # ## 5. Contamination
 #
 # If evaluation items were in the training data, a model can answer them from memory and
