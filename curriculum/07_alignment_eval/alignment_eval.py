@@ -39,8 +39,8 @@
 # ## Time, device, skills
 #
 # - **Time:** about 3 hours.
-# - **Device:** CPU by default; the whole notebook runs in under two minutes on 2 idle
-#   cores (a busy shared machine can make that several minutes). If a CUDA GPU is present,
+# - **Device:** CPU by default; the whole notebook runs in a few minutes on 2 cores (we
+#   measured 5.5 minutes on a busy shared 2-core machine). If a CUDA GPU is present,
 #   `device` below becomes `"cuda"` and the same code runs there.
 # - **Skills practised** (see the course skill map): *Training and fine-tuning*
 #   (evaluation, distillation, DPO); *Probability and statistics* (bootstrap, paired
