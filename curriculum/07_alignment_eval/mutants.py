@@ -1,0 +1,173 @@
+"""Wrong-but-plausible answers for the evaluation, distillation and DPO unit; each must lose points.
+
+Every mutant is the reference answer cell (read from `alignment_eval.py`, solution markers
+removed) with one mistake edited in, so a mutant cannot drift from the reference: if the
+reference text changes and an edit no longer applies, loading this file fails loudly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from graders.authoring.mutants import EditedMutants
+
+_m = EditedMutants(Path(__file__).resolve().parent / "alignment_eval.py")
+
+CONT = ("test_continuation_visible", "test_continuation_hidden")
+LP = ("test_logprobs_visible", "test_logprobs_hidden")
+PRED = ("test_predict_visible", "test_predict_hidden")
+BOOT = ("test_bootstrap_visible", "test_bootstrap_hidden")
+MCN = ("test_mcnemar_visible", "test_mcnemar_hidden")
+KD = ("test_kd_visible", "test_kd_hidden")
+BT = ("test_bt_visible", "test_bt_hidden")
+DPO = ("test_dpo_visible", "test_dpo_hidden")
+NG = ("test_ngram_visible", "test_ngram_hidden")
+
+_MOVE = ("    if n_space:\n"
+         "        context, continuation = context[:-n_space], context[-n_space:] + continuation\n")
+_FORWARD = "    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()\n"
+_LOSSES = ("    losses = -(1 - label_smoothing) * F.logsigmoid(beta * h) "
+           "- label_smoothing * F.logsigmoid(-beta * h)\n")
+
+MUTANTS = [
+    # --- 1. continuation_tokens ---------------------------------------------------------------
+    _m("cont_no_space_move", "continuation_tokens", [(_MOVE, "")], CONT,
+       "does not move the context's trailing space: 'Kind: ' + 'module' leaves no continuation token"),
+    _m("cont_encoded_apart", "continuation_tokens",
+       [("    return whole[:n], whole[n:]\n",
+         "    return (tokenizer(context)[\"input_ids\"],\n"
+         "            tokenizer(continuation, add_special_tokens=False)[\"input_ids\"])\n")],
+       ("test_continuation_hidden",),
+       "tokenises the continuation on its own: wrong tokens when the boundary falls inside a word"),
+    _m("cont_context_no_bos", "continuation_tokens",
+       [("n = len(tokenizer(context)[\"input_ids\"])",
+         "n = len(tokenizer(context, add_special_tokens=False)[\"input_ids\"])")], CONT,
+       "counts the context's tokens without the <bos>: the split is one token early"),
+    _m("cont_moves_spaces_only", "continuation_tokens",
+       [("len(context.rstrip())", "len(context.rstrip(\" \"))")], ("test_continuation_hidden",),
+       "moves trailing spaces but not a trailing newline or tab"),
+    # --- 1. sequence_logprobs ----------------------------------------------------------------
+    _m("lp_no_shift", "sequence_logprobs",
+       [(".gather(-1, ids[:, 1:, None])", ".gather(-1, ids[:, :-1, None])")], LP,
+       "scores each token with the logits of its own position instead of the previous one"),
+    _m("lp_scores_context", "sequence_logprobs",
+       [("    keep = scored[:, 1:]\n", "    keep = mask[:, 1:].bool()\n")], LP,
+       "sums the log-probs of the context tokens too, not only the answer's"),
+    _m("lp_mean_not_sum", "sequence_logprobs",
+       [("    return (logp * keep).sum(dim=1), keep.sum(dim=1)\n",
+         "    return (logp * keep).sum(dim=1) / keep.sum(dim=1), keep.sum(dim=1)\n")], LP,
+       "returns the mean log-prob per token instead of the sum"),
+    _m("lp_no_grad", "sequence_logprobs",
+       [(_FORWARD, "    with torch.no_grad():\n    " + _FORWARD)], ("test_logprobs_hidden",),
+       "switches off gradients inside the function: DPO cannot train through it"),
+    _m("lp_forces_eval", "sequence_logprobs",
+       [(_FORWARD, "    model.eval()\n" + _FORWARD)], ("test_logprobs_hidden",),
+       "puts the model in eval mode and leaves it there (the training loop then runs in eval mode)"),
+    _m("lp_probabilities", "sequence_logprobs",
+       [("torch.log_softmax(logits, dim=-1)", "torch.softmax(logits, dim=-1)")], LP,
+       "sums probabilities instead of log-probabilities"),
+    # --- 1. predict_choices ------------------------------------------------------------------
+    _m("pred_ignores_normalize", "predict_choices",
+       [("scores = sums / counts if normalize else sums", "scores = sums")], PRED,
+       "ignores normalize: acc_norm equals acc"),
+    _m("pred_choice_major", "predict_choices",
+       [("scores.reshape(-1, n_choices).argmax(dim=1)", "scores.reshape(n_choices, -1).argmax(dim=0)")], PRED,
+       "reshapes choice-major: mixes the choices of different questions"),
+    _m("pred_argmin", "predict_choices",
+       [(".argmax(dim=1)", ".argmin(dim=1)")], PRED,
+       "takes the smallest log-probability (thinking of losses)"),
+    _m("pred_always_normalized", "predict_choices",
+       [("scores = sums / counts if normalize else sums", "scores = sums / counts")], PRED,
+       "always divides by the token count"),
+    # --- 2. bootstrap_ci ---------------------------------------------------------------------
+    _m("boot_alpha_not_halved", "bootstrap_ci",
+       [("[alpha / 2, 1 - alpha / 2]", "[alpha, 1 - alpha]")], ("test_bootstrap_hidden",),
+       "uses the alpha and 1 - alpha quantiles: a 90 % interval labelled 95 %"),
+    _m("boot_no_replacement", "bootstrap_ci",
+       [("    idx = rng.integers(0, len(values), size=(n_boot, len(values)))\n",
+         "    idx = np.stack([rng.permutation(len(values)) for _ in range(n_boot)])\n")], BOOT,
+       "resamples without replacement: every resample has the same mean, the interval collapses"),
+    _m("boot_quantiles_of_items", "bootstrap_ci",
+       [("    means = values[idx].mean(axis=1)\n", "    means = values[idx].reshape(-1)\n")], BOOT,
+       "takes quantiles of the resampled items instead of the resample means"),
+    _m("boot_seed_ignored", "bootstrap_ci",
+       [("np.random.default_rng(seed)", "np.random.default_rng()")], ("test_bootstrap_hidden",),
+       "ignores the seed: the interval is not reproducible"),
+    # --- 2. mcnemar_exact --------------------------------------------------------------------
+    _m("mcn_one_sided", "mcnemar",
+       [("return float(min(1.0, 2 * tail))", "return float(min(1.0, tail))")], MCN,
+       "reports the one-sided p-value"),
+    _m("mcn_no_cap", "mcnemar",
+       [("return float(min(1.0, 2 * tail))", "return float(2 * tail)")], ("test_mcnemar_hidden",),
+       "doubles the tail without capping at 1 (p > 1 when b = c)"),
+    _m("mcn_unpaired_totals", "mcnemar",
+       [("    b = int(np.sum(a & ~b_))\n    c = int(np.sum(~a & b_))\n",
+         "    b = int(np.sum(a))\n    c = int(np.sum(b_))\n")], MCN,
+       "compares the totals right instead of the discordant items"),
+    _m("mcn_strict_tail", "mcnemar",
+       [("range(k + 1)", "range(k)")], MCN, "P[X < min(b, c)] instead of P[X <= min(b, c)]"),
+    # --- 3. distillation_loss ----------------------------------------------------------------
+    _m("kd_no_t_squared", "distillation_loss",
+       [("return temperature**2 * kl.mean()", "return kl.mean()")], KD,
+       "forgets the T^2 factor"),
+    _m("kd_reverse_kl", "distillation_loss",
+       [("kl = (t.exp() * (t - s)).sum(dim=-1)", "kl = (s.exp() * (s - t)).sum(dim=-1)")], KD,
+       "computes KL(student || teacher) instead of KL(teacher || student)"),
+    _m("kd_mean_over_vocab", "distillation_loss",
+       [("kl = (t.exp() * (t - s)).sum(dim=-1)", "kl = (t.exp() * (t - s)).mean(dim=-1)")], KD,
+       "averages over the vocabulary too (F.kl_div's reduction='mean')"),
+    _m("kd_teacher_not_softened", "distillation_loss",
+       [("teacher_logits.detach().float().reshape(-1, vocab) / temperature",
+         "teacher_logits.detach().float().reshape(-1, vocab)")], KD,
+       "divides only the student's logits by the temperature"),
+    _m("kd_mask_ignored", "distillation_loss",
+       [("    if mask is not None:\n        keep = mask.reshape(-1)\n        s, t = s[keep], t[keep]\n", "")],
+       ("test_kd_hidden",), "ignores the mask: padding positions count"),
+    _m("kd_teacher_not_detached", "distillation_loss",
+       [("teacher_logits.detach().float()", "teacher_logits.float()")], ("test_kd_hidden",),
+       "lets the gradient flow into the teacher"),
+    # --- 4. bradley_terry_loss ---------------------------------------------------------------
+    _m("bt_log_sigmoid_unstable", "bradley_terry",
+       [("-F.logsigmoid(reward_chosen - reward_rejected).mean()",
+         "-torch.log(torch.sigmoid(reward_chosen - reward_rejected)).mean()")], ("test_bt_hidden",),
+       "log(sigmoid(z)) in two steps: infinite for margins below about -100"),
+    _m("bt_sign_swapped", "bradley_terry",
+       [("reward_chosen - reward_rejected", "reward_rejected - reward_chosen")], BT,
+       "prefers the rejected response"),
+    _m("bt_sum", "bradley_terry", [(".mean()", ".sum()")], BT, "sums over pairs instead of averaging"),
+    # --- 4. dpo_loss -------------------------------------------------------------------------
+    _m("dpo_no_reference", "dpo_loss",
+       [("    h = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)\n",
+         "    h = policy_chosen - policy_rejected\n")], DPO,
+       "leaves out the reference log-probs"),
+    _m("dpo_beta_outside", "dpo_loss",
+       [(_LOSSES, "    losses = -(1 - label_smoothing) * beta * F.logsigmoid(h) "
+                  "- label_smoothing * beta * F.logsigmoid(-h)\n")], DPO,
+       "multiplies the log-sigmoid by beta instead of its argument"),
+    _m("dpo_rewards_attached", "dpo_loss",
+       [("beta * (policy_chosen - ref_chosen).detach()", "beta * (policy_chosen - ref_chosen)"),
+        ("beta * (policy_rejected - ref_rejected).detach()", "beta * (policy_rejected - ref_rejected)")],
+       ("test_dpo_hidden",), "returns the rewards still attached to the graph"),
+    _m("dpo_smoothing_sign", "dpo_loss",
+       [("- label_smoothing * F.logsigmoid(-beta * h)", "- label_smoothing * F.logsigmoid(beta * h)")],
+       ("test_dpo_hidden",), "label smoothing with the wrong sign inside the second log-sigmoid"),
+    _m("dpo_rewards_no_beta", "dpo_loss",
+       [("chosen_rewards = beta * (policy_chosen - ref_chosen).detach()",
+         "chosen_rewards = (policy_chosen - ref_chosen).detach()"),
+        ("rejected_rewards = beta * (policy_rejected - ref_rejected).detach()",
+         "rejected_rewards = (policy_rejected - ref_rejected).detach()")], DPO,
+       "reports the log-ratio without beta as the reward"),
+    # --- 5. ngram_overlap --------------------------------------------------------------------
+    _m("ng_case_sensitive", "ngram_overlap",
+       [("words = text.lower().split()", "words = text.split()")], NG, "compares words case-sensitively"),
+    _m("ng_misses_last", "ngram_overlap",
+       [("range(len(words) - n + 1)", "range(len(words) - n)")], ("test_ngram_hidden",),
+       "off by one: the last n-gram of each text is skipped"),
+    _m("ng_across_texts", "ngram_overlap",
+       [("    for text in train_texts:\n        seen |= grams(text)\n",
+         "    seen |= grams(\" \".join(train_texts))\n")], ("test_ngram_hidden",),
+       "joins the training texts: n-grams run across two documents"),
+    _m("ng_split_on_space", "ngram_overlap",
+       [("words = text.lower().split()", "words = text.lower().split(\" \")")], ("test_ngram_hidden",),
+       "splits on single spaces only: tabs and newlines glue words together"),
+]
