@@ -244,6 +244,13 @@ sums_g, _ = sequence_logprobs(model, tokenizer, pairs_lp[:2])
 assert model.training, "sequence_logprobs must leave the model in the mode it found (training here)"
 model.eval()
 assert sums_g.requires_grad, "with gradients enabled, the sums must carry the autograd graph (do not use no_grad inside)"
+# A bfloat16 model: the sums are still float32 (log-softmax in bf16 keeps ~3 significant digits).
+model_bf16 = copy.deepcopy(model).to(torch.bfloat16)
+with torch.no_grad():
+    sums_bf, _ = sequence_logprobs(model_bf16, tokenizer, pairs_lp[:2])
+del model_bf16
+assert sums_bf.dtype == torch.float32, (
+    f"with a bfloat16 model the sums must still be float32 (upcast the logits first), got {sums_bf.dtype}")
 ### END HIDDEN TESTS
 assert True
 
@@ -263,6 +270,7 @@ def predict_choices(sums, counts, n_choices, normalize=False):
         first, then those of question 1, ...), as sequence_logprobs returns them.
     normalize: False scores a choice by its sum; True by sum / count (mean log-prob per token).
     Returns an int64 tensor (n_questions,) of indices in [0, n_choices); ties go to the lowest index.
+    sums and counts are not modified.
     """
     ### BEGIN SOLUTION
     scores = sums / counts if normalize else sums
@@ -290,6 +298,10 @@ for n_q, n_c in [(7, 4), (1, 2), (5, 1), (12, 3)]:
             f"{n_q} questions of {n_c} choices, normalize={norm}: expected {want.tolist()}, got {got.tolist()} ({got.dtype})")
 tie = predict_choices(torch.tensor([-1.0, -1.0, -2.0]), torch.tensor([1, 1, 1]), 3)
 assert tie.tolist() == [0], f"a tie goes to the lowest index: expected [0], got {tie.tolist()}"
+s_keep, c_keep = torch.tensor([-2.0, -3.0, -1.0]), torch.tensor([2, 2, 1])
+predict_choices(s_keep, c_keep, 3, normalize=True)
+assert s_keep.tolist() == [-2.0, -3.0, -1.0] and c_keep.tolist() == [2, 2, 1], (
+    f"predict_choices must not modify its inputs: sums became {s_keep.tolist()} (was [-2.0, -3.0, -1.0])")
 ### END HIDDEN TESTS
 assert True
 
@@ -359,7 +371,8 @@ def bootstrap_ci(values, n_boot=2000, alpha=0.05, seed=0):
     values: 1-D array-like of n per-item scores (0/1 correctness, or differences).
     Draw n_boot resamples of n indices with replacement (np.random.default_rng(seed)), take the
     mean of each, and return (lo, hi), the alpha/2 and 1 - alpha/2 quantiles of the n_boot means
-    (np.quantile's default interpolation), as Python floats. `values` is not modified.
+    (np.quantile's default interpolation), as Python floats. `values` is not modified, nor is
+    NumPy's global random state (np.random.seed would reset it for every other caller).
     """
     ### BEGIN SOLUTION
     values = np.asarray(values, dtype=np.float64)
@@ -382,6 +395,13 @@ assert bootstrap_ci(np.ones(20)) == (1.0, 1.0), "all-correct items: the interval
 # Against scipy.stats.bootstrap (percentile method) on the same data: the two use different
 # random streams, so they agree within Monte-Carlo error of the quantiles (about 0.003 at
 # n_boot = 10000 for a spread of 0.05); a 90 % instead of 95 % interval moves each end by 0.015.
+np.random.seed(123)
+global_before = np.random.get_state()
+bootstrap_ci(np.arange(10) % 3, n_boot=200)
+global_after = np.random.get_state()
+assert np.array_equal(global_after[1], global_before[1]) and global_after[2] == global_before[2], (
+    "bootstrap_ci changed NumPy's global random state (np.random.seed / np.random.* draws): use its own "
+    "np.random.default_rng(seed)")
 rng_b = np.random.default_rng(11)
 for n_items, p_true, alpha in [(100, 0.7, 0.05), (250, 0.4, 0.1), (60, 0.9, 0.05)]:
     vals = (rng_b.random(n_items) < p_true).astype(float)

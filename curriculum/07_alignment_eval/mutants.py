@@ -171,3 +171,19 @@ MUTANTS = [
        [("words = text.lower().split()", "words = text.lower().split(\" \")")], ("test_ngram_hidden",),
        "splits on single spaces only: tabs and newlines glue words together"),
 ]
+
+# Mistakes first made by the blind wrong answers (a helper who had not read the tests).
+MUTANTS += [
+    _m("lp_no_float_upcast", "sequence_logprobs",
+       [(".logits[:, :-1].float()", ".logits[:, :-1]")], ("test_logprobs_hidden",),
+       "no upcast of the logits: a bfloat16 model gives bfloat16 sums"),
+    _m("pred_divides_in_place", "predict_choices",
+       [("    scores = sums / counts if normalize else sums\n",
+         "    scores = sums.div_(counts) if normalize else sums\n")], ("test_predict_hidden",),
+       "normalises in place: the caller's sums become means"),
+    _m("boot_global_seed", "bootstrap_ci",
+       [("    rng = np.random.default_rng(seed)\n    idx = rng.integers(",
+         "    np.random.seed(seed)\n    idx = np.random.randint(")],
+       ("test_bootstrap_hidden",),
+       "seeds NumPy's global generator: every other caller's random stream is reset"),
+]
