@@ -297,7 +297,9 @@ def _oracle_running_sum(values, acc_dtype):
 
 torch.manual_seed(20)
 for acc_dtype, in_dtype in [(torch.float16, torch.float16), (torch.bfloat16, torch.float32), (torch.float32, torch.bfloat16),
-                            (torch.float16, torch.float64)]:
+                            (torch.float16, torch.float64), (torch.float64, torch.float32)]:
+    # float64 too: there acc.double() is acc itself, so an accumulator updated in place (acc +=)
+    # would make every history row the same tensor.
     vals = (torch.rand(300, 5, dtype=torch.float64) * torch.logspace(-4, 1, 5, dtype=torch.float64)).to(in_dtype)
     vals[::7, 2] *= -1
     before = vals.clone()

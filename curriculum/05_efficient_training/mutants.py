@@ -63,6 +63,11 @@ MUTANTS = [
        [(_LOOP, "    sums = values.to(acc_dtype).cumsum(0).double()\n"
                 "    return torch.cat([torch.stack(history), sums])\n")],
        ACCUMULATE, "uses torch.cumsum, whose kernel accumulates in higher precision than the dtype"),
+    _m("accumulate_in_place", "accumulate",
+       [("        acc = acc + row.to(acc_dtype)\n", "        acc += row.to(acc_dtype)\n")],
+       ("test_accumulate_hidden",),
+       "adds in place: with a float64 accumulator acc.double() is acc, so every history row is the final "
+       "sum (a blind wrong answer)"),
     _m("accumulate_no_initial_zero", "accumulate", [("    history = [acc.double()]\n", "    history = []\n")],
        ACCUMULATE, "leaves out the starting zero: n rows instead of n + 1"),
     _m("stall_floor_log2", "accumulate",
