@@ -39,6 +39,11 @@ MUTANTS = [
        [("torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)",
          "1 / (x32.pow(2).mean(dim=-1, keepdim=True).sqrt() + self.eps)")],
        ("test_decoder_hidden",), "adds eps after the square root (different for small activations)"),
+    _m("rmsnorm_weight_before_cast", "decoder",
+       [("return self.weight * normed.to(x.dtype)", "return (self.weight * normed).to(x.dtype)")],
+       ("test_decoder_hidden",),
+       "multiplies by the weight before casting back: float32 weights on bfloat16 input give bfloat16, "
+       "not float32 as in Llama (a blind wrong answer)"),
     _m("rmsnorm_no_float32", "decoder",
        [("        x32 = x.float()\n", "        x32 = x\n")],
        ("test_decoder_hidden",), "normalises in the input's dtype: float16 squares overflow"),

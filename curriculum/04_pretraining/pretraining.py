@@ -377,6 +377,19 @@ for shape, eps, dtype, scale in [((3, 5, 16), 1e-5, torch.float32, 1.0), ((7, 64
     tol = {torch.float64: 1e-12, torch.float32: 1e-6, torch.bfloat16: 1e-2, torch.float16: 2e-3}[dtype]
     assert_close(got.float(), want.float(), rtol=tol, atol=tol, name=f"RMSNorm vs LlamaRMSNorm ({dtype}, eps={eps}, x ~ {scale})")
     assert torch.equal(x, x_before), "RMSNorm must not modify its input"
+# Mixed dtypes, as under autocast: float32 weights, bfloat16 activations. LlamaRMSNorm casts the
+# normalised x back to bfloat16 and then multiplies by the float32 weight: a float32 output.
+mine_mix, ref_mix = RMSNorm(16), LlamaRMSNorm(16, eps=1e-6)
+with torch.no_grad():
+    mine_mix.weight.normal_()
+    ref_mix.weight.copy_(mine_mix.weight)
+mine_mix, ref_mix = mine_mix.to(device), ref_mix.to(device)
+x_mix = torch.randn(3, 16, device=device).to(torch.bfloat16)
+got_mix, want_mix = mine_mix(x_mix), ref_mix(x_mix)
+assert got_mix.dtype == want_mix.dtype == torch.float32, (
+    f"RMSNorm with float32 weights on bfloat16 input: expected float32 like LlamaRMSNorm (cast the normalised x "
+    f"back to x's dtype, then multiply by the weight), got {got_mix.dtype}")
+assert_close(got_mix, want_mix, rtol=1e-6, atol=1e-6, name="RMSNorm vs LlamaRMSNorm (float32 weight, bfloat16 input)")
 # SwiGLU against LlamaMLP, with and without biases.
 for h, m, bias in [(32, 88, False), (48, 64, True)]:
     cfg = LlamaConfig(hidden_size=h, intermediate_size=m, num_attention_heads=4, mlp_bias=bias)
