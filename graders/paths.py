@@ -7,6 +7,7 @@ instructor can point the CLI at a fork of the curriculum.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from graders import settings
@@ -34,3 +35,24 @@ def curriculum_dir() -> Path:
 
 def datasets_dir() -> Path:
     return _find("datasets")
+
+
+def curriculum_dirs() -> list[Path]:
+    """Every `curriculum/` folder llmlabs could read: the override's, the checkout's and
+    the wheel's. They hold the answer key, which graded code must not see."""
+    return [root / "curriculum" for root in _roots() if (root / "curriculum").is_dir()]
+
+
+def checkout_root() -> Path | None:
+    """The clone this package runs from (editable install), or None for a wheel."""
+    root = _PACKAGE.parent
+    return root if (root / "curriculum").is_dir() else None
+
+
+def assignment_cache_dir() -> Path:
+    """Where generated assignments are kept (`graders.grading.template`)."""
+    configured = settings.CACHE_DIR.read()
+    if configured is not None:
+        return configured
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "llmlabs"

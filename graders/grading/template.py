@@ -19,17 +19,13 @@ import os
 import shutil
 from pathlib import Path
 
-from graders import settings
+from graders.paths import assignment_cache_dir
 
 IGNORED = (".ipynb_checkpoints", "__pycache__")
 
 
 def cache_root() -> Path:
-    configured = settings.CACHE_DIR.read()
-    if configured is not None:
-        return configured
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "llmlabs"
+    return assignment_cache_dir()
 
 
 def files_digest(directory: Path, h: hashlib._Hash | None = None) -> hashlib._Hash:

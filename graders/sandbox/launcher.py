@@ -40,11 +40,15 @@ from graders.notebook.kernel import KERNEL_ENV
 from graders.sandbox.bwrap import bwrap_command
 from graders.sandbox.cgroup import Cgroup
 from graders.sandbox.limits import Limits, bwrap_available, sandbox_mode
+from graders.sandbox.visibility import reachable_answer_key
 
 NO_BWRAP = (
     "no bubblewrap: the notebook runs with the grader's file-system rights "
     "(course directory not hidden, file system writable, no PID namespace)"
 )
+# Without a mount namespace nothing can be hidden from the grader's own user: the audit
+# (graders.grading.audit) flags the attempts it can see, and the report says where the key is.
+ANSWER_KEY_READABLE = "answer key readable by the notebook (reference solutions and hidden tests)"
 
 
 def _log(message: str) -> None:
@@ -183,10 +187,16 @@ def _not_applied(mode: str, cgroup: Cgroup | None, is_root: bool) -> list[str]:
     out = []
     if mode == "none":
         out.append("LLMLABS_SANDBOX=none: no sandbox at all (no scratch directory, no limits)")
+        key = reachable_answer_key()
+        if key:
+            out.append(f"{ANSWER_KEY_READABLE}: {', '.join(key)}")
         return out
     if mode == "rlimits":
         reason = "LLMLABS_SANDBOX=rlimits" if bwrap_available() else "bubblewrap is not installed"
         out.append(f"{NO_BWRAP} [{reason}]")
+        key = reachable_answer_key()
+        if key:
+            out.append(f"{ANSWER_KEY_READABLE}: {', '.join(key)}")
     if not sys.platform.startswith("linux"):
         out.append("not Linux: no cgroups; the memory cap is an address-space rlimit")
     elif not is_root:
