@@ -51,6 +51,18 @@ def _wrong_answer() -> str:
     )
 
 
+def _tests_of(answer: str) -> set[str]:
+    """The test cells between `answer` and the next answer cell."""
+    out: set[str] = set()
+    inside = False
+    for cell in UNIT.notebook()["cells"]:
+        if cells.is_test(cell) and inside:
+            out.add(cells.grade_id(cell))
+        elif cells.grade_id(cell) in UNIT.answer_ids():
+            inside = cells.grade_id(cell) == answer
+    return out
+
+
 def _d(code: str) -> str:
     return textwrap.dedent(code).strip() + "\n"
 
@@ -153,6 +165,62 @@ CODE = {
     "fake_pass": ("print('All tests passed!')\n" + _wrong_answer(), "flagged"),
 }
 
+# Cheats that fetch the answer key at grading time instead of answering (issue 25). Each
+# has no fallback: under bubblewrap the key is not there, so the cell loses its points;
+# in every mode the audit names the attempt.
+KEY_CHEATS = {
+    # The project's own reader of the text form.
+    "key_reference_reader": _d(f"""
+        from graders.authoring.reference import reference_cells
+        from graders.grading.units import get_unit
+        exec(reference_cells(get_unit("{UNIT.name}").text_path)["{ANSWER}"])
+        """),
+    # The text form found from the package's location (a clone, or a wheel's _bundled/).
+    "key_text_form_on_disk": _d(f"""
+        import os, re
+        import graders.notebook as api
+        here = os.path.dirname(os.path.dirname(os.path.dirname(api.__file__)))
+        text = None
+        for base in (here, os.path.join(here, "graders", "_bundled")):
+            for root, _, files in os.walk(os.path.join(base, "curriculum")):
+                if "{UNIT.name}.py" in files:
+                    text = open(os.path.join(root, "{UNIT.name}.py")).read()
+        cell = re.search(r"# %% answer id={ANSWER}\\n(.*?)\\n# %%", text, re.S).group(1)
+        exec(cell)
+        """),
+    # The same reader, its module name built from pieces to dodge a text search.
+    "key_obfuscated_import": _d(f"""
+        import importlib
+        ref = importlib.import_module(".".join(["graders", "author" + "ing", "reference"]))
+        units = importlib.import_module(".".join(["graders", "grad" + "ing", "units"]))
+        exec(ref.reference_cells(units.get_unit("{UNIT.name}").text_path)["{ANSWER}"])
+        """),
+    # The clone's git history, read with git itself.
+    "key_git_history": _d(f"""
+        import os, re, subprocess
+        import graders.notebook as api
+        root = os.path.dirname(os.path.dirname(os.path.dirname(api.__file__)))
+        path = "curricul" + "um/{UNIT.directory.name}/{UNIT.name}.py"
+        text = subprocess.run(["git", "-C", root, "show", "HEAD:" + path],
+                              capture_output=True, text=True, check=True).stdout
+        exec(re.search(r"# %% answer id={ANSWER}\\n(.*?)\\n# %%", text, re.S).group(1))
+        """),
+    # Any source notebook or generated assignment the grader left where a kernel can look.
+    "key_search_disk": _d(f"""
+        import json, os
+        found = None
+        for top in ("/root", "/home", "/tmp", "/var/tmp", os.path.expanduser("~")):
+            for root, _, files in os.walk(top):
+                if "{UNIT.notebook_path.name}" in files and found is None:
+                    nb = json.load(open(os.path.join(root, "{UNIT.notebook_path.name}")))
+                    for c in nb["cells"]:
+                        if c["metadata"].get("nbgrader", {{}}).get("grade_id") == "{ANSWER}":
+                            if "BEGIN SOLUTION" in "".join(c["source"]):
+                                found = "".join(c["source"])
+        exec(found)
+        """),
+}
+
 
 def _structural(tmp: Path) -> dict[str, tuple[Path, str]]:
     """Damaged notebooks: name -> (path, words the reason must contain)."""
@@ -206,7 +274,7 @@ def test_hostile_batch(tmp_path, monkeypatch):
     subs_dir = tmp_path / "subs"
     subs_dir.mkdir()
     submissions = {"correct": UNIT.notebook_path}
-    for name, (source, _) in CODE.items():
+    for name, source in [(n, src) for n, (src, _) in CODE.items()] + list(KEY_CHEATS.items()):
         path = subs_dir / f"{name}.ipynb"
         path.write_text(json.dumps(_with_answer(source)))
         submissions[name] = path
@@ -270,6 +338,19 @@ def test_hostile_batch(tmp_path, monkeypatch):
     ):
         if not any(needle in f and "put back" in f for f in results[name].flags):
             problems.append(f"{name}: the guard's report does not name {needle}: {results[name].flags}")
+    # Reaching for the answer key: flagged in every mode; under bubblewrap the key is not
+    # there, so the cheated exercise loses its points.
+    answer_tests = _tests_of(ANSWER)
+    for name in KEY_CHEATS:
+        r = results[name]
+        if not r.flags:
+            problems.append(f"{name}: not flagged ({r.score}/{r.max_score})")
+        if sandbox_mode() == "bwrap" and r.score >= full:
+            problems.append(f"{name}: kept full marks under bubblewrap: the answer key was readable")
+        if sandbox_mode() == "bwrap":
+            kept = [c.grade_id for c in r.cells if c.grade_id in answer_tests and c.passed]
+            if kept:
+                problems.append(f"{name}: kept the points of {kept} under bubblewrap")
     if results["correct"].flags:
         problems.append(f"the correct submission was flagged: {results['correct'].flags}")
     if results["correct"].sandbox.mode != sandbox_mode():
