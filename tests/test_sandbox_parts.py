@@ -51,6 +51,21 @@ def test_sandbox_mode_choice():
         ("import os\nos._exit(0)", "exits the kernel"),
         ("setattr(np, 'allclose', print)", "setattr"),
         ("g = globals().__dict__", "__dict__"),
+        # Reaching for the answer key (issue 25).
+        ("from graders.authoring.reference import reference_cells", "imports graders.authoring.reference"),
+        ("from graders import grading", "imports graders.grading"),
+        ("import graders\nx = graders.authoring", "reaches into graders.authoring"),
+        ("import graders.notebook as g\np = g.__file__", "locates installed files (g.__file__)"),
+        ("import importlib.resources\nimportlib.resources.files('graders')", "locates installed files"),
+        ("exec(open(p).read())", "runs code built at run time (exec)"),
+        ("f = eval('lambda x: x')", "(eval)"),
+        ("code = compile(text, 'x', 'exec')", "(compile)"),
+        ("m = __import__('gra' + 'ders')", "(__import__)"),
+        ("import importlib\nm = importlib.import_module('x')", "importlib.import_module"),
+        ("import sys\nm = sys.modules['graders.grading']", "reaches into sys.modules"),
+        ("path = 'curriculum/01_linear_algebra'", "mentions 'curriculum'"),
+        ("def f():\n    global assert_close\n    assert_close = print", "rebinds assert_close"),
+        ("setattr(np.testing, 'assert_allclose', print)", "calls setattr on np.testing"),
     ],
 )
 def test_audit_names_the_cheat(code, expected):
@@ -65,6 +80,15 @@ def test_audit_is_quiet_on_honest_code():
     )
     assert audit_source(honest, {"assert_close", "np"}) == []
     assert audit_source("this is not python (", set()) == []
+    # Honest code that looks like the rules: a local that shares a locked cell's name, a
+    # submodule replaced with setattr, model.eval(), re.compile, the notebook API.
+    lookalikes = (
+        "from graders.notebook import assert_close as ac\nimport graders.notebook.data\n"
+        "import re\npat = re.compile('a+')\n"
+        "def inject(model, lora):\n    assert_close = 1\n    setattr(model.layers[0], 'q', lora)\n"
+        "    model.eval()\n    return assert_close\n"
+    )
+    assert audit_source(lookalikes, {"assert_close", "np"}) == []
 
 
 def test_audit_skips_locked_cells_and_names_the_cell():

@@ -208,7 +208,9 @@ def audit_source(source: str, protected_names: set[str]) -> list[str]:
 
 
 def locked_names(source_notebook: dict) -> set[str]:
-    """Names bound by the locked (setup and test) cells of the source notebook."""
+    """The helpers the locked (setup and test) cells define: imported names, functions,
+    classes and lambdas. Data they assign (`z = ...`, `model = ...`) is left out: the
+    unit's own demo cells, and learners trying things, reuse such names all the time."""
     names: set[str] = set()
     for cell in source_notebook["cells"]:
         if cell.get("cell_type") != "code" or not cells.is_locked(cell):
@@ -222,7 +224,7 @@ def locked_names(source_notebook: dict) -> set[str]:
                 names |= {(a.asname or a.name).split(".")[0] for a in node.names}
             elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 names.add(node.name)
-            elif isinstance(node, ast.Assign):
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
                 names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
     return names
 
