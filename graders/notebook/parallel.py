@@ -22,10 +22,17 @@ Never hangs, never leaves a process behind:
   a collective that some rank never joins raises in the worker, with the line it waited
   on, instead of waiting for the kill;
 - when a worker raises, the others are killed at once (they would wait for it in their
-  next collective) and `WorkerError` shows the traceback of the rank that failed first;
+  next collective) and `WorkerError` names the rank that failed first;
 - at the deadline, on an interrupt (the grader's per-cell timeout) or any other exit,
   every worker still alive is killed and reaped; on Linux a worker also dies with the
   kernel (parent-death signal), so not even a killed kernel leaves one behind.
+
+Every error's first line names the cause, for the one-line summary of `llmlabs check`:
+`rank 1: NotImplementedError: not written yet: ...`, `rank 0: AssertionError: ...`; for a
+hang, which ranks waited in which collective (`rank 0 timed out after 15 s in dist.recv
+(line 5 of ring_all_reduce); rank 1 ...`), read from the timed-out ranks' tracebacks and
+from a stack dump (`faulthandler`, on SIGUSR1) of the ranks still running when the run
+stops. The lines after it hold every rank's traceback (or stack), the cause's first.
 
 Workers are ordinary child processes of the kernel: inside the grading sandbox they
 count towards its process and memory caps and die with it. What a worker prints comes
@@ -37,9 +44,12 @@ test cell that writes to stderr scores 0).
 from __future__ import annotations
 
 import ctypes
+import faulthandler
+import json
 import multiprocessing
 import os
 import pickle
+import re
 import shutil
 import signal
 import sys
@@ -48,6 +58,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -62,7 +73,8 @@ COLLECTIVE_SHARE = 0.5
 
 
 class WorkerError(RuntimeError):
-    """A worker raised or died; the message holds the first failing rank's traceback."""
+    """A worker raised or died. The message's first line names the cause (the first failing
+    rank and its exception's own first line); the lines after it hold every rank's traceback."""
 
     def __init__(self, message: str, rank: int):
         super().__init__(message)
@@ -120,7 +132,18 @@ def _run(
                     rank,
                 ) from e
             procs.append(proc)
-        _wait_all(procs, run_dir, time.monotonic() + timeout, timeout)
+        try:
+            _wait_all(procs, run_dir, time.monotonic() + timeout, timeout)
+        except KeyboardInterrupt:
+            # The grader's per-cell timeout interrupts the kernel: say where the ranks were.
+            running = [rank for rank, proc in enumerate(procs) if proc.exitcode is None]
+            _dump_stacks(procs, running, run_dir)
+            where = _whereabouts(procs, run_dir, running)
+            raise KeyboardInterrupt(
+                f"interrupted while rank(s) {running} were still running: {where}"
+                if running
+                else "interrupted"
+            ) from None
         return [_load(run_dir / f"{rank}.result") for rank in range(world_size)]
     finally:
         _kill(procs)
@@ -134,9 +157,12 @@ def _wait_all(procs: list[Any], run_dir: Path, deadline: float, timeout: float) 
         left = deadline - time.monotonic()
         if left <= 0:
             ranks = sorted(pending.values())
+            _dump_stacks(procs, ranks, run_dir)
             raise WorkerTimeout(
-                f"rank(s) {ranks} did not finish within {timeout:g} s and were killed: a collective "
-                "that some rank never joined, or a recv without a matching send (a deadlock)?",
+                f"rank(s) {ranks} did not finish within {timeout:g} s and were killed: "
+                f"{_whereabouts(procs, run_dir, ranks)} (a collective that some rank never joined, "
+                "a recv without a matching send, or a loop that never ends?)\n"
+                + _details(procs, run_dir, ranks),
                 ranks[0],
             )
         for sentinel in wait(list(pending), timeout=left):
@@ -146,11 +172,31 @@ def _wait_all(procs: list[Any], run_dir: Path, deadline: float, timeout: float) 
                 # The others would wait for this rank in their next collective: give the ones
                 # already failing a moment to say why, then report whoever failed first.
                 _grace(procs, run_dir, rank)
+                _dump_stacks(procs, [r for r, p in enumerate(procs) if p.exitcode is None], run_dir)
                 raise _first_failure(procs, run_dir, rank)
 
 
 # Errors a rank raises because a peer went away first: never the cause, whatever their time.
 _CONSEQUENCES = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+
+
+@dataclass
+class _Failure:
+    """What one failed rank reported (`<rank>.error`, JSON written by `_worker`)."""
+
+    stamp: float
+    summary: str  # "NotImplementedError: not written yet: ...": the exception's own first line
+    traceback: str
+    where: str = ""  # "dist.recv (line 5 of ring)" when it failed inside torch.distributed
+    seconds: float = 0.0  # the collective timeout, when it timed out there
+
+    @property
+    def secondary(self) -> bool:
+        return any(sign in self.summary for sign in _CONSEQUENCES)
+
+    @property
+    def timed_out(self) -> bool:
+        return "timed out" in self.summary.lower()
 
 
 def _grace(procs: list[Any], run_dir: Path, failed: int) -> None:
@@ -162,20 +208,29 @@ def _grace(procs: list[Any], run_dir: Path, failed: int) -> None:
     if not (run_dir / f"{failed}.error").is_file():
         return  # died without a traceback (killed, os._exit): it is the cause
     while time.monotonic() - start < 3 and any(p.exitcode is None for p in procs):
-        texts = [_error_text(run_dir, rank) for rank in range(len(procs))]
-        if any(text and not _secondary(text) for text in texts):
+        reports = [_read_failure(run_dir, rank) for rank in range(len(procs))]
+        if any(r is not None and not r.secondary for r in reports):
             return
         time.sleep(0.05)
 
 
-def _error_text(run_dir: Path, rank: int) -> str:
+def _read_failure(run_dir: Path, rank: int) -> _Failure | None:
     path = run_dir / f"{rank}.error"
-    return path.read_text(errors="replace") if path.is_file() else ""
-
-
-def _secondary(text: str) -> bool:
-    lines = text.strip().splitlines()
-    return bool(lines) and any(sign in lines[-1] for sign in _CONSEQUENCES)
+    if not path.is_file():
+        return None
+    text = path.read_text(errors="replace")
+    try:
+        data = json.loads(text)
+        return _Failure(
+            float(data["stamp"]),
+            str(data["summary"]),
+            str(data["traceback"]),
+            str(data.get("where") or ""),
+            float(data.get("seconds") or 0.0),
+        )
+    except (ValueError, KeyError, TypeError):
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        return _Failure(0.0, lines[-1].strip() if lines else "failed without a message", text)
 
 
 def _first_failure(procs: list[Any], run_dir: Path, seen_first: int) -> WorkerError:
@@ -186,23 +241,164 @@ def _first_failure(procs: list[Any], run_dir: Path, seen_first: int) -> WorkerEr
     A peer's "connection closed" error can be written before the traceback of the rank
     whose failure caused it (gloo closes the connection before Python formats the
     exception), so such errors rank after every other kind whatever their time."""
-    failures: list[tuple[bool, float, int, str]] = []
+    failures: dict[int, _Failure] = {}
+    order: list[tuple[bool, float, int]] = []
     for rank, proc in enumerate(procs):
-        path = run_dir / f"{rank}.error"
-        if path.is_file():
-            stamp, _, text = path.read_text(errors="replace").partition("\n")
-            failures.append((_secondary(text), float(stamp), rank, text))
-        elif proc.exitcode not in (None, 0):
+        report = _read_failure(run_dir, rank)
+        if report is None and proc.exitcode not in (None, 0):
+            how = _died(proc.exitcode, run_dir / f"{rank}.stderr")
             when = float("-inf") if rank == seen_first else float("inf")
-            failures.append((False, when, rank, _died(proc.exitcode, run_dir / f"{rank}.stderr")))
-    _, _, rank, text = min(failures)
-    others = [r for _, _, r, _ in failures if r != rank]
-    also = f" (rank(s) {others} failed after it)" if others else ""
-    return WorkerError(f"rank {rank} of {len(procs)} failed{also}:\n{text}", rank)
+            report = _Failure(when, how.splitlines()[0], how)
+        if report is not None:
+            failures[rank] = report
+            order.append((report.secondary, report.stamp, rank))
+    rank = min(order)[2]
+    first = failures[rank]
+    others = [r for _, _, r in sorted(order) if r != rank]
+    returned = [r for r, p in enumerate(procs) if p.exitcode == 0 and r not in failures]
+    if first.timed_out:
+        waiting = [r for r in sorted(failures) if failures[r].timed_out]
+        head = "; ".join(
+            f"rank {r} timed out after {failures[r].seconds:g} s in {failures[r].where or 'a collective'}"
+            for r in waiting
+        )
+        rest = [r for r in range(len(procs)) if r not in waiting]
+        if rest:
+            head += "; " + _whereabouts(procs, run_dir, rest, failures)
+        head += " (a collective that some rank never joined, or a recv without a matching send?)"
+    elif first.secondary and returned and len(failures) == 1:
+        head = (
+            f"rank {rank}: {first.where or 'a collective'} lost its peer: rank(s) {returned} returned "
+            "without joining it (every rank must make the same collective calls, in the same order)"
+        )
+    else:
+        head = f"rank {rank}: {first.summary}"
+    also = f"; rank(s) {others} failed after it" if others else ""
+    return WorkerError(
+        f"{head}\n(rank {rank} of {len(procs)} failed first{also})\n"
+        + _details(procs, run_dir, [rank] + [r for r in range(len(procs)) if r != rank], failures),
+        rank,
+    )
+
+
+def _details(
+    procs: list[Any], run_dir: Path, ranks: list[int], failures: dict[int, _Failure] | None = None
+) -> str:
+    """Every listed rank's traceback, or its stack when it was killed while running."""
+    parts = []
+    for rank in ranks:
+        report = (failures or {}).get(rank) or _read_failure(run_dir, rank)
+        if report is not None:
+            parts.append(f"--- rank {rank} ---\n{report.traceback.rstrip()}")
+            continue
+        stack = _read_stack(run_dir, rank)
+        if stack:
+            parts.append(f"--- rank {rank} (still running, stopped here) ---\n{stack.rstrip()}")
+    return "\n".join(parts)
+
+
+def _whereabouts(
+    procs: list[Any], run_dir: Path, ranks: list[int], failures: dict[int, _Failure] | None = None
+) -> str:
+    """One clause per rank: where it was when the run stopped."""
+    said = []
+    for rank in ranks:
+        report = (failures or {}).get(rank)
+        if report is not None and report.secondary and report.where:
+            said.append(f"rank {rank} was waiting in {report.where}")  # until its peer went away
+        elif report is not None:
+            said.append(f"rank {rank}: {report.summary}")
+        elif procs[rank].exitcode == 0:
+            said.append(f"rank {rank} had returned")
+        else:
+            said.append(f"rank {rank} was {_stack_place(_read_stack(run_dir, rank))}")
+    return "; ".join(said)
+
+
+def _is_dist(filename: str) -> bool:
+    return f"torch{os.sep}distributed{os.sep}" in filename
+
+
+def _is_library(filename: str) -> bool:
+    return (
+        filename == __file__
+        or "site-packages" in filename
+        or filename.startswith((sys.prefix, sys.base_prefix))
+    )
+
+
+def _place(frames: list[tuple[str, int, str]]) -> str:
+    """Where a stack (outermost frame first) stood: the torch.distributed call it was in,
+    with the line of the notebook's function that made it, else that function's line."""
+    for i, (filename, _, _) in enumerate(frames):
+        if _is_dist(filename):
+            call = next(
+                (name for f, _, name in frames[i:] if _is_dist(f) and name not in ("wrapper", "<lambda>")),
+                "a collective",
+            )
+            caller = next((fr for fr in reversed(frames[:i]) if not _is_library(fr[0])), None)
+            where = f"dist.{call}" if call != "a collective" else call
+            return f"{where} (line {caller[1]} of {caller[2]})" if caller else where
+    return ""
+
+
+def _stack_place(stack: str) -> str:
+    """From a faulthandler dump: 'in dist.recv (line 5 of ring)' or 'running ring (line 7)'."""
+    frames = [
+        (m.group(1), int(m.group(2)), m.group(3))
+        for m in re.finditer(r'File "(.*)", line (\d+) in (\S+)', stack)
+    ][::-1]  # faulthandler prints the innermost frame first
+    place = _place(frames)
+    if place:
+        return f"in {place}"
+    own = [fr for fr in frames if not _is_library(fr[0])]
+    if own:
+        return f"running {own[-1][2]} (line {own[-1][1]})"
+    return "still running (killed)"
+
+
+def _dump_stacks(procs: list[Any], ranks: list[int], run_dir: Path) -> None:
+    """Ask each running rank for its Python stack (faulthandler, registered on SIGUSR1 by
+    `_worker`) and wait up to half a second for the dumps."""
+    asked = []
+    for rank in ranks:
+        proc = procs[rank]
+        if proc.exitcode is None and (run_dir / f"{rank}.stack").is_file():
+            try:
+                os.kill(proc.pid, signal.SIGUSR1)
+                asked.append(rank)
+            except OSError:
+                pass
+    deadline = time.monotonic() + 0.5
+    while asked and time.monotonic() < deadline:
+        if all(_read_stack(run_dir, rank) for rank in asked):
+            time.sleep(0.02)  # let the last lines of a dump land
+            return
+        time.sleep(0.01)
+
+
+def _read_stack(run_dir: Path, rank: int) -> str:
+    path = run_dir / f"{rank}.stack"
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def _summary(error: BaseException) -> str:
+    """`Name: first line of the message`, with gloo's source-file prefix and advice cut."""
+    name = type(error).__name__
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    if not lines:
+        return name
+    text = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h|hpp):\d+\]\s*", "", lines[0])
+    text = text.split(". This is typically caused by", 1)[0]
+    if text.endswith(":") and len(lines) > 1:
+        text += " " + lines[1]
+    return f"{name}: {text}"[:400]
 
 
 def _died(exitcode: int, stderr: Path) -> str:
-    how = f"killed by signal {-exitcode}" if exitcode < 0 else f"exited with code {exitcode}"
+    how = f"was killed by signal {-exitcode}" if exitcode < 0 else f"exited with code {exitcode}"
+    if exitcode == -signal.SIGKILL:
+        how += " (the memory limit?)"
     tail = stderr.read_text(errors="replace")[-2000:] if stderr.is_file() else ""
     return f"the process {how} without a Python exception\n{tail}"
 
@@ -237,6 +433,9 @@ def _worker(
     try:
         _die_with_parent()
         _redirect_output(run_dir, rank)
+        # The kernel asks for this rank's stack (SIGUSR1) before it kills a run that hangs.
+        stack_file = open(run_dir / f"{rank}.stack", "w")  # noqa: SIM115 - lives until os._exit
+        faulthandler.register(signal.SIGUSR1, file=stack_file, all_threads=True)
         import torch
         import torch.distributed as dist
 
@@ -258,10 +457,18 @@ def _worker(
         tmp.rename(run_dir / f"{rank}.result")
         dist.destroy_process_group()
         code = 0
-    except BaseException:
-        stamp = time.monotonic()
+    except BaseException as error:
+        report = {"stamp": time.monotonic(), "summary": type(error).__name__, "traceback": ""}
+        try:
+            report["traceback"] = traceback.format_exc()
+            report["summary"] = _summary(error)
+            tb = traceback.extract_tb(error.__traceback__)
+            report["where"] = _place([(fr.filename, fr.lineno or 0, fr.name) for fr in tb])
+            report["seconds"] = seconds
+        except BaseException:
+            pass
         tmp = run_dir / f"{rank}.error.tmp"
-        tmp.write_text(f"{stamp!r}\n{traceback.format_exc()}")
+        tmp.write_text(json.dumps(report))
         tmp.rename(run_dir / f"{rank}.error")  # whole or absent: the kernel reads it while we run
     finally:
         for stream in (sys.stdout, sys.stderr):
