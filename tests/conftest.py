@@ -1,4 +1,5 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,11 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 # 2 threads per kernel the OpenMP threads oversubscribe the cores and spin, which made
 # timings 3-10x slower and noisier. Graded kernels inherit this (graders.notebook.setup).
 os.environ.setdefault("LLMLABS_THREADS", "1")
+# Generated assignments are cached per content hash; the suite keeps its own cache, shared
+# by the xdist workers of one run, instead of writing to the user's ~/.cache/llmlabs.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+_CACHE = Path(tempfile.gettempdir()) / f"llmlabs-tests-{_RUN}" / "cache"
+os.environ.setdefault("LLMLABS_CACHE_DIR", str(_CACHE))
 
 HERE = Path(__file__).resolve().parent
 # tests/grading/ runs notebooks through nbgrader and tests/browser/ drives JupyterLab in
