@@ -9,10 +9,13 @@ The package has four parts, one per reader:
   and `grade_submissions`, the one grading path; `llmlabs grade` runs the same nbgrader
   steps for a whole class on Dask workers (`batch`).
 - `graders.sandbox`, for whoever reviews security: the kernel launcher, limits,
-  cgroups, bubblewrap, the in-kernel guard, the sandbox benchmark.
+  cgroups, bubblewrap, what the kernel may see, the in-kernel guard.
 - `graders.authoring`, for unit authors and the test suite: the notebook builder, lint,
   the reference reader, the benchmarks' set-up, mutants, the shared mutant kernel,
   mutation grading.
+
+Above them, `graders.benchmarks` measures llmlabs itself (grading throughput, the
+sandbox's cost); nothing imports it.
 
 Shared by all four: `cli` (the `llmlabs` command), `settings` (every `LLMLABS_*`
 variable), `errors` (`LLMLabsError` and its kinds), `cells` (nbgrader cell metadata),

@@ -10,5 +10,5 @@ checks), `feedback` (hidden tracebacks stripped), `release` (the student version
 `llmlabs grade` (a whole class, in parallel): `batch` (the coordinator), `worker` (the
 task each Dask worker runs), `cluster` (LocalCluster or a scheduler), `gradebook` (the
 course's gradebook, opened loudly, written by one process), `ledger` (what is already
-graded; one run per course), `bench` (throughput against stock nbgrader).
+graded; one run per course). Throughput against stock nbgrader: `graders.benchmarks.grading`.
 """

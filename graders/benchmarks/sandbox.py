@@ -1,6 +1,6 @@
 """Measure what the sandbox costs per graded notebook.
 
-    python -m graders.sandbox.bench [UNIT] [--repeats N]
+    python -m graders.benchmarks.sandbox [UNIT] [--repeats N]
 
 Grades the unit's reference N times in each mode (bubblewrap or rlimits, as available,
 vs no sandbox), interleaved, each in one nbgrader batch, and prints seconds per notebook

@@ -1,7 +1,7 @@
 """Throughput of `llmlabs grade` against stock `nbgrader autograde`: a benchmark, not a test.
 
-    python -m graders.grading.bench UNIT [--copies 16] [--json FILE]
-    python -m graders.grading.bench UNIT --check      # llmlabs check against nbconvert
+    python -m graders.benchmarks.grading UNIT [--copies 16] [--json FILE]
+    python -m graders.benchmarks.grading UNIT --check      # llmlabs check against nbconvert
 
 Builds a course (`llmlabs course init` + stock `nbgrader generate_assignment`) with
 COPIES submissions, the unit's reference and its hand mutants in turn, and grades the
