@@ -6,8 +6,9 @@ puts each submission under `submitted/<student>/<unit>/`, runs nbgrader in a chi
 process (`graders.grading.job`). Every score is nbgrader's, read from the course's
 gradebook by the child and sent back in its events (so this process never pays
 nbgrader's import time); the assignment is generated once per content hash
-(`graders.grading.template`). The failure message shown for a test cell is the first
-line of the error it raised in the autograded notebook. What the sandbox could not
+(`graders.grading.template`). The failure message shown for a test cell is one line
+that names the cause (`failure_line`): the error it raised in the autograded notebook,
+a failing worker's own error, or the time limit. What the sandbox could not
 apply, and what the notebook monkeypatched, come from the kernel launcher's reports
 (`graders.sandbox.launcher`).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -80,36 +82,87 @@ class Result:
         return data
 
 
+# Exceptions that only carry another one (graders.notebook.parallel: a worker's error,
+# whose message starts with "rank N: <its own exception>"): their name is left out.
+WRAPPERS = ("WorkerError", "WorkerTimeout")
+MAX_LINE = 300
+
+
 def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:300]
-    return ""
+    """The first non-empty line; a line ending in a colon (a heading) is joined with the next."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[0]
+    if line.endswith(":") and len(lines) > 1 and not lines[1].startswith(("Traceback", "---")):
+        line = f"{line} {lines[1]}"
+    return line[:MAX_LINE]
 
 
-def cell_messages(notebook_path: Path) -> dict[str, str]:
-    """grade_id -> first line of the error (or stderr) the cell produced."""
+def failure_line(outputs: list[dict[str, Any]], cell_timeout: float | None = None) -> str | None:
+    """The one line that names why a cell failed, from its outputs (nbformat dicts): the
+    first error's name and message, a worker's own error for a multi-process failure, the
+    time limit for a cell nbgrader interrupted; else the first line written to stderr."""
+    errors = [out for out in outputs if out.get("output_type") == "error"]
+    if any(out.get("ename") == "CellTimeoutError" for out in errors):
+        # nbgrader interrupted the kernel at the cell's time limit: what the interrupt said
+        # (run_distributed says where its ranks were) follows.
+        said = [
+            _first_line(str(out.get("evalue", "")))
+            for out in errors
+            if out.get("ename") != "CellTimeoutError"
+        ]
+        detail = next((text for text in said if text), "")
+        limit = f" ({cell_timeout:g} s)" if cell_timeout else ""
+        line = f"the cell ran past its time limit{limit} and was interrupted"
+        return f"{line}: {detail}"[:MAX_LINE] if detail else line
+    for out in errors:
+        name = str(out.get("ename") or "Error")
+        evalue = _first_line(str(out.get("evalue", "")))
+        if name in WRAPPERS and evalue:
+            return evalue
+        return f"{name}: {evalue}"[:MAX_LINE] if evalue else name
+    for out in outputs:
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            text = out.get("text", "")
+            text = "".join(text) if isinstance(text, list) else text
+            return f"wrote to stderr: {_first_line(text)}"[:MAX_LINE]
+    return None
+
+
+def unhelpful(line: str) -> str | None:
+    """Why a failure line would not tell a learner what to do (None when it does): empty,
+    ending in a colon (the cause was on the next line), or naming only an exception (a
+    wrapper's, or one raised without a message)."""
+    text = line.strip()
+    if not text or text.rstrip(":").strip() in ("", "wrote to stderr"):
+        return "empty"
+    if text.endswith(":"):
+        return "ends with a colon"
+    if re.fullmatch(r"[A-Za-z_][\w.]*", text) or text.split(":", 1)[0].strip() in WRAPPERS:
+        return "names only an exception"
+    return None
+
+
+def notebook_messages(nb: dict[str, Any], cell_timeout: float | None = None) -> dict[str, str]:
+    """grade_id -> `failure_line` of each graded cell that has one."""
+    messages: dict[str, str] = {}
+    for cell in nb.get("cells", []):
+        gid = cells.grade_id(cell)
+        line = failure_line(cell.get("outputs", []), cell_timeout) if gid else None
+        if gid and line is not None:
+            messages[gid] = line
+    return messages
+
+
+def cell_messages(notebook_path: Path, cell_timeout: float | None = None) -> dict[str, str]:
+    """grade_id -> the line that says why the cell failed (`failure_line`), from an
+    autograded notebook; `cell_timeout`, when given, is named in a timed-out cell's line."""
     try:
         nb = json.loads(notebook_path.read_text())
     except (OSError, ValueError):
         return {}
-    messages: dict[str, str] = {}
-    for cell in nb.get("cells", []):
-        gid = cells.grade_id(cell)
-        if not gid:
-            continue
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                evalue = _first_line(str(out.get("evalue", "")))
-                messages[gid] = (
-                    f"{out.get('ename', 'Error')}: {evalue}" if evalue else out.get("ename", "Error")
-                )
-                break
-            if out.get("output_type") == "stream" and out.get("name") == "stderr":
-                text = out.get("text", "")
-                text = "".join(text) if isinstance(text, list) else text
-                messages.setdefault(gid, f"wrote to stderr: {_first_line(text)}")
-    return messages
+    return notebook_messages(nb, cell_timeout)
 
 
 def _ungraded(unit: Unit, message: str = "") -> list[CellResult]:
@@ -201,7 +254,8 @@ def grade_submissions(
             scores = graded.get(student, {}).get("cells") or []
             result.cells = cell_results(unit, scores) or _ungraded(unit)
             messages = cell_messages(
-                course_dir / "autograded" / student / unit.name / unit.notebook_path.name
+                course_dir / "autograded" / student / unit.name / unit.notebook_path.name,
+                cell_timeout or unit.cell_timeout,
             )
             for cell in result.cells:
                 if not cell.passed:
