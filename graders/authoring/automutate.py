@@ -27,6 +27,8 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from graders.pysource import dotted
+
 BINOP_SWAPS: dict[type[ast.operator], tuple[str, str]] = {
     ast.Add: ("+", "-"),
     ast.Sub: ("-", "+"),
@@ -143,16 +145,6 @@ class _Source:
         return len(self.lines)
 
 
-def _dotted(node: ast.AST) -> str:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    return ".".join(reversed(parts))
-
-
 def _find_token(text: str, start: int, end: int, token: str) -> int | None:
     """Offset of `token` between start and end, outside comments (for operators)."""
     segment = text[start:end]
@@ -259,7 +251,7 @@ def _drop(src: _Source, stmt: ast.stmt) -> Iterator[tuple[str, int, int, str]]:
 
 def _call_edits(src: _Source, node: ast.Call) -> Iterator[tuple[str, int, int, str]]:
     text = src.text
-    name = _dotted(node.func)
+    name = dotted(node.func)
     start, end = src.span(node)
     if name in UNWRAP_FUNCTIONS and node.args and not isinstance(node.args[0], ast.Starred):
         yield "unwrap", start, end, _operand(src, node.args[0])

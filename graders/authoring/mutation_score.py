@@ -24,7 +24,6 @@ survivors when the unit's tests changed, and mutants of answers that changed.
 from __future__ import annotations
 
 import argparse
-import ast
 import hashlib
 import json
 import random
@@ -42,6 +41,7 @@ from graders import cells
 from graders.authoring.automutate import AutoMutant, mutate_unit
 from graders.authoring.reference import reference_cells
 from graders.grading.units import Unit, get_unit
+from graders.pysource import defined_names
 
 TRIAGE = "mutation_triage.toml"
 REPORT_JSON = "mutation_report.json"
@@ -68,16 +68,6 @@ def tests_hash(unit: Unit) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _defined_names(source: str) -> set[str]:
-    names: set[str] = set()
-    for node in ast.parse(source).body:
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
-    return names
-
-
 def exercise_ranges(unit: Unit) -> dict[str, str]:
     """answer cell -> the last test cell a mutant of it runs through: the last test of
     its exercise (before the next answer cell), or a later test that uses a name the
@@ -89,7 +79,7 @@ def exercise_ranges(unit: Unit) -> dict[str, str]:
         gid, cell = order[i]
         nxt = answers[k + 1] if k + 1 < len(answers) else len(order)
         uses = re.compile(
-            r"\b(" + "|".join(map(re.escape, sorted(_defined_names(cells.source(cell))))) + r")\b"
+            r"\b(" + "|".join(map(re.escape, sorted(defined_names(cells.source(cell))))) + r")\b"
         )
         tests = [
             j

@@ -22,6 +22,7 @@ import ast
 import re
 
 from graders import cells
+from graders.pysource import dotted
 
 GUARDED_ROOTS = {
     "graders",
@@ -80,18 +81,6 @@ SECRET_WORDS = re.compile(
 FAKE_PASS = re.compile(r"\b(all )?tests? passed\b|\bpassed\b.*✓|full marks", re.I)
 
 
-def _dotted(node: ast.AST) -> str:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    elif isinstance(node, ast.Subscript):
-        parts.append(_dotted(node.value) + "[]")
-    return ".".join(reversed(parts))
-
-
 def _internal(module: str) -> bool:
     """Whether `module` is part of llmlabs other than the notebook API."""
     return (module == "graders" or module.startswith("graders.")) and not (
@@ -140,7 +129,7 @@ def audit_source(source: str, protected_names: set[str]) -> list[str]:
         elif isinstance(node, ast.Delete):
             targets = node.targets
         for t in targets:
-            name = _dotted(t)
+            name = dotted(t)
             root = name.split(".")[0].split("[")[0]
             if isinstance(t, (ast.Attribute, ast.Subscript)) and root in GUARDED_ROOTS:
                 found.append(f"assigns to {name}")
@@ -153,13 +142,13 @@ def audit_source(source: str, protected_names: set[str]) -> list[str]:
         ):
             found.append(f"redefines {node.name}, which a locked cell defines")
         if isinstance(node, ast.Call):
-            name = _dotted(node.func)
+            name = dotted(node.func)
             if name in SUSPICIOUS_CALLS:
                 found.append(f"{SUSPICIOUS_CALLS[name]} ({name})")
             if name in ("setattr", "delattr") and node.args:
                 # Replacing a submodule of one's own model is honest; patching NumPy, torch,
                 # builtins or the test helpers is not.
-                target = _dotted(node.args[0])
+                target = dotted(node.args[0])
                 if target.split(".")[0].split("[")[0] in GUARDED_ROOTS:
                     found.append(f"calls {name} on {target}")
             if name in DYNAMIC_CODE:
@@ -184,14 +173,14 @@ def audit_source(source: str, protected_names: set[str]) -> list[str]:
                 elif _internal(mod):
                     found.append(f"imports {mod}: llmlabs' grading internals, not {PUBLIC_API}")
         if isinstance(node, ast.Attribute):
-            name = _dotted(node)
+            name = dotted(node)
             if isinstance(node.value, ast.Name) and node.value.id == "graders" and _internal(name):
                 found.append(f"reaches into {name}: llmlabs' grading internals, not {PUBLIC_API}")
             if node.attr in LOCATING:
                 found.append(f"locates installed files ({name or node.attr})")
         if isinstance(node, ast.Name) and node.id in LOCATING:
             found.append(f"locates installed files ({node.id})")
-        if isinstance(node, ast.Subscript) and _dotted(node.value) == "sys.modules":
+        if isinstance(node, ast.Subscript) and dotted(node.value) == "sys.modules":
             found.append("reaches into sys.modules")
         if isinstance(node, ast.Attribute) and node.attr in (
             "__dict__",
