@@ -164,7 +164,7 @@ def check(
     seconds = time.perf_counter() - started
     if as_json:
         data = result.to_json()
-        data["seconds"] = round(seconds, 2)
+        data["wall_seconds"] = round(seconds, 2)  # `seconds` is nbgrader's autograde alone
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
     else:
         _print_result(result, u, seconds)
@@ -313,6 +313,27 @@ def grade(
         err.print("interrupted: what was graded is kept; run the same command again to finish")
         raise typer.Exit(130)
     raise typer.Exit(0 if report.complete and report.count("failed") + report.count("refused") == 0 else 1)
+
+
+@app.command("student-wheel")
+def student_wheel(
+    outdir: Annotated[Path, typer.Argument(help="Folder to write the wheel into (created if missing).")],
+):
+    """Build the students' installation: a wheel with the notebook API and the bundled data,
+    without the curriculum (no solutions, no hidden tests)."""
+    from graders.grading.student_wheel import DISTRIBUTION, build_student_wheel
+
+    built = build_student_wheel(outdir)
+    out.print(f"Wrote {built.path}", markup=False)
+    out.print(
+        f"  {DISTRIBUTION}: {len(built.files)} files, {built.size / 1e6:.1f} MB, sha256 {built.sha256}",
+        markup=False,
+    )
+    out.print(
+        f"Students: pip install {built.path.name} (in an environment without llm-labs), then open the "
+        "released notebooks (nbgrader generate_assignment's release/ folder) in JupyterLab.",
+        markup=False,
+    )
 
 
 @course_app.command("init")

@@ -74,7 +74,7 @@ LOCATING = {"__file__", "__path__", "__spec__", "__loader__", "__cached__"}
 LOCATING_CALLS = ("importlib.resources.", "importlib.util.", "importlib.metadata.", "pkgutil.")
 PUBLIC_API = "graders.notebook"
 SECRET_WORDS = re.compile(
-    r"gradebook|\.ipynb|nbgrader|BEGIN HIDDEN|BEGIN SOLUTION|autograded|kernel_guard|get_ipython|__dict__"
+    r"gradebook|\.ipynb|nbgrader|BEGIN HIDDEN|BEGIN SOLUTION|autograded|sandbox\.guard|get_ipython|__dict__"
     r"|curriculum|_bundled|site-packages|mutants\.py|llmlabs",
     re.I,
 )

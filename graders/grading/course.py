@@ -52,7 +52,7 @@ c.Execute.kernel_name = {kernel!r}
 # nbgrader runs its `alembic` helper by name: find it beside this Python even when the
 # virtual environment is not activated (`.venv/bin/nbgrader autograde ...`).
 os.environ["PATH"] = os.pathsep.join([{bindir!r}, os.environ.get("PATH", "")])
-# The grading kernel hides these from the notebooks it runs (see graders/sandbox.py).
+# The grading kernel hides these from the notebooks it runs (graders/sandbox/visibility.py).
 os.environ[{hide_env!r}] = os.pathsep.join([_here, c.Exchange.root])
 os.environ["JUPYTER_PATH"] = os.pathsep.join(
     [os.path.join(_here, ".llmlabs", "jupyter")]
