@@ -197,3 +197,34 @@ def test_messages_of_a_notebook_by_grade_id(tmp_path):
     path.write_text(json.dumps(nb))
     assert cell_messages(path) == expected
     assert cell_messages(tmp_path / "missing.ipynb") == {}
+
+
+def test_feedback_of_a_hidden_multi_process_test_keeps_each_ranks_error_not_its_code(tmp_path):
+    from nbformat.v4 import new_code_cell
+
+    from graders.grading.feedback import BEGIN, StripHiddenTracebacks
+
+    secret = "assert sent <= 18, 'hidden check'"
+    frame = '  File "/tmp/ipykernel_1/2.py", line 4, in _case'
+    tb = f"Traceback (most recent call last):\n{frame}\n    {secret}\n"
+    for rank, summary in (
+        (0, f"NotImplementedError: {STUB}"),
+        (1, "RuntimeError: Connection closed by peer"),
+    ):
+        report = {"stamp": float(rank), "summary": summary, "traceback": tb + summary + "\n"}
+        (tmp_path / f"{rank}.error").write_text(json.dumps(report))
+    error = _first_failure([SimpleNamespace(exitcode=1), SimpleNamespace(exitcode=1)], tmp_path, seen_first=0)
+    assert secret in str(error)  # the graded notebook keeps it all, for the instructor
+    cell = new_code_cell(f"{BEGIN}\n{secret}\n### END HIDDEN TESTS", outputs=[_error(error)])
+    cell, _ = StripHiddenTracebacks().preprocess_cell(cell, {}, 0)
+    shown = cell.outputs[0]["evalue"] + "\n".join(cell.outputs[0]["traceback"])
+    assert secret not in shown and "ipykernel" not in shown, shown
+    assert cell.outputs[0]["evalue"].splitlines() == [
+        f"rank 0: NotImplementedError: {STUB}",
+        "(rank 0 of 2 failed first; rank(s) [1] failed after it)",
+        "--- rank 0 ---",
+        f"NotImplementedError: {STUB}",
+        "--- rank 1 ---",
+        "RuntimeError: Connection closed by peer",
+    ], cell.outputs[0]["evalue"]
+    assert failure_line(cell.outputs) == f"rank 0: NotImplementedError: {STUB}"
