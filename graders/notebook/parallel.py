@@ -433,9 +433,11 @@ def _worker(
     try:
         _die_with_parent()
         _redirect_output(run_dir, rank)
-        # The kernel asks for this rank's stack (SIGUSR1) before it kills a run that hangs.
-        stack_file = open(run_dir / f"{rank}.stack", "w")  # noqa: SIM115 - lives until os._exit
+        # The kernel asks for this rank's stack (SIGUSR1) before it kills a run that hangs;
+        # it signals only once `<rank>.stack` exists, so only after the handler is in place.
+        stack_file = open(run_dir / f"{rank}.stack-new", "w")  # noqa: SIM115 - lives until os._exit
         faulthandler.register(signal.SIGUSR1, file=stack_file, all_threads=True)
+        os.rename(run_dir / f"{rank}.stack-new", run_dir / f"{rank}.stack")
         import torch
         import torch.distributed as dist
 
