@@ -353,6 +353,37 @@ MUTANTS = [
         ("test_batching_hidden",),
         "counts sequences per step instead of the token positions fed",
     ),
+    _m(
+        "continuous_pass_per_request",
+        "continuous",
+        [
+            (
+                "logits = run_model(self.model, self.cache, batch)",
+                "logits = [run_model(self.model, self.cache, [entry])[0] for entry in batch]",
+            )
+        ],
+        ("test_batching_throughput",),
+        "one run_model call per request: the right tokens, schedule and positions, but every step reads the "
+        "weights once per request (no batching at all)",
+    ),
+    _m(
+        "continuous_prefill_own_pass",
+        "continuous",
+        [
+            (
+                "batch = [(rid, [self.outputs[rid][-1]]) for rid in self.running]",
+                "batch = [(rid, [self.outputs[rid][-1]]) for rid in self.running]\n        decoding = len(batch)",
+            ),
+            (
+                "logits = run_model(self.model, self.cache, batch)",
+                "logits = [out for part in (batch[:decoding], batch[decoding:]) if part\n"
+                "                  for out in run_model(self.model, self.cache, part)]",
+            ),
+        ],
+        ("test_batching_throughput",),
+        "runs the newcomers' prefill and the others' decode in two forward passes: two weight reads in every step "
+        "where a request joins",
+    ),
     # --- 4b. static batching ------------------------------------------------------------------
     _m(
         "static_drops_finished_rows",
