@@ -263,6 +263,16 @@ def grade(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Regrade submissions already graded.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    similarity: Annotated[
+        float | None,
+        typer.Option(
+            "--similarity",
+            min=0.0,
+            max=1.0,
+            help="List answer cells at least this similar to the reference or another submission "
+            "(default: the calibrated threshold, README 'Grading a class').",
+        ),
+    ] = None,
 ):
     """Grade every collected submission (submitted/<student>/UNIT/) in parallel with nbgrader.
 
@@ -292,6 +302,7 @@ def grade(
             workers=workers,
             scheduler=scheduler,
             force=force,
+            similarity_threshold=similarity,
             on_plan=on_plan,
             on_row=lambda row: on_row(row) if on_row else None,
         )
@@ -309,6 +320,7 @@ def grade(
             why = "; ".join(filter(None, [row.reason, *row.flags]))
             table.add_row(row.student, score, f"{row.seconds:.1f} s", row.status, why or "-")
         out.print(table)
+        _print_similar(report)
     if report.interrupted:
         err.print("interrupted: what was graded is kept; run the same command again to finish")
         raise typer.Exit(130)
@@ -334,6 +346,26 @@ def student_wheel(
         "released notebooks (nbgrader generate_assignment's release/ folder) in JupyterLab.",
         markup=False,
     )
+
+
+def _print_similar(report) -> None:
+    """Copy detection's pairs under the grade table (nothing was scored down for them)."""
+    if report.similar:
+        table = Table(
+            title=f"Similar answer cells (similarity >= {report.similarity_threshold:.0%}; "
+            "not scored down: read them in the report)"
+        )
+        for col in ("cell", "student", "similar to", "similarity"):
+            table.add_column(col, overflow="fold")
+        for pair in report.similar:
+            table.add_row(pair["grade_id"], pair["student"], pair["other"], f"{pair['similarity']:.0%}")
+        out.print(table)
+    elif report.similarity_report:
+        out.print(f"No answer cells at least {report.similarity_threshold:.0%} similar.")
+    if report.similarity_report:
+        out.print(f"Copy detection report: {report.similarity_report}", markup=False)
+    if report.similarity_error:
+        err.print(report.similarity_error, markup=False)
 
 
 @course_app.command("init")

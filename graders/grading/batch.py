@@ -68,6 +68,12 @@ class BatchReport:
     seconds: float = 0.0
     workers: int = 0
     interrupted: bool = False
+    # Copy detection (graders.grading.similarity): answer cells at or above the threshold,
+    # against the reference or another submission. Listed only; nothing is scored down.
+    similar: list[dict[str, Any]] = field(default_factory=list)
+    similarity_threshold: float = 0.0
+    similarity_report: str = ""  # the HTML page, relative to the course
+    similarity_error: str = ""
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r.status == status)
@@ -183,6 +189,7 @@ def grade_course(
     workers: int | None = None,
     scheduler: str | None = None,
     force: bool = False,
+    similarity_threshold: float | None = None,
     on_plan: Callable[[int, int], None] | None = None,
     on_row: Callable[[Row], None] | None = None,
 ) -> BatchReport:
@@ -244,10 +251,42 @@ def grade_course(
             pending[student] = (job, digest, timestamp, flags)
         if pending:
             _dispatch(pending, template, writer, workers, scheduler, done, report)
+        _compare(root, unit, report, similarity_threshold)
     report.seconds = round(time.perf_counter() - started, 2)
     order = {s: i for i, s in enumerate(find_submissions(root, unit.name))}
     report.rows.sort(key=lambda r: order.get(r.student, len(order)))
     return report
+
+
+def _compare(root: Path, unit: Unit, report: BatchReport, threshold: float | None) -> None:
+    """Copy detection over every submission of the unit (graded now or before) and the
+    course's own reference: pairs into the report and `reports/<unit>/similarity.html`.
+    A failure here is reported, never a reason to lose the grades."""
+    from graders.grading import similarity
+
+    report.similarity_threshold = similarity.THRESHOLD if threshold is None else threshold
+    try:
+        source = json.loads((root / "source" / unit.name / unit.notebook_path.name).read_text())
+        given = similarity.answer_sources(source)
+        reference = {gid: similarity.reference_source(src) for gid, src in given.items()}
+        stubs = {gid: similarity.stub_source(src) for gid, src in given.items()}
+        submissions: dict[str, dict[str, str]] = {}
+        for student, folder in find_submissions(root, unit.name).items():
+            try:
+                submissions[student] = similarity.answer_sources(
+                    json.loads((folder / unit.notebook_path.name).read_text())
+                )
+            except (OSError, ValueError):
+                continue  # damaged: refused above, nothing to compare
+        pairs = similarity.find_pairs(submissions, reference, stubs, threshold=report.similarity_threshold)
+        report.similar = [p.to_json() for p in pairs]
+        path = root / "reports" / unit.name / "similarity.html"
+        similarity.write_report(
+            path, unit.name, pairs, submissions, reference, threshold=report.similarity_threshold
+        )
+        report.similarity_report = str(path.relative_to(root))
+    except Exception as e:  # noqa: BLE001 (the grades are recorded: say what went wrong and go on)
+        report.similarity_error = f"copy detection failed: {type(e).__name__}: {e}"[:300]
 
 
 def _dispatch(
