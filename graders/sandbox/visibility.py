@@ -69,10 +69,16 @@ def kernel_needs() -> list[str]:
     except FileNotFoundError:
         pass
     user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else None
-    for extra in (user_site, os.environ.get("HF_HOME"), os.environ.get("LLMLABS_MODEL")):
+    for extra in (user_site, os.environ.get("HF_HOME"), settings.MODEL.read()):
         if extra and os.path.isdir(extra):
             needed.add(extra)
-    return sorted({_real(p) for p in needed if os.path.isdir(p)})
+    checkout = paths.checkout_root()
+    if checkout is not None:
+        # graders.paths tells a clone from site-packages by this file (a `datasets/` beside
+        # the package in site-packages is Hugging Face's library): without it the kernel
+        # would not find the bundled datasets.
+        needed.add(str(checkout / "pyproject.toml"))
+    return sorted({_real(p) for p in needed if os.path.exists(p)})
 
 
 @dataclass
