@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from graders import cells
 from graders.authoring.mutants import load_mutants
 from graders.authoring.mutation import UnitGrades, grade_unit
+from graders.grading.grade import unhelpful
 from graders.grading.units import all_units, get_unit
 
 UNITS = [u.name for u in all_units()]
@@ -80,3 +82,24 @@ def test_mutant_loses_points(unit_name, mutant_name, tmp_root):
     assert mutant_name not in grades.mutant_errors, grades.mutant_errors.get(mutant_name)
     kept = grades.kept_full_marks(mutant)
     assert not kept, f"mutant {mutant_name} ({mutant.why}) kept full marks on {kept}"
+
+
+@pytest.mark.parametrize("unit_name", [pytest.param(u, marks=_group(u)) for u in UNITS])
+def test_release_failure_lines_name_the_cause(unit_name, tmp_root):
+    """The line `llmlabs check` prints for each test the release lost (the same
+    grade_submissions, graded above) names the cause: never empty, ending in a colon, or
+    naming only an exception (a wrapper's, as every multi-process test's did: issue 33).
+    A test that runs its exercise on gloo processes shows the rank and the stub it raised."""
+    unit = get_unit(unit_name)
+    lines = {c.grade_id: c.message for c in graded(unit_name, tmp_root).release.cells if not c.passed}
+    assert lines, "the unfilled release lost no points"
+    bad = [f"{gid}: {line!r} ({why})" for gid, line in lines.items() if (why := unhelpful(line))]
+    assert not bad, "failure lines that do not name the cause:\n" + "\n".join(bad)
+    source = unit.notebook()
+    parallel = [gid for gid in lines if "run_distributed(" in cells.source(cells.find(source, gid))]
+    wrong = [
+        f"{gid}: {lines[gid]!r}"
+        for gid in parallel
+        if not re.match(r"rank \d+: NotImplementedError: \S", lines[gid])
+    ]
+    assert not wrong, "multi-process tests whose line is not the rank's own stub:\n" + "\n".join(wrong)
