@@ -1,8 +1,8 @@
 """Find the bundled `curriculum/` and `datasets/` folders.
 
-From a clone (editable install) they sit beside the `graders` package; a wheel carries
-copies inside the package as `graders/_bundled/`. `LLMLABS_ROOT` overrides both, so an
-instructor can point the CLI at a fork of the curriculum.
+From a clone (editable install; `pyproject.toml` beside `graders/`) they sit beside the
+`graders` package; a wheel carries copies inside the package as `graders/_bundled/`.
+`LLMLABS_ROOT` overrides both, so an instructor can point the CLI at a fork of the curriculum.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ _PACKAGE = Path(__file__).resolve().parent
 
 def _roots() -> list[Path]:
     override = settings.ROOT.read()
-    return ([override] if override else []) + [_PACKAGE.parent, _PACKAGE / "_bundled"]
+    # Beside the package only in a clone: in site-packages, a `datasets/` beside `graders/` is
+    # Hugging Face's `datasets` library, which students may well have installed.
+    clone = [_PACKAGE.parent] if (_PACKAGE.parent / "pyproject.toml").is_file() else []
+    return ([override] if override else []) + clone + [_PACKAGE / "_bundled"]
 
 
 def _find(name: str) -> Path:
