@@ -78,6 +78,12 @@ THREADS = Setting(
 MODEL = Setting(
     "LLMLABS_MODEL", "", optional_text, "a hub id or local directory to use instead of the bundled tiny Llama"
 )
+LANG = Setting(
+    "LLMLABS_LANG",
+    "en",
+    choice("en", "zh"),
+    "language of released notebooks and course sources: `en` or `zh` (Simplified Chinese); --lang overrides",
+)
 ROOT = Setting(
     "LLMLABS_ROOT",
     "",
@@ -135,6 +141,7 @@ LIMITS = {
 ALL: tuple[Setting[Any], ...] = (
     THREADS,
     MODEL,
+    LANG,
     ROOT,
     SANDBOX,
     CACHE_DIR,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from graders import settings
 from graders.errors import ExchangeSetupError
+from graders.grading.translation import ENGLISH, translated
 from graders.grading.units import Unit
 from graders.notebook.kernel import KERNEL_ENV
 
@@ -33,6 +34,12 @@ CODE_STUB = (
     'raise NotImplementedError("not written yet: replace this line with your code, run the cell, '
     'then run its tests again")'
 )
+CODE_STUBS = {
+    "zh": (
+        "# 在这里写你的代码 (YOUR CODE HERE)\n"
+        'raise NotImplementedError("还没写：把这一行换成你的代码，运行本单元格，再重新运行它的测试")'
+    ),
+}
 
 CONFIG_TEMPLATE = """\
 # nbgrader configuration written by `llmlabs course init`. Edit freely.
@@ -99,9 +106,15 @@ def write_kernelspec(course_dir: Path) -> Path:
     return spec_dir
 
 
-def copy_unit_source(unit: Unit, assignment_dir: Path) -> None:
+def copy_unit_source(unit: Unit, assignment_dir: Path, lang: str = ENGLISH) -> None:
+    """The unit's source notebook (in `lang`: same code, translated text) and its files."""
     assignment_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(unit.notebook_path, assignment_dir / unit.notebook_path.name)
+    if lang == ENGLISH:
+        shutil.copyfile(unit.notebook_path, assignment_dir / unit.notebook_path.name)
+    else:
+        nb = translated(unit.notebook(), unit.directory, lang)
+        text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+        (assignment_dir / unit.notebook_path.name).write_text(text, encoding="utf-8")
     for path in unit.file_paths():
         target = assignment_dir / path.relative_to(unit.directory)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -118,8 +131,10 @@ def init_course(
     course_id: str = "llmlabs",
     exchange: Path | None = None,
     cell_timeout: int | None = None,
+    lang: str = ENGLISH,
 ) -> Path:
-    """Create (or refresh) a course directory holding `units` as nbgrader sources."""
+    """Create (or refresh) a course directory holding `units` as nbgrader sources, in
+    `lang` (`graders.grading.translation`: the code and tests are the English ones)."""
     course_dir = Path(course_dir).resolve()
     course_dir.mkdir(parents=True, exist_ok=True)
     exchange = Path(exchange).resolve() if exchange else course_dir / "exchange"
@@ -132,12 +147,12 @@ def init_course(
             kernel=KERNEL_NAME,
             bindir=str(Path(sys.executable).parent),
             hide_env=settings.HIDE_PATHS.env,
-            code_stub=CODE_STUB,
+            code_stub=CODE_STUBS.get(lang, CODE_STUB),
         )
     )
     write_kernelspec(course_dir)
     for unit in units:
-        copy_unit_source(unit, course_dir / "source" / unit.name)
+        copy_unit_source(unit, course_dir / "source" / unit.name, lang)
     return course_dir
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from graders.errors import GradingError, ReleaseError
 from graders.grading.course import init_course
 from graders.grading.job import run_job
+from graders.grading.translation import ENGLISH
 from graders.grading.units import Unit
 
 __all__ = ["ReleaseError", "release_unit"]
@@ -16,11 +17,11 @@ __all__ = ["ReleaseError", "release_unit"]
 RELEASE_TIMEOUT = 300  # generate_assignment of the largest unit takes ~6 s
 
 
-def release_unit(unit: Unit, dest: Path) -> Path:
+def release_unit(unit: Unit, dest: Path, lang: str = ENGLISH) -> Path:
     """Write the released notebook (solutions stripped, hidden tests removed) and the
-    unit's files into `dest`; return the notebook's path."""
+    unit's files into `dest`, in `lang`; return the notebook's path."""
     with tempfile.TemporaryDirectory(prefix="llmlabs-release-") as tmp:
-        course = init_course(Path(tmp) / "course", [unit], course_id="llmlabs-release")
+        course = init_course(Path(tmp) / "course", [unit], course_id="llmlabs-release", lang=lang)
         try:
             outcome = run_job(course, unit.name, timeout=RELEASE_TIMEOUT)
         except GradingError as e:
