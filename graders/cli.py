@@ -8,10 +8,13 @@ success, 1 graded but not full marks, 2 bad input or a grading failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +25,7 @@ from rich.table import Table
 from graders import settings
 from graders.errors import LLMLabsError
 from graders.grading.grade import Result
+from graders.grading.translation import ENGLISH, LANGUAGES, localised, translated
 from graders.grading.units import Unit, all_units, get_unit
 
 app = typer.Typer(
@@ -37,6 +41,19 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+LangOption = Annotated[
+    str | None,
+    typer.Option("--lang", help="en or zh (Simplified Chinese); default: LLMLABS_LANG, else en."),
+]
+
+
+def _lang(lang: str | None) -> str:
+    chosen = lang or settings.LANG.read()
+    if chosen not in LANGUAGES:
+        raise fail(f"--lang must be one of {', '.join(LANGUAGES)}, not {chosen!r}")
+    return chosen
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     err.print(f"error: {message}", markup=False)
     return typer.Exit(code)
@@ -48,9 +65,11 @@ def units(
     long: Annotated[
         bool, typer.Option("--long", help="Also print each unit's device notes and summary.")
     ] = False,
+    lang: LangOption = None,
 ):
     """List the units in learning order: name, title, time, points, where they run."""
-    chosen = all_units()
+    language = _lang(lang)
+    chosen = [localised(u, language) for u in all_units()]
     if as_json:
         rows = [
             {
@@ -90,6 +109,7 @@ def start(
     unit: Annotated[str, typer.Argument(help="Unit name (see `llmlabs units`).")],
     directory: Annotated[Path | None, typer.Argument(help="Where to write it (default: ./UNIT).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing notebook there.")] = False,
+    lang: LangOption = None,
 ):
     """Write the student version of UNIT (solutions and hidden tests removed) into DIRECTORY."""
     from graders.grading.release import release_unit
@@ -101,8 +121,12 @@ def start(
         raise fail(f"{target} already exists; your work there is kept (use --force to overwrite it)")
     if dest.exists() and not dest.is_dir():
         raise fail(f"{dest} exists and is not a directory")
+    language = _lang(lang)
     with err.status(f"Releasing {u.name} with nbgrader generate_assignment…"):
-        path = release_unit(u, dest)
+        try:
+            path = release_unit(u, dest, language)
+        except LookupError as e:
+            raise fail(str(e).strip("'\"")) from None
     out.print(f"Wrote {path}")
     out.print(
         f"Open it in JupyterLab (`jupyter lab {path}`); when done, grade it with `llmlabs check {path}`."
@@ -178,13 +202,16 @@ def selfcheck(
     units_: Annotated[
         list[str] | None, typer.Argument(metavar="[UNIT]...", help="Units (default: all).")
     ] = None,
+    lang: LangOption = None,
 ):
     """Grade every unit's reference solution through nbgrader and print the score table.
 
-    Exit code 0 only if every reference earns full marks.
+    Exit code 0 only if every reference earns full marks. With --lang zh the Chinese
+    reference is graded by the English course, as a Chinese submission would be.
     """
     from graders.grading.grade import grade_submissions
 
+    language = _lang(lang)
     chosen = [get_unit(n) for n in units_] if units_ else list(all_units())
     table = Table(title="Reference solutions, graded by nbgrader")
     for col in ("unit", "points", "time", "lost"):
@@ -195,7 +222,10 @@ def selfcheck(
         started = time.perf_counter()
         with err.status(f"Grading the {u.name} reference (nbgrader generate_assignment + autograde)…"):
             try:
-                result = grade_submissions(u, {"reference": u.notebook_path})["reference"]
+                with _reference_in(u, language) as reference:
+                    result = grade_submissions(u, {"reference": reference})["reference"]
+            except LookupError as e:
+                raise fail(str(e).strip("'\"")) from None
             except LLMLabsError as e:
                 raise fail(f"{u.name}: {e}") from None
         seconds = time.perf_counter() - started
@@ -213,6 +243,19 @@ def selfcheck(
     for line in sorted(sandbox_lines):
         out.print(line, markup=False)
     raise typer.Exit(0 if all_full else 1)
+
+
+@contextlib.contextmanager
+def _reference_in(unit: Unit, lang: str) -> Iterator[Path]:
+    """The unit's source notebook in `lang`, as a file."""
+    if lang == ENGLISH:
+        yield unit.notebook_path
+        return
+    nb = translated(unit.notebook(), unit.directory, lang)
+    with tempfile.TemporaryDirectory(prefix="llmlabs-selfcheck-") as tmp:
+        path = Path(tmp) / unit.notebook_path.name
+        path.write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
+        yield path
 
 
 def _progress(total: int):
@@ -378,6 +421,7 @@ def course_init(
     exchange: Annotated[
         Path | None, typer.Option("--exchange", help="nbgrader exchange root (default: DIRECTORY/exchange).")
     ] = None,
+    lang: LangOption = None,
 ):
     """Create a stock nbgrader course directory (config + source/<unit>/) for instructors."""
     from graders.grading.course import init_course, prepare_exchange
@@ -387,7 +431,13 @@ def course_init(
         raise fail(f"{directory} already holds an nbgrader course; choose a new directory")
     if directory.exists() and not directory.is_dir():
         raise fail(f"{directory} exists and is not a directory")
-    path = init_course(directory, chosen, course_id=course_id, exchange=exchange)
+    language = _lang(lang)
+    try:  # every unit's translation first: a course is made whole or not at all
+        for u in chosen:
+            translated(u.notebook(), u.directory, language)
+    except LookupError as e:
+        raise fail(str(e).strip("'\"")) from None
+    path = init_course(directory, chosen, course_id=course_id, exchange=exchange, lang=language)
     out.print(f"Created the nbgrader course {course_id!r} in {path}")
     for u in chosen:
         out.print(f"  source/{u.name}/{u.notebook_path.name}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from graders import cells
+from graders.grading.units import Unit
 
 ENGLISH = "en"
 LANGUAGES = {"en": "English", "zh": "简体中文 (Simplified Chinese)"}
@@ -203,6 +205,17 @@ def load_catalog(path: Path) -> dict[str, str]:
 
     po = polib.pofile(str(path))
     return {e.msgid: e.msgstr for e in po if e.msgstr and not e.obsolete and "fuzzy" not in e.flags}
+
+
+def localised(unit: Unit, lang: str) -> Unit:
+    """`unit` with its title and summary in `lang` where its catalog has them."""
+    path = catalog_path(unit.directory, lang)
+    if lang == ENGLISH or not path.is_file():
+        return unit
+    lookup = load_catalog(path)
+    return dataclasses.replace(
+        unit, title=lookup.get(unit.title, unit.title), summary=lookup.get(unit.summary, unit.summary)
+    )
 
 
 def translated(nb: dict[str, Any], unit_dir: Path, lang: str) -> dict[str, Any]:
