@@ -25,10 +25,14 @@ from graders.authoring.reference import reference_cells
 from graders.grading.student_wheel import (
     DISTRIBUTION,
     INSTRUCTOR_ONLY,
+    StudentWheelError,
     build_student_wheel,
+    check_imports,
+    module_files,
     student_requirements,
 )
 from graders.grading.units import all_units, get_unit
+from tests.helpers import one_error_line, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
@@ -145,6 +149,39 @@ def test_wheel_holds_the_notebook_api_and_data_and_no_answer_key(wheel):
             data = zf.read(name)
             expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
             assert digest == f"sha256={expected}" and int(size) == len(data), name
+
+
+def test_the_command_writes_the_wheel_and_says_what_it_is(wheel, tmp_path):
+    proc = run_cli("student-wheel", tmp_path / "dist")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "dist" / wheel.path.name).is_file() and wheel.sha256 in proc.stdout, proc.stdout
+    (tmp_path / "file").write_text("")
+    proc = run_cli("student-wheel", tmp_path / "file")
+    assert (
+        proc.returncode == 2
+        and one_error_line(proc) == f"error: {tmp_path / 'file'} exists and is not a directory"
+    )
+
+
+def test_the_student_llmlabs_points_to_the_instructor(capsys):
+    from graders import student_cli
+
+    assert student_cli.main([]) == 0 and "notebooks" in capsys.readouterr().out
+    for command in ("start", "check", "units", "course", "grade", "student-wheel"):
+        assert student_cli.main([command, "linear_algebra"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and f"`llmlabs {command}`" in err and "instructor" in err, err
+
+
+def test_a_notebook_module_that_imports_grading_stops_the_build(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from graders.grading.units import get_unit\nfrom graders import authoring\n")
+    files = {**module_files(), "graders/notebook/bad.py": bad}
+    with pytest.raises(
+        StudentWheelError, match="bad.py imports graders.grading.units.*bad.py imports graders.authoring"
+    ):
+        check_imports(files)
+    check_imports(module_files())
 
 
 def test_wheel_is_reproducible(wheel, tmp_path):

@@ -231,6 +231,8 @@ def build_student_wheel(outdir: Path) -> StudentWheel:
             info.compress_type = zipfile.ZIP_STORED if arc.endswith(".safetensors") else zipfile.ZIP_DEFLATED
             zf.writestr(info, data)
     outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise StudentWheelError(f"{outdir} exists and is not a directory")
     outdir.mkdir(parents=True, exist_ok=True)
     path = outdir / f"llm_labs_student-{version}-py3-none-any.whl"
     path.write_bytes(buffer.getvalue())
