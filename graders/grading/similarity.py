@@ -345,12 +345,11 @@ def find_pairs(
 
 
 def unit_reference_and_stubs(unit: Any) -> tuple[dict[str, str], dict[str, str]]:
-    """The unit's reference answer cells (from its text form) and their released stubs
-    (from its source notebook)."""
-    from graders.authoring.reference import reference_cells
-
-    reference = reference_cells(unit.text_path)
-    stubs = {gid: stub_source(src) for gid, src in answer_sources(unit.notebook()).items()}
+    """The unit's reference answer cells and their released stubs, both from its source
+    notebook (grading reads no text form: `graders.authoring` sits above it)."""
+    sources = answer_sources(unit.notebook())
+    reference = {gid: reference_source(src) for gid, src in sources.items()}
+    stubs = {gid: stub_source(src) for gid, src in sources.items()}
     return reference, stubs
 
 
