@@ -1,5 +1,6 @@
 """Lint and types: ruff over the package, tests, data scripts and the curriculum's
-mutants and benchmarks (line length included); pyflakes over the built notebooks;
+mutants and benchmarks (line length included); ruff's formatting of the package and the
+tests; pyflakes over the built notebooks;
 mypy over the package, strict on the notebook API (config in pyproject.toml)."""
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ def test_ruff_is_clean():
     assert scripts, "no curriculum scripts found"
     proc = _run(str(BIN / "ruff"), "check", "--no-cache", "graders", "tests", "datasets", *scripts)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ruff_format_is_applied():
+    # One layout for the package and the tests: `ruff format graders tests` fixes a failure.
+    proc = _run(str(BIN / "ruff"), "format", "--check", "--no-cache", "graders", "tests")
+    assert proc.returncode == 0, "run `ruff format graders tests`:\n" + proc.stdout + proc.stderr
 
 
 def test_built_notebooks_have_no_pyflakes_errors():
