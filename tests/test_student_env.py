@@ -246,6 +246,17 @@ with open("kernel_env.json", "w") as f:
 """
 
 
+LOAD_ALL = """\
+from graders.notebook import data, perplexity
+assert data.load_corpus("validation") and data.load_corpus("train"); print("corpus")
+assert data.load_task("train") and data.load_task("validation"); print("task")
+assert data.load_training_logs()["runs"]; print("logs")
+model, tok = data.load_model(), data.load_tokenizer(); print("model")
+ppl = perplexity(model, data.validation_ids(max_tokens=256))
+assert 1 < ppl < tok.vocab_size, ppl; print("perplexity")
+"""
+
+
 @pytest.mark.slow
 def test_student_env_validates_a_released_notebook_and_holds_no_answer_key(wheel, tmp_path):
     start = time.monotonic()
@@ -279,6 +290,11 @@ def test_student_env_validates_a_released_notebook_and_holds_no_answer_key(wheel
     assert proc.returncode == 0 and proc.stdout.strip() == f"{DISTRIBUTION} 0.1.0", proc
     proc = _run([llmlabs, "start", "linear_algebra"], env=env, cwd=tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and "instructor" in proc.stderr, proc
+
+    # Every bundled dataset and the tiny model load there (checked against their manifests).
+    proc = _run([python, "-c", LOAD_ALL], env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["corpus", "task", "logs", "model", "perplexity"], proc.stdout
 
     # Released by the instructor (nbgrader generate_assignment), filled with the reference
     # answers, then validated in the student environment, as the Validate button does.
