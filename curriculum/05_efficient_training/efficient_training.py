@@ -113,7 +113,7 @@ print(f"hidden {base_config.hidden_size}, {base_config.num_hidden_layers} layers
 # |---|---|---|---|
 # | fp32 | 8 | 23 | master weights, optimizer states, accumulation |
 # | fp16 | 5 | 10 | precise, but a narrow range: needs loss scaling |
-# | bf16 | 8 | 7 | fp32's range with 3 significant digits: no loss scaling |
+# | bf16 | 8 | 7 | fp32's range with 2-3 significant digits: no loss scaling |
 # | fp8 e4m3 | 4 | 3 | forward activations and weights in fp8 training |
 # | fp8 e5m2 | 5 | 2 | gradients in fp8 training (more range, less precision) |
 #
@@ -121,21 +121,23 @@ print(f"hidden {base_config.hidden_size}, {base_config.num_hidden_layers} layers
 # exponent holds ordinary numbers, except the single all-ones fraction that means NaN. torch
 # calls it `float8_e4m3fn` ("fn": finite, NaN only). e5m2 follows the IEEE rules.
 #
-# Write `FORMAT_BITS` (the exponent and mantissa bits of each torch dtype) and `float_format`,
+# Write `format_bits` (the exponent and mantissa bits of each torch dtype) and `float_format`,
 # which derives the constants from the bit counts. `finite_only=True` describes the "fn" layout.
 
 # %% answer id=formats
-FORMAT_BITS = {
-    # dtype: (exponent bits e, mantissa bits m)
+def format_bits():
+    """The bits of the five formats of the table: a dict from each of torch.float32,
+    torch.float16, torch.bfloat16, torch.float8_e4m3fn and torch.float8_e5m2 to its
+    (exponent bits e, mantissa bits m), a pair of ints."""
     ### BEGIN SOLUTION
-    torch.float32: (8, 23),
-    torch.float16: (5, 10),
-    torch.bfloat16: (8, 7),
-    torch.float8_e4m3fn: (4, 3),
-    torch.float8_e5m2: (5, 2),
+    return {
+        torch.float32: (8, 23),
+        torch.float16: (5, 10),
+        torch.bfloat16: (8, 7),
+        torch.float8_e4m3fn: (4, 3),
+        torch.float8_e5m2: (5, 2),
+    }
     ### END SOLUTION
-}
-
 
 def float_format(exp_bits, man_bits, finite_only=False):
     """The constants of a binary floating-point format with exp_bits exponent bits, man_bits
@@ -161,8 +163,9 @@ def float_format(exp_bits, man_bits, finite_only=False):
     ### END SOLUTION
 
 # %% test id=test_formats_visible points=1
+FORMAT_BITS = format_bits()
 assert set(FORMAT_BITS) == {torch.float32, torch.float16, torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2}, (
-    f"FORMAT_BITS: expected the five dtypes of the table as keys, got {sorted(map(str, FORMAT_BITS))}")
+    f"format_bits(): expected the five dtypes of the table as keys, got {sorted(map(str, FORMAT_BITS))}")
 fp16 = float_format(*FORMAT_BITS[torch.float16])
 fi16 = torch.finfo(torch.float16)
 for key, want in [("eps", fi16.eps), ("max", fi16.max), ("smallest_normal", fi16.smallest_normal)]:
@@ -184,9 +187,9 @@ def _decode_all(e, m, finite_only):
     return sorted(values), b
 
 
-for dtype, bits in FORMAT_BITS.items():
+for dtype, bits in format_bits().items():
     fi = torch.finfo(dtype)
-    assert 1 + sum(bits) == fi.bits, f"FORMAT_BITS[{dtype}] = {bits}: 1 + e + m must be the {fi.bits} bits of the dtype"
+    assert 1 + sum(bits) == fi.bits, f"format_bits()[{dtype}] = {bits}: 1 + e + m must be the {fi.bits} bits of the dtype"
     got = float_format(*bits, finite_only=dtype is torch.float8_e4m3fn)
     for key, want in [("eps", fi.eps), ("max", fi.max), ("smallest_normal", fi.smallest_normal)]:
         assert got[key] == want, f"float_format{bits} ({dtype})[{key!r}]: torch.finfo says {want}, got {got[key]}"
@@ -210,12 +213,14 @@ assert True
 
 # %% [markdown]
 # bf16 keeps fp32's exponent (the same range, the same smallest normal) and drops 16 bits of
-# mantissa; fp16 keeps 3 more mantissa bits than bf16 but tops out at 65,504. Both have about
-# 3-4 significant decimal digits, fp32 about 7.
+# mantissa; fp16 keeps 3 more mantissa bits than bf16 but tops out at 65,504. With the implicit
+# leading bit a format holds $m + 1$ significant bits, $(m + 1)\log_{10} 2$ decimal digits: bf16
+# about 2.4 (8 bits: the gap after 1 is $2^{-7} \approx 0.0078$, and `torch.tensor(1.01,
+# dtype=torch.bfloat16)` is 1.0078125), fp16 about 3.3 (11 bits), fp32 about 7.2 (24 bits).
 
 # %%
 print(f"{'format':>14} | {'e':>2} | {'m':>2} | {'eps':>10} | {'max':>10} | {'smallest normal':>15} | {'smallest subnormal':>18}")
-for dtype, (e, m) in FORMAT_BITS.items():
+for dtype, (e, m) in format_bits().items():
     f = float_format(e, m, finite_only=dtype is torch.float8_e4m3fn)
     print(f"{str(dtype).replace('torch.', ''):>14} | {e:>2} | {m:>2} | {f['eps']:>10.3g} | {f['max']:>10.4g} | "
           f"{f['smallest_normal']:>15.4g} | {f['smallest_subnormal']:>18.4g}")
