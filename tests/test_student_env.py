@@ -276,7 +276,11 @@ def test_student_env_validates_a_released_notebook_and_holds_no_answer_key(wheel
     (purelib / "datasets").mkdir()
     (purelib / "datasets" / "__init__.py").write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "JUPYTER", "VIRTUAL_ENV"))}
+    # The user's own Jupyter kernels and nbgrader config stay out: the kernel is this venv's.
     env.update(HF_HUB_OFFLINE="1", LLMLABS_THREADS="1")
+    env.update(
+        JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"), JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config")
+    )
     proc = _run(
         [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--no-compile", wheel.path],
         env=env,
