@@ -654,10 +654,13 @@ with torch.no_grad():
 for row in range(5):
     assert_same_tokens(got_h[row], gen[row, 30:].tolist(), refs[row][1],
                        name=f"generate_batch row {row} vs model.generate on the same left-padded batch")
-# The padding token's id must not matter: it is masked.
-assert generate_batch(model, prompts_h[:3], 6, pad_id=17) == [r[:6] for r in got_h[:3]], (
-    "generate_batch: the outputs changed with the pad token id; padding must be masked out"
-)
+# The padding token's id must not matter: it is masked. (A batch of 3 is padded to 9, not 30: other
+# shapes round differently, so near-ties are allowed as everywhere else.)
+got_pad17 = generate_batch(model, prompts_h[:3], 6, pad_id=17)
+for row in range(3):
+    assert_same_tokens(got_pad17[row], refs[row][0][:6], refs[row][1][:6],
+                       name=f"generate_batch(pad_id=17) row {row}: the outputs must not depend on the pad token id "
+                            f"(padding must be masked out)")
 # No padding at all, and a batch of one.
 same_len = [prompt_at(3000, 6), prompt_at(3100, 6)]
 for row, got in enumerate(generate_batch(model, same_len, 5, PAD)):
@@ -1177,7 +1180,7 @@ assert True
 
 # %% answer id=kv_memory
 def kv_bytes_per_token(config, dtype_bytes):
-    """Bytes of K and V for one token, all layers: 2 * layers * kv_heads * head_dim * dtype_bytes
+    """Bytes of K and V for one token, all layers, an int: 2 * layers * kv_heads * head_dim * dtype_bytes
     (head_dim from config.head_dim, or hidden_size // num_attention_heads when it is not set)."""
     ### BEGIN SOLUTION
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
