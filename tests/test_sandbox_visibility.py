@@ -28,7 +28,10 @@ out["datasets"] = len(os.listdir(str(data.datasets_dir()))) if hasattr(data, "da
 import numpy, torch
 out["libs"] = True
 for p in json.loads(sys.argv[1]):
-    out["visible"][p] = os.path.exists(p) and (not os.path.isdir(p) or bool(os.listdir(p)))
+    if os.path.isdir(p):
+        out["visible"][p] = bool(os.listdir(p))
+    else:
+        out["visible"][p] = os.path.exists(p) and bool(open(p, "rb").read(1))
 try:
     from graders.authoring.reference import reference_cells
     from graders.grading.units import get_unit
@@ -40,7 +43,8 @@ print(json.dumps(out))
 
 
 def _run_in_view(probe_paths: list[str], env: dict[str, str] | None = None) -> dict:
-    work = Path(tempfile.mkdtemp(prefix="llmlabs-vis-"))
+    work = Path(tempfile.mkdtemp(prefix="llmlabs-vis-")) / "work"  # as the launcher's scratch/work
+    work.mkdir()
     conn = work / "conn.json"
     conn.write_text("{}")
     argv = [sys.executable, "-c", PROBE, json.dumps(probe_paths), "-f", str(conn)]
@@ -55,6 +59,7 @@ def test_the_kernel_sees_no_answer_key_but_everything_a_notebook_needs():
     key = [str(p) for p in paths.curriculum_dirs()]
     checkout = paths.checkout_root()
     extra = [str(checkout / ".git"), str(checkout / "tests")] if checkout else []
+    extra += visibility.data_build_scripts()  # build_training_logs.py holds the diagnosis labels
     home = str(Path.home())
     out = _run_in_view(key + extra + [str(paths.assignment_cache_dir()), str(paths.datasets_dir())])
     assert out["libs"], out
@@ -96,6 +101,7 @@ def test_a_wheels_bundled_curriculum_is_hidden_inside_the_bound_package(monkeypa
     monkeypatch.setattr(visibility, "covered_folders", lambda: [str(tmp_path)])
     monkeypatch.setattr(visibility, "kernel_needs", lambda: [str(package), str(package / "_bundled")])
     monkeypatch.setattr(visibility, "answer_key_paths", lambda: [str(package / "_bundled" / "curriculum")])
+    monkeypatch.setattr(visibility, "data_build_scripts", lambda: [])
     view = visibility.kernel_view()
     assert view.bind_back == [str(package)], view
     assert view.hide == [str(package / "_bundled" / "curriculum")], view

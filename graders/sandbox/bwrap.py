@@ -36,7 +36,9 @@ def bwrap_command(kernel_argv: Sequence[str], work: Path, info_fd: int | None) -
         "--proc",
         "/proc",
     ]
-    cmd += kernel_view().bwrap_args()
+    empty = Path(work).parent / "empty"
+    empty.write_bytes(b"")
+    cmd += kernel_view().bwrap_args(str(empty))
     cmd += ["--bind", str(work), INNER_WORK, "--chdir", INNER_WORK]
     cmd += ["--setenv", "HOME", INNER_WORK, "--setenv", "MPLCONFIGDIR", f"{INNER_WORK}/.config/matplotlib"]
     conn = kernel_argv[list(kernel_argv).index("-f") + 1]

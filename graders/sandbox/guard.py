@@ -42,10 +42,10 @@ class _Budget:
 
 
 class LimitedStream:
-    def __init__(self, stream, budget: _Budget, mb: int):
+    def __init__(self, stream: Any, budget: _Budget, mb: int) -> None:
         self._stream, self._budget, self._mb = stream, budget, mb
 
-    def write(self, text):
+    def write(self, text: str) -> int:
         n = len(text)
         budget = self._budget
         if budget.remaining > 0:
@@ -59,18 +59,18 @@ class LimitedStream:
             self._stream.write(NOTE.format(mb=self._mb))
         return n
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
 
 class Restorer:
-    def __init__(self, shell, report_fd: int | None = None):
+    def __init__(self, shell: Any, report_fd: int | None = None) -> None:
         self.shell = shell
         self.snapshot: dict[str, Any] | None = None
         self.restored: list[str] = []
         self.report_fd = report_fd
 
-    def _take(self) -> dict:
+    def _take(self) -> dict[str, Any]:
         modules = {name: dict(vars(sys.modules[name])) for name in GUARDED_MODULES if name in sys.modules}
         builtin = {k: v for k, v in vars(builtins).items() if k not in KERNEL_MANAGED_BUILTINS}
         names = {
@@ -80,14 +80,14 @@ class Restorer:
         }
         return {"builtins": builtin, "modules": modules, "names": names}
 
-    def post_run_cell(self, result=None) -> None:
+    def post_run_cell(self, result: Any = None) -> None:
         # Start-up code (this module's own install line) runs without history; the first
         # cell a client sends is the notebook's locked setup cell.
         info = getattr(result, "info", None)
         if self.snapshot is None and getattr(info, "store_history", True):
             self.snapshot = self._take()
 
-    def pre_run_cell(self, info=None) -> None:
+    def pre_run_cell(self, info: Any = None) -> None:
         snap = self.snapshot
         if snap is None:
             return
@@ -102,7 +102,7 @@ class Restorer:
                 ns[key] = value
                 self._note(key)
 
-    def _restore(self, current: dict, saved: dict, where: str) -> None:
+    def _restore(self, current: dict[str, Any], saved: dict[str, Any], where: str) -> None:
         for key, value in saved.items():
             now = current.get(key)
             if now is value:

@@ -11,7 +11,8 @@ them is bound back read-only:
   site-packages and the model folder a notebook may load (`LLMLABS_MODEL`);
 - covered again, wherever they remain visible: every `curriculum/` folder llmlabs knows
   (the wheel carries one inside the package), the generated-assignment cache, and the
-  course and exchange folders (`LLMLABS_HIDE_PATHS`).
+  course and exchange folders (`LLMLABS_HIDE_PATHS`); the scripts that built the bundled
+  data read as empty files (one holds the pre-training unit's labels).
 
 Covering whole folders and binding back what is needed, rather than listing files to
 hide, means a copy of the key that llmlabs does not know about (a second clone in the
@@ -88,8 +89,11 @@ class View:
     cover: list[str] = field(default_factory=list)  # tmpfs over these first
     bind_back: list[str] = field(default_factory=list)  # then these, read-only
     hide: list[str] = field(default_factory=list)  # then tmpfs over these again
+    blank: list[str] = field(default_factory=list)  # files read as empty (an empty file bound over them)
 
-    def bwrap_args(self) -> list[str]:
+    def bwrap_args(self, empty_file: str = "/dev/null") -> list[str]:
+        """`empty_file`: a regular empty file to bind over `blank` (bubblewrap binds without
+        device access, so /dev/null itself cannot be opened there)."""
         args: list[str] = []
         for folder in self.cover:
             args += ["--tmpfs", folder]
@@ -97,6 +101,8 @@ class View:
             args += ["--ro-bind", folder, folder]
         for folder in self.hide:
             args += ["--tmpfs", folder]
+        for path in self.blank:
+            args += ["--ro-bind", empty_file, path]
         return args
 
 
@@ -112,7 +118,19 @@ def kernel_view() -> View:
 
     course = [_real(p) for p in settings.HIDE_PATHS.read() if os.path.isdir(p)]
     hide = [p for p in sorted(set(answer_key_paths() + course)) if os.path.isdir(p) and visible(p)]
-    return View(cover=cover, bind_back=bind_back, hide=hide)
+    blank = [p for p in data_build_scripts() if visible(p) and not any(_inside(p, h) for h in hide)]
+    return View(cover=cover, bind_back=bind_back, hide=hide, blank=blank)
+
+
+def data_build_scripts() -> list[str]:
+    """The scripts that made the bundled data. A notebook needs the data, never these, and
+    one of them holds answers: the true cause of every pre-training log the diagnosis
+    exercise grades (`TRUTH` in build_training_logs.py)."""
+    try:
+        folder = paths.datasets_dir()
+    except FileNotFoundError:
+        return []
+    return sorted(_real(p) for p in folder.rglob("*.py") if p.is_file() and not p.is_symlink())
 
 
 def reachable_answer_key() -> list[str]:
