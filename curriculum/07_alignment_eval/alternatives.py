@@ -1,0 +1,260 @@
+"""Blind alternatives for unit 07 (alignment_eval): correct answers written from the released notebook only."""
+
+from graders.authoring.alternatives import Alternative
+
+CONT_SUFFIX = '''
+def continuation_tokens(tokenizer, context, continuation):
+    """Move the context's trailing whitespace onto the continuation, tokenize the whole text once."""
+    kept = context.rstrip()
+    moved = context[len(kept):]
+    whole = tokenizer(kept + moved + continuation)["input_ids"]
+    n_context = len(tokenizer(kept)["input_ids"])
+    return list(whole[:n_context]), list(whole[n_context:])
+'''
+
+CONT_LOOP = '''
+def continuation_tokens(tokenizer, context, continuation):
+    cut = len(context)
+    while cut > 0 and context[cut - 1].isspace():
+        cut -= 1
+    context, continuation = context[:cut], context[cut:] + continuation
+    full = list(tokenizer(context + continuation)["input_ids"])
+    split = len(tokenizer(context)["input_ids"])
+    head, tail = [], []
+    for i, tok in enumerate(full):
+        (head if i < split else tail).append(tok)
+    return head, tail
+'''
+
+LOGPROBS_ROWWISE = '''
+def sequence_logprobs(model, tokenizer, pairs):
+    """Batched forward, then a per-row cross-entropy over the continuation slice."""
+    dev = next(model.parameters()).device
+    split = [continuation_tokens(tokenizer, c, a) for c, a in pairs]
+    lengths = [len(c) + len(a) for c, a in split]
+    width = max(lengths)
+    rows = [c + a + [tokenizer.pad_token_id] * (width - len(c) - len(a)) for c, a in split]
+    mask = [[1] * n + [0] * (width - n) for n in lengths]
+    input_ids = torch.tensor(rows, dtype=torch.long, device=dev)
+    attention_mask = torch.tensor(mask, dtype=torch.long, device=dev)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    sums = []
+    for i, (c, a) in enumerate(split):
+        start, stop = len(c), len(c) + len(a)
+        scored = logits[i, start - 1:stop - 1].float()
+        sums.append(-F.cross_entropy(scored, input_ids[i, start:stop], reduction="sum"))
+    counts = torch.tensor([len(a) for _, a in split], dtype=torch.int64, device=dev)
+    return torch.stack(sums).float(), counts
+'''
+
+LOGPROBS_MASKED = '''
+def sequence_logprobs(model, tokenizer, pairs):
+    """One forward; a boolean mask marks the positions whose *next* token is a continuation token."""
+    dev = next(model.parameters()).device
+    split = [continuation_tokens(tokenizer, c, a) for c, a in pairs]
+    n, width = len(split), max(len(c) + len(a) for c, a in split)
+    input_ids = torch.full((n, width), tokenizer.pad_token_id, dtype=torch.long, device=dev)
+    attention_mask = torch.zeros((n, width), dtype=torch.long, device=dev)
+    scored = torch.zeros((n, width), dtype=torch.bool, device=dev)
+    for i, (c, a) in enumerate(split):
+        input_ids[i, : len(c) + len(a)] = torch.tensor(c + a, dtype=torch.long, device=dev)
+        attention_mask[i, : len(c) + len(a)] = 1
+        scored[i, len(c): len(c) + len(a)] = True
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    log_probs = torch.log_softmax(logits[:, :-1].to(torch.float32), dim=-1)
+    token_lp = log_probs.gather(2, input_ids[:, 1:].unsqueeze(2)).squeeze(2)
+    keep = scored[:, 1:]
+    sums = torch.where(keep, token_lp, torch.zeros_like(token_lp)).sum(dim=1)
+    return sums, keep.sum(dim=1).to(torch.int64)
+'''
+
+PREDICT_LOOP = '''
+def predict_choices(sums, counts, n_choices, normalize=False):
+    """Plain Python scan: a later choice wins only if strictly better (ties to the lowest index)."""
+    s, c = sums.tolist(), counts.tolist()
+    best = []
+    for q in range(len(s) // n_choices):
+        best_i, best_score = 0, None
+        for j in range(n_choices):
+            k = q * n_choices + j
+            score = s[k] / c[k] if normalize else s[k]
+            if best_score is None or score > best_score:
+                best_i, best_score = j, score
+        best.append(best_i)
+    return torch.tensor(best, dtype=torch.int64, device=sums.device)
+'''
+
+PREDICT_MAXEQ = '''
+def predict_choices(sums, counts, n_choices, normalize=False):
+    scores = sums.double() / counts.double() if normalize else sums.double()
+    table = scores.reshape(-1, n_choices)
+    is_best = table == table.max(dim=1, keepdim=True).values
+    # first True of each row: the lowest index among the tied maxima
+    first = torch.where(is_best, torch.arange(n_choices, device=table.device), n_choices).min(dim=1).values
+    return first.to(torch.int64)
+'''
+
+BOOT_CHOICE = '''
+def bootstrap_ci(values, n_boot=2000, alpha=0.05, seed=0):
+    """Resample the values themselves with rng.choice, row-wise means, np.quantile."""
+    data = np.array(values, dtype=np.float64).ravel()
+    rng = np.random.default_rng(seed)
+    resamples = rng.choice(data, size=(n_boot, data.size), replace=True)
+    means = resamples.mean(axis=1)
+    lo = np.quantile(means, alpha / 2)
+    hi = np.quantile(means, 1 - alpha / 2)
+    return float(lo), float(hi)
+'''
+
+BOOT_LOOP = '''
+def bootstrap_ci(values, n_boot=2000, alpha=0.05, seed=0):
+    """One resample of indices per iteration of a loop."""
+    data = np.asarray(values, dtype=float)
+    n = len(data)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = rng.integers(0, n, size=n)
+        means[b] = data[idx].mean()
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+'''
+
+MCNEMAR_COMB = '''
+def mcnemar_exact(correct_a, correct_b):
+    """Exact integer arithmetic: sum of binomial coefficients over 2**(b+c)."""
+    a = [bool(v) for v in np.asarray(correct_a).tolist()]
+    b_ = [bool(v) for v in np.asarray(correct_b).tolist()]
+    b = sum(1 for x, y in zip(a, b_) if x and not y)
+    c = sum(1 for x, y in zip(a, b_) if y and not x)
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
+    return float(min(1.0, 2 * tail / 2 ** n))
+'''
+
+MCNEMAR_SCIPY = '''
+def mcnemar_exact(correct_a, correct_b):
+    a = np.asarray(correct_a).astype(bool)
+    b_ = np.asarray(correct_b).astype(bool)
+    b = int(np.count_nonzero(a & ~b_))
+    c = int(np.count_nonzero(b_ & ~a))
+    if b + c == 0:
+        return 1.0
+    return float(min(1.0, 2.0 * stats.binom.cdf(min(b, c), b + c, 0.5)))
+'''
+
+KD_KLDIV = '''
+def distillation_loss(student_logits, teacher_logits, temperature=2.0, mask=None):
+    """F.kl_div per element, summed over the vocabulary, then a (masked) weighted mean."""
+    t = temperature
+    log_s = F.log_softmax(student_logits.float() / t, dim=-1)
+    log_t = F.log_softmax(teacher_logits.detach().float() / t, dim=-1)
+    per_position = F.kl_div(log_s, log_t, reduction="none", log_target=True).sum(-1)
+    if mask is None:
+        weights = torch.ones_like(per_position)
+    else:
+        weights = mask.to(per_position.dtype)
+    return (t ** 2) * (per_position * weights).sum() / weights.sum()
+'''
+
+KD_MANUAL = '''
+def distillation_loss(student_logits, teacher_logits, temperature=2.0, mask=None):
+    """KL written out: sum p_t (log p_t - log p_s), positions selected by boolean indexing."""
+    with torch.no_grad():
+        log_p_teacher = torch.log_softmax(teacher_logits.to(torch.float32) / temperature, dim=-1)
+    log_p_student = torch.log_softmax(student_logits.to(torch.float32) / temperature, dim=-1)
+    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=-1)
+    if mask is not None:
+        kl = kl[mask.to(torch.bool)]
+    return kl.mean() * temperature * temperature
+'''
+
+BT_LOGADDEXP = '''
+def bradley_terry_loss(reward_chosen, reward_rejected):
+    """-log sigmoid(z) = log(1 + e^-z) = logaddexp(0, -z): stable for any finite margin."""
+    margin = reward_chosen - reward_rejected
+    return torch.logaddexp(torch.zeros_like(margin), -margin).mean()
+'''
+
+BT_LOGSIGMOID_SUM = '''
+def bradley_terry_loss(reward_chosen, reward_rejected):
+    log_likelihood = F.logsigmoid(reward_chosen.float() - reward_rejected.float())
+    return -log_likelihood.sum() / log_likelihood.numel()
+'''
+
+DPO_TRL = '''
+def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta=0.1, label_smoothing=0.0):
+    """TRL's arrangement: policy log-ratio minus reference log-ratio."""
+    pi_logratios = policy_chosen - policy_rejected
+    ref_logratios = ref_chosen - ref_rejected
+    logits = pi_logratios - ref_logratios
+    losses = (-F.logsigmoid(beta * logits) * (1 - label_smoothing)
+              - F.logsigmoid(-beta * logits) * label_smoothing)
+    chosen_rewards = beta * (policy_chosen - ref_chosen).detach()
+    rejected_rewards = beta * (policy_rejected - ref_rejected).detach()
+    return losses, chosen_rewards, rejected_rewards
+'''
+
+DPO_SOFTPLUS = '''
+def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta=0.1, label_smoothing=0.0):
+    """Rewards first; -log sigmoid(z) written as softplus(-z)."""
+    with torch.no_grad():
+        chosen_rewards = beta * (policy_chosen - ref_chosen)
+        rejected_rewards = beta * (policy_rejected - ref_rejected)
+    z = beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected))
+    eps = label_smoothing
+    losses = (1.0 - eps) * F.softplus(-z) + eps * F.softplus(z)
+    return losses, chosen_rewards, rejected_rewards
+'''
+
+NGRAM_STRINGS = '''
+def ngram_overlap(eval_texts, train_texts, n=8):
+    """n-grams as space-joined strings (words hold no whitespace, so joining is unambiguous)."""
+    def grams(text):
+        words = text.lower().split()
+        return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+    seen = set()
+    for text in train_texts:
+        seen |= grams(text)
+    return [not seen.isdisjoint(grams(text)) for text in eval_texts]
+'''
+
+NGRAM_ANY = '''
+def ngram_overlap(eval_texts, train_texts, n=8):
+    train_grams = set()
+    for text in train_texts:
+        w = text.lower().split()
+        train_grams.update(zip(*(w[i:] for i in range(n))))
+    flags = []
+    for text in eval_texts:
+        w = text.lower().split()
+        flags.append(any(g in train_grams for g in zip(*(w[i:] for i in range(n)))))
+    return flags
+'''
+
+ALTERNATIVES = [
+    Alternative("cont_suffix", "continuation_tokens", CONT_SUFFIX, "rstrip, slice off the moved suffix, list() copies"),
+    Alternative("cont_loop", "continuation_tokens", CONT_LOOP, "character loop with isspace, split by index into two lists"),
+    Alternative("logprobs_rowwise", "sequence_logprobs", LOGPROBS_ROWWISE,
+                "padding in Python lists, per-row -F.cross_entropy(reduction='sum') over the continuation slice"),
+    Alternative("logprobs_masked", "sequence_logprobs", LOGPROBS_MASKED,
+                "preallocated tensors, log_softmax + gather over all positions, torch.where with a scored mask"),
+    Alternative("predict_loop", "predict_choices", PREDICT_LOOP, "pure Python double loop with strict > for ties"),
+    Alternative("predict_maxeq", "predict_choices", PREDICT_MAXEQ,
+                "float64 scores, equality with the row max, smallest index among the maxima"),
+    Alternative("boot_choice", "bootstrap_ci", BOOT_CHOICE, "rng.choice on the values themselves, 2-D at once"),
+    Alternative("boot_loop", "bootstrap_ci", BOOT_LOOP, "one rng.integers call per resample in a loop"),
+    Alternative("mcnemar_comb", "mcnemar", MCNEMAR_COMB, "exact integer arithmetic with math.comb, Python loops"),
+    Alternative("mcnemar_scipy", "mcnemar", MCNEMAR_SCIPY, "scipy.stats.binom.cdf"),
+    Alternative("kd_kldiv", "distillation_loss", KD_KLDIV, "F.kl_div(reduction='none'), weighted mean by the mask"),
+    Alternative("kd_manual", "distillation_loss", KD_MANUAL, "KL written out, teacher under no_grad, boolean indexing"),
+    Alternative("bt_logaddexp", "bradley_terry", BT_LOGADDEXP, "logaddexp(0, -margin), the softplus identity"),
+    Alternative("bt_logsigmoid_sum", "bradley_terry", BT_LOGSIGMOID_SUM, "F.logsigmoid, sum / numel"),
+    Alternative("dpo_trl", "dpo_loss", DPO_TRL, "TRL's order: policy log-ratio minus reference log-ratio"),
+    Alternative("dpo_softplus", "dpo_loss", DPO_SOFTPLUS, "rewards under no_grad, losses as softplus"),
+    Alternative("ngram_strings", "ngram_overlap", NGRAM_STRINGS, "n-grams as joined strings, set.isdisjoint"),
+    Alternative("ngram_any", "ngram_overlap", NGRAM_ANY, "zip of shifted word lists, any() membership"),
+]
