@@ -10,7 +10,7 @@ text form: its setup and answer cells are executed, solution markers dropped):
   (`encode` on one long string and `encode_batch` over documents, one thread as the notebook
   runs it), and the ratios;
 - the pipeline steps, in documents/s over the training split: cleaning (`clean_document`),
-  the Gopher signals (`quality_flags`), exact de-duplication, MinHash signatures, LSH
+  the Gopher-style signals (`quality_flags`), exact de-duplication, MinHash signatures, LSH
   candidates + union-find, 13-gram decontamination (validation against training);
 - padding fractions of the three batching strategies on the validation split.
 Absolute figures depend on the machine and its load; the notebook grades only ratios measured

@@ -49,7 +49,8 @@
 #
 # ## Time, device, skills
 #
-# - **Time:** about 4 hours.
+# - **Time:** about 6 hours (5 to 7 for the reviewers who worked through it): sixteen answer
+#   cells.
 # - **Device:** CPU. The whole notebook runs in under a minute on 2 idle cores (about two minutes
 #   on a busy machine); only the packing exercise runs the tiny Llama, on a CUDA GPU when one is
 #   present.
@@ -126,8 +127,10 @@ print(f"{len(train_texts)} training and {len(val_texts)} validation documents; "
 # Ours: **highest count first; among equal counts, the smallest pair, comparing `(left, right)` as
 # Python compares tuples of `bytes`** — `min` over the tied pairs. For instance
 # `(b"a", b"b") < (b"a", b"c") < (b"aa", b"a")`, because `b"a" < b"aa"` (a prefix sorts first).
-# (Real trainers differ: `tokenizers` breaks ties by its internal token ids, GPT-2's original
-# code by dictionary order.)
+# Real trainers differ, so do not expect their merges to match ours tie for tie: GPT-2's BPE
+# trainer was never published; `tokenizers` breaks ties by its internal token ids; and
+# subword-nmt (Sennrich's reference code, `max` over `(count, pair)`) and Stanford CS336's
+# assignment break them toward the lexicographically *greater* pair, the opposite of our rule.
 #
 # **Pre-tokenisation.** Merging across word boundaries would create tokens like `"e t"` or
 # `"s, and"`, wasting the vocabulary on accidents of context. GPT-2 first splits text with a
@@ -353,8 +356,10 @@ assert True
 #
 # **Ids.** Token ids 0–255 are the single bytes (id = byte value), id $256 + i$ is the token made
 # by merge $i$ (left + right), and special tokens come last, in the order given: with $m$ merges
-# the $k$-th special token has id $256 + m + k$. (This is how GPT-2 numbers its vocabulary:
-# `<|endoftext|>` is its last id, 50256.)
+# the $k$-th special token has id $256 + m + k$. (GPT-2's vocabulary has the same layout, the
+# 256 single bytes, then the merges in order, then `<|endoftext|>` as its last id, 50256, but
+# not the same byte ids: it orders its 256 byte tokens as its `bytes_to_unicode` table lists
+# them, the printable bytes `!` to `~` first, so its id 0 is `!` (byte 33), not byte 0.)
 #
 # **Encoding** replays the merges: pre-tokenize the text, turn each pre-token into its list of
 # byte ids, then apply merge 0 everywhere, merge 1 everywhere, and so on through the last merge.
@@ -516,6 +521,8 @@ def bundled_merges():
 
 
 BUNDLED_MERGES = bundled_merges()
+# Section 2's speed bar: FastEncoder must beat the reference encode_naive by more than this factor.
+FAST_ENCODER_MIN_RATIO = 6
 hf_demo = to_hf_tokenizer([(b"a", b"a"), (b"a", b"b"), (b"aa", b"ab")], ["<|eot|>"])
 print(len(BUNDLED_MERGES), "bundled merges, the first:", BUNDLED_MERGES[:4])
 print("the library on our toy merges:", hf_demo.encode("aaabdaaabac<|eot|>").ids)
@@ -591,6 +598,13 @@ assert True
 #   pre-tokens cost one dict look-up.
 #
 # Write `FastEncoder`. It must give exactly the ids of `encode_naive` (and of `tokenizers`).
+#
+# **Graded on speed**, in one thread: with the first 500 bundled merges and a fresh encoder (empty
+# cache) per call, encoding 12 validation documents must be more than
+# `FAST_ENCODER_MIN_RATIO` = 6 times faster than the reference `encode_naive` (a hidden copy of
+# it, so your own naive encoder's speed does not matter). The reference answer is about 40–65×
+# faster, GPT-2's `bpe()` with a cache about 16–25×; a cache alone, still trying every merge on
+# each new word, is only about 2× faster.
 
 # %% answer id=fast_encoder
 class FastEncoder:
@@ -698,20 +712,55 @@ assert True
 
 # %% test id=test_fast_encoder_speed points=2
 ### BEGIN HIDDEN TESTS
-# A ratio measured in one run: a fresh encoder (empty cache) per call, so the cache only helps
-# with the words the text repeats, as on first use. 500 merges, 12 validation documents.
+# The baseline is a private copy of the reference `encode_naive` (merges applied in order, each
+# everywhere), not the learner's own: a learner whose naive encoder is already quick (one that
+# skips merges whose pair is absent) must not be penalised for it. Pure Python on one thread
+# (setup() pins torch's threads; nothing here is parallel), timed interleaved in one run.
+def _baseline_naive_encode(text, merges):
+    token_id = {}
+    for i, token in enumerate([bytes([b]) for b in range(256)] + [left + right for left, right in merges]):
+        token_id.setdefault(token, i)
+    id_pairs = [(token_id[left], token_id[right]) for left, right in merges]
+
+    def merge_pair(symbols, pair, new):
+        out, i = [], 0
+        while i < len(symbols):
+            if i + 1 < len(symbols) and symbols[i] == pair[0] and symbols[i + 1] == pair[1]:
+                out.append(new)
+                i += 2
+            else:
+                out.append(symbols[i])
+                i += 1
+        return out
+
+    ids = []
+    for word in GPT2_REGEX.findall(text):
+        symbols = list(word.encode("utf-8", "surrogatepass"))
+        for rank, pair in enumerate(id_pairs):
+            if len(symbols) < 2:
+                break
+            symbols = merge_pair(symbols, pair, 256 + rank)
+        ids += symbols
+    return ids
+
+
+# A fresh encoder (empty cache) per call, so the cache only helps with the words the text
+# repeats, as on first use. 500 merges, 12 validation documents.
 speed_merges = BUNDLED_MERGES[:500]
 speed_text = "\n".join(val_texts[:12])
-assert FastEncoder(speed_merges).encode(speed_text) == encode_naive(speed_text, speed_merges), "FastEncoder vs encode_naive"
-ratio = speedup(lambda: FastEncoder(speed_merges).encode(speed_text), lambda: encode_naive(speed_text, speed_merges),
-                repeats=3, warmup=1)
-print(f"FastEncoder is {ratio.ratio:.0f}x faster than encode_naive with 500 merges ({ratio})")
-# The reference measures 50-90x on 2 busy cores; ranks without a cache give about 25x, a cache over
-# the naive merge loop about 3x. 12x leaves room for a slow machine and catches the cache-only encoder.
-min_ratio = 12
+baseline_ids = _baseline_naive_encode(speed_text, speed_merges)
+assert FastEncoder(speed_merges).encode(speed_text) == baseline_ids, "FastEncoder vs the reference encode_naive"
+ratio = speedup(lambda: FastEncoder(speed_merges).encode(speed_text),
+                lambda: _baseline_naive_encode(speed_text, speed_merges), repeats=3, warmup=1)
+print(f"FastEncoder is {ratio.ratio:.0f}x faster than the reference encode_naive with 500 merges ({ratio})")
+# Measured against this baseline (2 cores, idle to load 9): the reference 40-65x; GPT-2's own
+# bpe() (the set of pairs, min by rank, merge every occurrence) with a cache about 16-25x; ranks
+# without a cache about 9-12x; a cache over the naive merge loop 1.4-2x. 6x sits well between
+# the slowest answer that uses ranks and the cache-only encoder.
+min_ratio = FAST_ENCODER_MIN_RATIO
 assert ratio.ratio > min_ratio, (
-    f"FastEncoder must be more than {min_ratio}x faster than encode_naive (500 merges, fresh cache per call); "
-    f"got {ratio.ratio:.1f}x"
+    f"FastEncoder must be more than {min_ratio}x faster than the reference encode_naive (500 merges, a fresh "
+    f"cache per call, 12 validation documents); got {ratio.ratio:.1f}x: merge by rank, do not try every merge"
 )
 ### END HIDDEN TESTS
 assert True
@@ -943,8 +992,13 @@ assert True
 # ### A Gopher-style rule set
 #
 # DeepMind's Gopher paper (Rae et al. 2021, appendix A) filtered web text with simple rules that
-# later pipelines (RefinedWeb, FineWeb, Dolma) reuse. We take eight of them. With
-# `words = text.split()`:
+# later pipelines (RefinedWeb, FineWeb, Dolma) reuse. We take eight of them, as **Gopher-style
+# variants**, not Gopher's exact rules: Gopher tests the `#`-to-word and the ellipsis-to-word
+# ratios as two separate thresholds (each ≤ 0.1), where we add them into one `symbol_ratio`; its
+# top-n-gram rule takes the *most frequent* n-gram (for n = 2, 3, 4, with thresholds 0.20, 0.18,
+# 0.16), where ours takes the repeated 2-gram covering the most characters; and it checks
+# duplicate n-grams for every n from 5 to 10 and duplicate paragraphs and lines by characters as
+# well. With `words = text.split()`:
 #
 # | rule | signal | keep when |
 # |---|---|---|
@@ -1154,7 +1208,7 @@ fig, ax = plt.subplots(figsize=(6, 3))
 ax.barh(list(kept)[::-1], [kept[r] for r in list(kept)[::-1]])
 ax.set_xlim(0, 1)
 ax.set_xlabel("fraction of training documents kept")
-ax.set_title("Gopher rules on Python docstrings")
+ax.set_title("Gopher-style rules on Python docstrings")
 plt.show()
 
 # %% [markdown]
@@ -1179,9 +1233,11 @@ plt.show()
 # different documents never collide in practice.
 #
 # A real corpus does not fit in memory, so the de-duplicator must **stream**: read one document,
-# decide, yield it or not, forget it. The only state that grows is the set of digests, about
-# 100 bytes per distinct document in Python (a `bytes` object plus its slot in the set), which for
-# a billion documents is the job of a distributed key-value store or a Bloom filter.
+# decide, yield it or not, forget it. The only state that grows is the set of digests: about
+# 110–120 bytes per distinct document in CPython, measured with `tracemalloc` (a 65-byte `bytes`
+# object holding the 32-byte digest, plus its share of the set's hash table, which is kept
+# under 60% full), which for a billion documents is the job of a distributed key-value store or a
+# Bloom filter.
 
 # %% answer id=exact_dedup
 def dedup_key(text):
@@ -1273,7 +1329,7 @@ assert True
 # %% test id=test_exact_dedup_memory points=2
 ### BEGIN HIDDEN TESTS
 # 3,000 distinct documents of 8 kB (24 MB of text) made one at a time: a streaming de-duplicator
-# holds 3,000 digests (about 0.4 MB with the set), while keeping texts or normalised keys
+# holds 3,000 digests (about 0.36 MB with the set), while keeping texts or normalised keys
 # holds 24 MB or more. Peak bytes traced by tracemalloc during the whole pass.
 def _big_stream(n=3000, size=8000):
     # Few spaces, so that str.split() in the key does not dominate the traced allocations.
@@ -1285,9 +1341,9 @@ count, peak = peak_memory_numpy(lambda: sum(1 for _ in exact_dedup(_big_stream()
 assert count == 3000, f"exact_dedup on 3,000 documents and 1,000 case variants: expected 3,000 kept, got {count}"
 per_doc = peak / 3000
 print(f"peak {peak / 1e6:.2f} MB, {per_doc:.0f} bytes per distinct document")
-# The reference measures about 200 bytes per document (a 32-byte digest object plus the set);
-# 1,000 bytes leaves room for another fixed-size key (a hex string: about 300) and fails any
-# design that keeps the 8 kB documents.
+# The reference measures about 120 bytes per document at the peak (a 65-byte `bytes` object for
+# the 32-byte digest plus its share of the set); 1,000 bytes leaves room for another fixed-size
+# key (a hex string: about 160) and fails any design that keeps the 8 kB documents.
 assert per_doc < 1000, (
     f"exact_dedup must keep only fixed-size digests: expected under 1,000 bytes per distinct document at the peak, "
     f"got {per_doc:,.0f} ({peak / 1e6:.1f} MB for 3,000 documents of 8 kB)"
@@ -2180,7 +2236,11 @@ assert True
 def packed_attention_mask(segment_ids, dtype=torch.float32):
     """Additive attention mask for packed rows: a float tensor (rows, 1, T, T) of `dtype` on the
     device of segment_ids; entry [r, 0, i, j] is 0 when j <= i and segment_ids[r, i] ==
-    segment_ids[r, j] (padding, -1, counts as one more segment), torch.finfo(dtype).min otherwise."""
+    segment_ids[r, j] (padding, -1, counts as one more segment), torch.finfo(dtype).min otherwise.
+    Any device means the `meta` device too (tensors with a shape and dtype but no data, on which
+    frameworks plan models before allocating them; the hidden test calls it there): build every
+    tensor with torch operations on segment_ids.device, never by reading values into Python
+    (.tolist(), .item(), loops over entries) or creating them on the CPU."""
     ### BEGIN SOLUTION
     t = segment_ids.shape[-1]
     causal = torch.ones(t, t, dtype=torch.bool, device=segment_ids.device).tril()
