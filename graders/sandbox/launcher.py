@@ -33,7 +33,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from graders import settings
 from graders.notebook.kernel import KERNEL_ENV
@@ -106,7 +108,9 @@ def _processes_of_user() -> int:
     return count
 
 
-def _preexec(limits: Limits, cgroup: Cgroup | None, nproc: int | None, failures_fd: int):
+def _preexec(
+    limits: Limits, cgroup: Cgroup | None, nproc: int | None, failures_fd: int
+) -> Callable[[], None]:
     """Runs in the child between fork and exec; each limit it cannot set is written to
     `failures_fd` as a line, for the report."""
 
@@ -149,7 +153,7 @@ def _preexec(limits: Limits, cgroup: Cgroup | None, nproc: int | None, failures_
     return run
 
 
-def _read_info(fd: int) -> dict:
+def _read_info(fd: int) -> dict[str, Any]:
     raw = b""
     while True:
         chunk = os.read(fd, 4096)
@@ -157,10 +161,12 @@ def _read_info(fd: int) -> dict:
             break
         raw += chunk
         try:
-            return json.loads(raw)
+            info: dict[str, Any] = json.loads(raw)
+            return info
         except ValueError:
             continue
-    return json.loads(raw or b"{}")
+    info = json.loads(raw or b"{}")
+    return info
 
 
 def _children(pid: int) -> list[int]:
@@ -213,7 +219,12 @@ class Report:
     to LLMLABS_SANDBOX_REPORT for llmlabs' own grading report."""
 
     def __init__(self, mode: str, not_applied: list[str]):
-        self.data: dict = {"cwd": os.getcwd(), "mode": mode, "not_applied": not_applied, "restored": []}
+        self.data: dict[str, Any] = {
+            "cwd": os.getcwd(),
+            "mode": mode,
+            "not_applied": not_applied,
+            "restored": [],
+        }
         self.directory = settings.SANDBOX_REPORT.read()
 
     def log_once(self) -> None:
@@ -334,7 +345,7 @@ def main() -> int:
         finally:
             os.close(info_r)
 
-    def forward(signum, _frame):
+    def forward(signum: int, _frame: object) -> None:
         try:
             os.kill(kernel_pid, signum)
         except ProcessLookupError:
