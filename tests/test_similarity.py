@@ -194,7 +194,7 @@ def test_calibration_error_rates_hold():
     at = rates(groups, sim.THRESHOLD)
     flagged = {k: tuple(map(int, v.split("/"))) for k, v in at.items()}
     assert flagged["auto"][0] == flagged["auto"][1] > 400, at
-    assert flagged["hand"][0] >= flagged["hand"][1] - 1, at
+    assert flagged["hand"][0] >= flagged["hand"][1] - 2, at
     assert flagged["stub"][0] == 0, at
     honest_flagged, honest = flagged["independent"]
     assert honest >= 50 and honest_flagged <= max(2, honest // 25), at

@@ -19,8 +19,11 @@ MOSS does (Schleimer, Wilkerson and Aiken, "Winnowing", SIGMOD 2003):
    than `MIN_FINGERPRINTS` of its own is not compared: a stub, or a one-liner that any
    two learners would write alike.
 
-The similarity of two cells is the share of the smaller cell's fingerprints that the
-other has too (containment). Nothing is scored down: `llmlabs grade` lists the pairs at
+The similarity of two cells is the share of the larger cell's fingerprints that the
+other has too: 1 only when each holds all of the other's. (The smaller cell's share flags
+more honest work: a short honest answer is often half of a longer one. On the calibration
+corpus it gave 4% false alarms where this gives under 1%, for the same detection of
+disguised copies; see README.) Nothing is scored down: `llmlabs grade` lists the pairs at
 or above `THRESHOLD` in its table, its JSON and `reports/<unit>/similarity.html`; an
 instructor reads them. The threshold and its error rates were measured on a corpus of
 disguised copies and independently written answers (`tests/data/similarity/`, README
@@ -46,7 +49,7 @@ from graders import cells
 K = 5  # tokens per k-gram
 W = 3  # winnowing window (in k-grams)
 MIN_FINGERPRINTS = 6  # a cell with fewer of its own (beyond the stub) is not compared
-THRESHOLD = 0.75  # pairs at or above it are listed; see README "Grading a class"
+THRESHOLD = 0.8  # pairs at or above it are listed; see README "Grading a class"
 REFERENCE = "reference"
 
 _DROP = {
@@ -203,7 +206,7 @@ def fingerprint(source: str, k: int = K, w: int = W, ignore: Iterable[int] = ())
     out: dict[int, set[int]] = {}
     for i in sorted(winnow(hashes, w)):
         if hashes[i] not in skip:
-            out.setdefault(hashes[i], set()).update(range(grams[i][0].line, grams[i][-1].line + 1))
+            out.setdefault(hashes[i], set()).update(t.line for t in grams[i])
     return Fingerprint(out, len(toks))
 
 
@@ -214,12 +217,11 @@ def all_hashes(source: str, k: int = K) -> set[int]:
 
 
 def similarity(a: Fingerprint, b: Fingerprint, min_fingerprints: int = MIN_FINGERPRINTS) -> float:
-    """Containment: shared fingerprints over those of the smaller cell; 0 when either
-    has fewer than `min_fingerprints` of its own."""
-    small = min(len(a), len(b))
-    if small < max(1, min_fingerprints):
+    """Shared fingerprints over those of the larger cell; 0 when either has fewer than
+    `min_fingerprints` of its own."""
+    if min(len(a), len(b)) < max(1, min_fingerprints):
         return 0.0
-    return len(a.hashes.keys() & b.hashes.keys()) / small
+    return len(a.hashes.keys() & b.hashes.keys()) / max(len(a), len(b))
 
 
 def reference_source(source_cell: str) -> str:
@@ -417,7 +419,7 @@ def write_report(
 <p>{len(submissions)} submission(s); each answer cell compared with the reference solution
 and with every other submission's, after removing comments, docstrings, layout, the names
 it binds and the released stub. Listed: similarity &ge; {threshold:.0%} (the share of the
-smaller cell's fingerprints found in the other). Nothing was scored down: a high similarity
+larger cell's fingerprints found in the other). Nothing was scored down: a high similarity
 is a reason to read the two cells, not proof of copying. Shared lines are
 <mark>marked</mark>.</p>
 {table}

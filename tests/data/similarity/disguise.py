@@ -147,17 +147,19 @@ def reformat(source: str, rng: random.Random) -> str:
     """Indentation, blank lines and comments: what a formatter or a student's hand changes."""
     indent = rng.choice(("  ", "    ", "\t"))
     out = []
+    in_string = False  # inside a docstring (ast.unparse writes them with triple quotes)
     for line in source.splitlines():
         stripped = line.lstrip(" ")
         depth = (len(line) - len(stripped)) // 4
-        if (
-            stripped
-            and rng.random() < 0.3
-            and not stripped.startswith(("else", "elif", "except", "finally", '"'))
-        ):
+        if in_string:  # a docstring's text: left as it is
+            out.append(line)
+            in_string = line.count('"""') % 2 == 0
+            continue
+        if stripped and rng.random() < 0.3 and not stripped.startswith(("else", "elif", "except", "finally")):
             out.append(indent * depth + rng.choice(_COMMENTS))
         out.append(indent * depth + stripped)
-        if stripped and rng.random() < 0.15:
+        in_string = line.count('"""') % 2 == 1
+        if stripped and not in_string and rng.random() < 0.15:
             out.append("")
     return "\n".join(out) + "\n"
 
