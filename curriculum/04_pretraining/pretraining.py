@@ -46,7 +46,8 @@
 #
 # ## Time, device, skills
 #
-# - **Time:** about 4 hours.
+# - **Time:** about 5 hours (the estimate of the reviewers who worked through it): ten answer
+#   cells, two of them backward passes and one a training loop with exact resume.
 # - **Device:** CPU by default; the whole notebook runs in about a minute on 2 idle cores
 #   (the pre-training run of section 6 takes some 15 s of it; a machine shared with other
 #   jobs can make the whole several minutes). If a CUDA GPU is present, `device` below becomes `"cuda"`
@@ -613,7 +614,8 @@ for label in ("GQA, tied", "head_dim set, biases", "MLP bias only"):
 small = CausalLM(_count_configs["GQA, tied"]).to(device)
 assert measured_step_flops(small, 2, 9) == 18 * flops_per_token(small.config, 9), (
     "CausalLM: FlopCounterMode's count of a training step differs from 6N + 12 L T H d per token")
-# The 6N rule dominates for short contexts: a 7B model at T=4096 spends about 1/4 of its FLOPs on attention scores.
+# The 6N rule dominates for short contexts: a 7B model at T=4096 spends about 14 % of its FLOPs on attention scores
+# (12 L T d = 6.44 GFLOPs of 39.64 + 6.44 = 46.08 GFLOPs per token).
 big = _count_configs["Llama-2-7B"]
 want_7b = 6 * (32 * (4 * 4096 * 4096 + 3 * 4096 * 11008) + 32000 * 4096) + 12 * 32 * 4096 * 32 * 128
 assert flops_per_token(big, 4096) == want_7b, f"flops_per_token(Llama-2-7B, 4096): expected {want_7b:,}, got {flops_per_token(big, 4096):,}"
@@ -977,12 +979,22 @@ assert True
 #   ($m_1 = (1-\beta_1) g_1$, ten times too small for $\beta_1 = 0.9$); dividing by
 #   $1 - \beta^t$ removes the bias exactly for a constant gradient. It matters most for
 #   $v$ with $\beta_2 = 0.999$: without it the first steps would be far too large.
-# - **Decoupled weight decay** (AdamW, Loshchilov & Hutter, 2019): the decay
-#   $\eta\lambda\theta$ is applied to the weights directly. Adding $\lambda\theta$ to the
-#   gradient instead (L2 regularisation, what `torch.optim.Adam(weight_decay=...)` does) lets
-#   Adam divide it by $\sqrt{\hat v}$: weights with large gradients would barely be decayed.
-#   PyTorch applies the decay first, $\theta \leftarrow \theta(1 - \eta\lambda)$, then the
-#   Adam update; $\epsilon$ is added *after* the square root.
+# - **Decoupled weight decay** (AdamW, Loshchilov & Hutter, 2019): the decay is applied to
+#   the weights directly. Adding $\lambda\theta$ to the gradient instead (L2 regularisation,
+#   what `torch.optim.Adam(weight_decay=...)` does) lets Adam divide it by $\sqrt{\hat v}$:
+#   weights with large gradients would barely be decayed. PyTorch applies the decay first,
+#   $\theta \leftarrow \theta(1 - \eta\lambda)$, then the Adam update; $\epsilon$ is added
+#   *after* the square root.
+# - **What $\lambda$ means.** In the paper the step is
+#   $\theta_t = \theta_{t-1} - s_t\,(\alpha\, \hat m_t / (\sqrt{\hat v_t} + \epsilon) + \lambda\,\theta_{t-1})$:
+#   the decay is scaled by the schedule multiplier $s_t$ only, not by the learning rate
+#   $\alpha$, so $\lambda$ and $\alpha$ can be tuned separately. PyTorch (and this unit)
+#   multiply the decay by the whole learning rate $\eta = s_t\,\alpha$, so PyTorch's
+#   `weight_decay` is the paper's $\lambda$ divided by $\alpha$: the weights shrink by
+#   $\eta\lambda$ per step ($3 \times 10^{-4}$ at this unit's peak rate $3 \times 10^{-3}$ with
+#   $\lambda = 0.1$), and changing the learning rate changes the decay too. A $\lambda$
+#   copied between the two conventions, or kept while the learning rate is retuned, is a
+#   different regulariser.
 # - **Parameter groups.** A `torch.optim.Optimizer` holds `param_groups`, a list of dicts,
 #   each with its own `params` and hyper-parameters (`lr`, `betas`, `eps`, `weight_decay`):
 #   that is how a scheduler changes `lr` (it writes `group["lr"]`) and how one model gets
@@ -1962,11 +1974,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Name the cause of each of the runs A-E in `DIAGNOSIS` (a dict from the run's letter to one
-# of `CAUSES`; each cause once). Then write, for each bug, the **one-line check** that would
-# have caught it: a function of a run's log (the dict `runs[name]`, with the lists
-# `train_loss`, `grad_norm`, `lr`, `val_steps`, `val_loss`; `STEPS_PER_EPOCH` is defined)
-# that returns True when the run shows that bug. The hidden tests apply every check to
+# Name the cause of each of the runs A-E in `diagnose()` (it returns a dict from the run's
+# letter to one of `CAUSES`; each cause once). Then write, in `bug_checks()`, for each bug the
+# **one-line check** that would have caught it: a function of a run's log (the dict
+# `runs[name]`, with the lists `train_loss`, `grad_norm`, `lr`, `val_steps`, `val_loss`;
+# `STEPS_PER_EPOCH` is defined) that returns True when the run shows that bug. The hidden tests apply every check to
 # every bundled run, A-E and six more (other seeds and learning rates, runs you can
 # inspect too): a check must fire on **each run of its own cause and on no other run**,
 # healthy or with another bug. So find what is specific to each bug, not just "the loss is
@@ -1978,41 +1990,52 @@ plt.show()
 # %% answer id=diagnosis
 import numpy as np
 
-DIAGNOSIS = {
+
+def diagnose():
+    """The cause of each of the runs A-E: a dict from the run's letter ("A" ... "E") to one of
+    CAUSES, each cause once."""
     ### BEGIN SOLUTION
-    "A": "labels_not_shifted",
-    "B": "healthy",
-    "C": "lr_too_high",
-    "D": "not_shuffled",
-    "E": "no_zero_grad",
+    return {
+        "A": "labels_not_shifted",
+        "B": "healthy",
+        "C": "lr_too_high",
+        "D": "not_shuffled",
+        "E": "no_zero_grad",
+    }
     ### END SOLUTION
-}
-CHECKS = {
+
+
+def bug_checks():
+    """One check per bug: a dict from each cause of CAUSES except "healthy" to a function
+    check(run) of a run's log (runs[name]) that returns True (a bool) when the run shows
+    that bug and False otherwise."""
     ### BEGIN SOLUTION
-    # At step 6 of the warm-up the rate is 40 % of the peak: a sane peak has moved the loss by a
-    # few tenths of a nat by then; a rate far past the bound drops it by more than a nat at once
-    # (then the run stalls above the healthy ones, its gradient norm collapsed).
-    "lr_too_high": lambda run: run["train_loss"][0] - run["train_loss"][6] > 0.8,
-    # .grad is the clipped sum of every step's gradient plus the new one: its norm before
-    # clipping stays above the threshold (1.0) for good, where a healthy run's falls below it.
-    "no_zero_grad": lambda run: np.mean(np.array(run["grad_norm"][30:]) > 1.0) > 0.5,
-    # The training loss falls far below the true (validation) loss.
-    "labels_not_shifted": lambda run: run["train_loss"][-1] < 0.5 * run["val_loss"][-1],
-    # The step-to-step changes of the loss repeat from one epoch to the next.
-    "not_shuffled": lambda run: np.corrcoef(np.diff(run["train_loss"][STEPS_PER_EPOCH:2 * STEPS_PER_EPOCH]),
-                                            np.diff(run["train_loss"][2 * STEPS_PER_EPOCH:3 * STEPS_PER_EPOCH]))[0, 1] > 0.7,
+    return {
+        # At step 6 of the warm-up the rate is 40 % of the peak: a sane peak has moved the loss by a
+        # few tenths of a nat by then; a rate far past the bound drops it by more than a nat at once
+        # (then the run stalls above the healthy ones, its gradient norm collapsed).
+        "lr_too_high": lambda run: run["train_loss"][0] - run["train_loss"][6] > 0.8,
+        # .grad is the clipped sum of every step's gradient plus the new one: its norm before
+        # clipping stays above the threshold (1.0) for good, where a healthy run's falls below it.
+        "no_zero_grad": lambda run: np.mean(np.array(run["grad_norm"][30:]) > 1.0) > 0.5,
+        # The training loss falls far below the true (validation) loss.
+        "labels_not_shifted": lambda run: run["train_loss"][-1] < 0.5 * run["val_loss"][-1],
+        # The step-to-step changes of the loss repeat from one epoch to the next.
+        "not_shuffled": lambda run: np.corrcoef(np.diff(run["train_loss"][STEPS_PER_EPOCH:2 * STEPS_PER_EPOCH]),
+                                                np.diff(run["train_loss"][2 * STEPS_PER_EPOCH:3 * STEPS_PER_EPOCH]))[0, 1] > 0.7,
+    }
     ### END SOLUTION
-}
 
 # %% test id=test_diagnosis_visible points=1
-assert set(DIAGNOSIS) == set("ABCDE"), f"DIAGNOSIS must name the runs A-E, got keys {sorted(DIAGNOSIS)}"
+DIAGNOSIS, CHECKS = diagnose(), bug_checks()
+assert set(DIAGNOSIS) == set("ABCDE"), f"diagnose() must name the runs A-E, got keys {sorted(DIAGNOSIS)}"
 assert sorted(DIAGNOSIS.values()) == sorted(CAUSES), (
-    f"each of the causes {CAUSES} must appear once in DIAGNOSIS, got {sorted(DIAGNOSIS.values())}")
-assert set(CHECKS) == set(CAUSES) - {"healthy"}, f"CHECKS must have one check per bug {sorted(set(CAUSES) - {'healthy'})}, got {sorted(CHECKS)}"
+    f"each of the causes {CAUSES} must appear once in diagnose(), got {sorted(DIAGNOSIS.values())}")
+assert set(CHECKS) == set(CAUSES) - {"healthy"}, f"bug_checks() must have one check per bug {sorted(set(CAUSES) - {'healthy'})}, got {sorted(CHECKS)}"
 for cause, check in CHECKS.items():
     for name in "ABCDE":
         verdict = check(runs[name])
-        assert verdict in (True, False), f"CHECKS[{cause!r}](runs[{name!r}]) must return True or False, got {verdict!r}"
+        assert verdict in (True, False), f"bug_checks()[{cause!r}](runs[{name!r}]) must return True or False, got {verdict!r}"
 assert all(callable(check) for check in CHECKS.values()), "every check must be a function of a run's log"
 
 # %% test id=test_diagnosis_hidden points=4
@@ -2022,13 +2045,14 @@ _TRUTH = {"A": "labels_not_shifted", "B": "healthy", "C": "lr_too_high", "D": "n
           "V01": "healthy", "V02": "lr_too_high", "V03": "no_zero_grad", "V04": "healthy", "V05": "not_shuffled",
           "V06": "labels_not_shifted"}
 assert set(runs) == set(_TRUTH), f"the bundled runs changed: {sorted(runs)}"
+DIAGNOSIS, CHECKS = diagnose(), bug_checks()
 wrong = {k: (DIAGNOSIS.get(k), v) for k, v in _TRUTH.items() if k in "ABCDE" and DIAGNOSIS.get(k) != v}
 assert not wrong, f"{len(wrong)} of the runs A-E are misdiagnosed"
 for cause, check in CHECKS.items():
     missed = [name for name, c in _TRUTH.items() if c == cause and not check(runs[name])]
     false_alarms = [name for name, c in _TRUTH.items() if c != cause and check(runs[name])]
-    assert not missed, f"CHECKS[{cause!r}] misses runs with that bug: {missed}"
-    assert not false_alarms, f"CHECKS[{cause!r}] fires on runs without that bug: {false_alarms} ({[_TRUTH[n] for n in false_alarms]})"
+    assert not missed, f"bug_checks()[{cause!r}] misses runs with that bug: {missed}"
+    assert not false_alarms, f"bug_checks()[{cause!r}] fires on runs without that bug: {false_alarms} ({[_TRUTH[n] for n in false_alarms]})"
 ### END HIDDEN TESTS
 assert True
 
