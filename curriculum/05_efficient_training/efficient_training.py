@@ -45,7 +45,8 @@
 #
 # ## Time, device, skills
 #
-# - **Time:** about 3 hours.
+# - **Time:** about 4 to 5 hours (the estimate of the reviewers who worked through it): eleven
+#   answer cells.
 # - **Device:** CPU by default: the whole notebook runs in about a minute on 2 idle cores
 #   (two or three minutes on a busy shared machine). If a CUDA GPU is present, `device` below
 #   becomes `"cuda"` and the training runs of section 3 use it; the byte and FLOP counts of
