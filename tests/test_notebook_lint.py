@@ -85,6 +85,22 @@ BREAKAGES = {
         lambda nb: _set(cells.find(nb, "softmax"), "def softmax(x):\n    return x\n"),
         "has no ### BEGIN SOLUTION block",
     ),
+    # nbgrader puts the stub at the region's indentation: inside a dict literal it is a
+    # SyntaxError in the released notebook though the source compiles.
+    "stub_inside_a_literal": (
+        lambda nb: _set(
+            cells.find(nb, "softmax"),
+            "TABLE = {\n    ### BEGIN SOLUTION\n    1: 2,\n    ### END SOLUTION\n}\n"
+            "def softmax(x):\n    return x\n",
+        ),
+        "student version cell softmax does not compile",
+    ),
+    "source_does_not_compile": (
+        lambda nb: _set(
+            cells.find(nb, "softmax"), "def softmax(x:\n    ### BEGIN SOLUTION\n    ### END SOLUTION\n"
+        ),
+        "source cell softmax does not compile",
+    ),
     "no_objectives": (
         lambda nb: [_set(c, "text") for c in nb["cells"] if c["cell_type"] == "markdown"],
         "should state its objectives",

@@ -5,6 +5,7 @@ so a test can show both that every unit passes and that each check can fail."""
 from __future__ import annotations
 
 import ast
+import copy
 import re
 from typing import Any
 
@@ -98,7 +99,11 @@ def tests_end_in_assert(nb: Notebook) -> list[str]:
 
 def _defined_names(source: str) -> set[str]:
     names: set[str] = set()
-    for node in ast.parse(source).body:
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:  # reported by every_version_compiles
+        return names
+    for node in body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, ast.Assign):
@@ -125,6 +130,50 @@ def answers_are_tested(nb: Notebook) -> list[str]:
     return problems
 
 
+def student_version(nb: Notebook) -> Notebook:
+    """The notebook as `generate_assignment` releases it: nbgrader's own ClearSolutions (with
+    the course's stub) and ClearHiddenTests applied to a copy."""
+    import nbformat  # nbgrader's import takes seconds: only when a check needs it
+    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
+
+    from graders.grading.course import CODE_STUB
+
+    student = nbformat.from_dict(copy.deepcopy(nb))
+    resources: dict[str, Any] = {}
+    student, resources = ClearSolutions(code_stub={"python": CODE_STUB}).preprocess(student, resources)
+    student, _ = ClearHiddenTests().preprocess(student, resources)
+    return dict(student)
+
+
+def _syntax_errors(nb: Notebook, version: str) -> list[str]:
+    problems = []
+    for i, cell in enumerate(_code_cells(nb)):
+        try:
+            compile(cells.source(cell), f"<{version} cell {cells.grade_id(cell) or i}>", "exec")
+        except SyntaxError as e:
+            problems.append(
+                f"{version} cell {cells.grade_id(cell) or f'#{i}'} does not compile: {e.msg} "
+                f"(line {e.lineno}: {(e.text or '').strip()!r})"
+            )
+    return problems
+
+
+def every_version_compiles(nb: Notebook) -> list[str]:
+    """Every code cell compiles, in the source notebook and in the student version, where
+    nbgrader puts the stub in place of each solution region at that region's indentation
+    (a region inside a dict literal or a call leaves a SyntaxError the learner cannot fix
+    without first writing the answer: put the region in a function body or around whole
+    statements)."""
+    problems = _syntax_errors(nb, "source")
+    if problems:
+        return problems
+    try:
+        student = student_version(nb)
+    except RuntimeError as e:  # nbgrader's own complaint: unbalanced or nested regions
+        return [f"nbgrader cannot make the student version: {e}"]
+    return _syntax_errors(student, "student version")
+
+
 def states_objectives(nb: Notebook) -> list[str]:
     text = " ".join(cells.source(c) for c in nb["cells"] if c.get("cell_type") == "markdown").lower()
     return [f"the notebook should state its {w}s" for w in ("objective", "prerequisite") if w not in text]
@@ -137,6 +186,7 @@ CHECKS = (
     tests_end_in_assert,
     answers_are_tested,
     states_objectives,
+    every_version_compiles,
 )
 
 
