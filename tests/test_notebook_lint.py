@@ -126,3 +126,16 @@ def test_builder_rejects_bad_text():
         notebook_build.parse_cells("# %% anwser id=a\nx=1\n")
     with pytest.raises(notebook_build.BuildError, match="markdown"):
         notebook_build.parse_cells("# %% [markdown]\nnot a comment\n")
+
+
+def test_build_fails_when_the_student_version_does_not_compile(tmp_path, monkeypatch, capsys):
+    unit_dir = tmp_path / "99_broken"
+    unit_dir.mkdir()
+    (unit_dir / "unit.toml").write_text('name = "broken"\ntitle = "Broken"\n')
+    (unit_dir / "broken.py").write_text(
+        "# %% answer id=table\nTABLE = {\n    ### BEGIN SOLUTION\n    1: 2,\n    ### END SOLUTION\n}\n"
+    )
+    monkeypatch.setattr(notebook_build, "unit_dirs", lambda: [unit_dir])
+    assert notebook_build.main([]) == 1
+    assert "student version cell table does not compile" in capsys.readouterr().out
+    assert (unit_dir / "broken.ipynb").is_file()  # written, so the author can inspect it

@@ -14,6 +14,8 @@ Solutions sit between `### BEGIN SOLUTION` / `### END SOLUTION`; hidden tests be
 `### BEGIN HIDDEN TESTS` / `### END HIDDEN TESTS`, exactly as nbgrader expects.
 
 Run `python -m graders.authoring.build` to rebuild every unit (`--check`: only report).
+A rebuilt notebook whose cells, or whose student version's cells, do not compile makes the
+build fail (the same check as `graders.authoring.lint.every_version_compiles`).
 """
 
 from __future__ import annotations
@@ -176,7 +178,19 @@ def main(argv: list[str] | None = None) -> int:
     if check and stale:
         print("out of date (run python -m graders.authoring.build):", *map(str, stale), sep="\n  ")
         return 1
+    broken = [] if check else [p for nb_path in stale for p in _compile_problems(nb_path)]
+    if broken:
+        print("the built notebooks do not compile:", *broken, sep="\n  ")
+        return 1
     return 0
+
+
+def _compile_problems(nb_path: Path) -> list[str]:
+    """What `lint.every_version_compiles` finds in a notebook just built: a stub that nbgrader
+    would put inside a literal shows at once, not only in the lint test."""
+    from graders.authoring.lint import every_version_compiles
+
+    return [f"{nb_path.name}: {p}" for p in every_version_compiles(json.loads(nb_path.read_text()))]
 
 
 if __name__ == "__main__":
