@@ -120,12 +120,13 @@ def test_a_hanging_collective_times_out_in_the_worker():
     assert not isinstance(info.value, WorkerTimeout), str(info.value)
     assert "Timed out" in str(info.value) and "_deadlock" in str(info.value), str(info.value)
     assert took < 4 + 2, f"took {took:.1f} s with a 4 s timeout"
-    # The first line says which ranks waited in which call; the one that timed out first
-    # leads, its peer waited in the same recv (timed out too, or lost its connection).
+    # The first line says which ranks waited in which call, in rank order: the one that
+    # timed out first, and its peer in the same recv (timed out too, or lost its connection).
     first = str(info.value).splitlines()[0]
     r = info.value.rank
-    assert first.startswith(f"rank {r} timed out after 2 s in dist.recv (line "), first
-    assert f" of _deadlock); rank {1 - r} " in first and first.count("dist.recv") == 2, first
+    assert first.startswith("rank 0 ") and "; rank 1 " in first, first
+    assert f"rank {r} timed out after 2 s in dist.recv (line " in first, first
+    assert first.count("dist.recv (line ") == 2 and first.count(" of _deadlock)") == 2, first
 
 
 def _skips_the_collective(rank, world_size):

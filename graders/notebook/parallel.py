@@ -257,14 +257,12 @@ def _first_failure(procs: list[Any], run_dir: Path, seen_first: int) -> WorkerEr
     others = [r for _, _, r in sorted(order) if r != rank]
     returned = [r for r, p in enumerate(procs) if p.exitcode == 0 and r not in failures]
     if first.timed_out:
-        waiting = [r for r in sorted(failures) if failures[r].timed_out]
         head = "; ".join(
             f"rank {r} timed out after {failures[r].seconds:g} s in {failures[r].where or 'a collective'}"
-            for r in waiting
+            if r in failures and failures[r].timed_out
+            else _whereabouts(procs, run_dir, [r], failures)
+            for r in range(len(procs))
         )
-        rest = [r for r in range(len(procs)) if r not in waiting]
-        if rest:
-            head += "; " + _whereabouts(procs, run_dir, rest, failures)
         head += " (a collective that some rank never joined, or a recv without a matching send?)"
     elif first.secondary and returned and len(failures) == 1:
         head = (
@@ -452,6 +450,9 @@ def _worker(
             world_size=world_size,
             timeout=timedelta(seconds=seconds),
         )
+        # Every rank joins the group before any runs `fn`: a rank whose `fn` returns at once
+        # would otherwise leave while a slower peer is still connecting to it.
+        dist.barrier()
         result = fn(rank, world_size, *args)
         tmp = run_dir / f"{rank}.result.tmp"
         with tmp.open("wb") as f:
