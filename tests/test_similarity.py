@@ -69,6 +69,9 @@ def test_a_broken_or_unfinished_cell_still_gives_tokens_and_never_raises():
     assert sim.tokens("") == []
     assert sim.tokens('"""unterminated') == []
     sim.fingerprint("\x00\x01 ???")  # no exception
+    # A hostile cell: nesting that ast.parse cannot take, and a huge one (read in part).
+    assert sim.tokens("x = " + "(" * 5000 + "1" + ")" * 5000)
+    assert len(sim.tokens("x = 1\n" * 10**6)) <= sim.MAX_CELL_CHARS
 
 
 def test_renamed_and_reformatted_copy_scores_one_and_a_disguised_one_above_the_threshold():

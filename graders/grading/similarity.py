@@ -49,6 +49,7 @@ from graders import cells
 K = 5  # tokens per k-gram
 W = 3  # winnowing window (in k-grams)
 MIN_FINGERPRINTS = 6  # a cell with fewer of its own (beyond the stub) is not compared
+MAX_CELL_CHARS = 100_000  # the rest of a longer cell is not read (answers are a few kB)
 THRESHOLD = 0.8  # pairs at or above it are listed; see README "Grading a class"
 REFERENCE = "reference"
 
@@ -78,7 +79,7 @@ class _Parsed:
 def _parse(source: str) -> _Parsed:
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # untrusted: any text at all
         return _Parsed(None, set(), set())
     bound: set[str] = set()
     bare: set[tuple[int, int]] = set()
@@ -116,6 +117,7 @@ def bound_names(source: str) -> set[str] | None:
 
 def tokens(source: str) -> list[Token]:
     """The normalised tokens of a cell (see the module doc); [] when it does not tokenize."""
+    source = source[:MAX_CELL_CHARS]
     parsed = _parse(source)
     raw: list[tokenize.TokenInfo] = []
     try:
