@@ -80,7 +80,9 @@ def _worker_processes(pid: int) -> list:
 
 
 def test_a_killed_worker_or_ctrl_c_loses_nothing_and_a_second_run_is_refused(tmp_path):
-    students = {f"s{i}": UNIT.notebook_path for i in range(4)}
+    # Six submissions on two workers: when the first two are running, four are still to come,
+    # so the Ctrl-C below always lands mid-run.
+    students = {f"s{i}": UNIT.notebook_path for i in range(6)}
     course = make_course(tmp_path / "course", UNIT, students)
     kernel_tmp = tmp_path / "tmp"
     kernel_tmp.mkdir()
@@ -89,7 +91,7 @@ def test_a_killed_worker_or_ctrl_c_loses_nothing_and_a_second_run_is_refused(tmp
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         # Once a worker is busy with a kernel: a second run is refused, that worker is
-        # killed mid-submission, and a little later the run gets Ctrl-C.
+        # killed mid-submission, and the run gets Ctrl-C.
         deadline = time.time() + 240
         busy: list = []
         while not busy and time.time() < deadline and first.poll() is None:
@@ -99,13 +101,13 @@ def test_a_killed_worker_or_ctrl_c_loses_nothing_and_a_second_run_is_refused(tmp
         line = one_error_line(run_cli("grade", UNIT.name, "--course", course))
         assert "another `llmlabs grade` is grading this course" in line, line
         os.kill(busy[0].pid, signal.SIGKILL)
-        time.sleep(5)
         first.send_signal(signal.SIGINT)
         out, err = first.communicate(timeout=300)
     finally:
         if first.poll() is None:
             first.kill()
-    assert first.returncode in (0, 1, 130), err
+    assert first.returncode == 130, f"Ctrl-C must end the run with 130, got {first.returncode}: {err}"
+    assert "interrupted: what was graded is kept" in err, err
     assert "Traceback" not in err, err
     rerun = run_cli("grade", UNIT.name, "--course", course, "--json", env={"TMPDIR": str(kernel_tmp)})
     assert rerun.returncode == 0, rerun.stderr
@@ -137,6 +139,8 @@ def test_hostile_corpus_in_one_parallel_batch(tmp_path, monkeypatch):
     submissions: dict = {"correct": UNIT.notebook_path}
     for name, (source, _) in hostile.CODE.items():
         submissions[name] = hostile._with_answer(source)
+    for name, source in hostile.KEY_CHEATS.items():
+        submissions[name] = hostile._with_answer(source)
     structural = hostile._structural(subs)
     submissions.update({name: path for name, (path, _) in structural.items()})
     submissions["correct_last"] = UNIT.notebook_path
@@ -167,6 +171,10 @@ def test_hostile_corpus_in_one_parallel_batch(tmp_path, monkeypatch):
         }[expect]
         if not ok:
             problems.append(f"{name}: expected {expect}, got {r.status} {r.score} {r.reason!r} {r.flags}")
+    for name in hostile.KEY_CHEATS:  # reaching for the answer key: flagged, and no key to read
+        r = rows[name]
+        if not r.flags or (hostile.sandbox_mode() == "bwrap" and (r.score or 0) >= full):
+            problems.append(f"{name}: expected flagged and not full marks, got {r.score} {r.flags}")
     for name, (_, words) in structural.items():
         r = rows[name]
         if not (r.status == "refused" and words in r.reason and r.score == 0):

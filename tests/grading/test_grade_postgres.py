@@ -56,7 +56,6 @@ def postgres():
     if prefix:
         for path in (base, sock):
             os.chown(path, 65534, 65534)
-    port = _free_port()
     env = dict(os.environ, LC_ALL="C")
 
     def run(*cmd: str) -> subprocess.CompletedProcess:
@@ -66,8 +65,14 @@ def postgres():
         init = run(initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         if init.returncode != 0:
             pytest.skip(f"initdb failed: {(init.stderr or init.stdout).strip().splitlines()[-1]}")
-        opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
-        start = run(pg_ctl, "-D", str(data), "-o", opts, "-l", str(base / "server.log"), "-w", "start")
+        # A free port can be taken between asking for it and the server binding it: on a
+        # failed start, try another.
+        for _ in range(3):
+            port = _free_port()
+            opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
+            start = run(pg_ctl, "-D", str(data), "-o", opts, "-l", str(base / "server.log"), "-w", "start")
+            if start.returncode == 0:
+                break
         if start.returncode != 0:
             pytest.skip(f"pg_ctl start failed: {(start.stderr or start.stdout).strip().splitlines()[-1]}")
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
