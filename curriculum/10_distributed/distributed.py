@@ -75,6 +75,7 @@ import math
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+import torch.nn.functional as F
 from graders.notebook import setup
 
 setup()
@@ -878,7 +879,7 @@ assert True
 # | $g$: after the row-parallel layer | all-reduce the partial outputs | identity (every rank already has the whole $\partial L/\partial y$) |
 #
 # `dist.all_reduce` is invisible to autograd: write $f$ and $g$ as `torch.autograd.Function`s
-# (static `forward(ctx, t)` and `backward(ctx, grad)`, used as `F.apply(t)`). The weight
+# (static `forward(ctx, t)` and `backward(ctx, grad)`, used as `MyFunction.apply(t)`). The weight
 # gradients need no communication: rank $r$'s gradient of $W_g[B_r]$ *is* block $B_r$ of the
 # unsharded gradient. Each rank stores $3hf/N$ of the MLP's weights (with their gradients and
 # optimizer state: the $16\Psi/N$ of the TP row in section 6), at the price of two all-reduces
