@@ -38,11 +38,10 @@ from typing import Any
 
 from graders import settings
 from graders.errors import SubmissionError
-from graders.grading.audit import audit_notebook
 from graders.grading.grade import cell_messages, cell_results
 from graders.grading.gradebook import CourseGradebook, require_course
 from graders.grading.ledger import CourseLock, Ledger, submission_hash
-from graders.grading.submission import check_submission
+from graders.grading.submission import guard_flags, screen_submission
 from graders.grading.units import Unit, get_unit
 from graders.grading.worker import Job, Template, read_tree, write_tree
 
@@ -158,7 +157,7 @@ class _Writer:
     def result(self, result: dict[str, Any], digest: str, timestamp: Any, flags: list[str]) -> Row:
         student = result["student"]
         report = result.get("sandbox") or {}
-        flags = flags + [f"changed {name} (put back before each cell)" for name in report.get("restored", [])]
+        flags = flags + guard_flags(report)
         common = {
             "seconds": float(result.get("seconds", 0.0)),
             "flags": flags,
@@ -238,15 +237,11 @@ def grade_course(
             timestamp = book.timestamp(folder)
             notebook = folder / unit.notebook_path.name
             try:
-                check_submission(notebook, unit.name)
+                flags = screen_submission(notebook, unit)
             except SubmissionError as e:
                 reason = str(e).replace(f"{root}{os.sep}", "")  # paths relative to the course
                 done(writer.zero(student, digest, timestamp, "refused", reason))
                 continue
-            try:
-                flags = audit_notebook(json.loads(notebook.read_text()), unit.notebook())
-            except ValueError:
-                flags = []
             job = Job(student, read_tree(folder, scratch_bytes), _job_env(workers, scheduler is None))
             pending[student] = (job, digest, timestamp, flags)
         if pending:

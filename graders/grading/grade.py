@@ -27,10 +27,9 @@ from typing import Any
 
 from graders import cells, settings
 from graders.errors import GradingError, SubmissionError
-from graders.grading.audit import audit_notebook
 from graders.grading.course import init_course, throwaway_root
 from graders.grading.job import Event, run_job
-from graders.grading.submission import check_submission
+from graders.grading.submission import guard_flags, screen_submission
 from graders.grading.units import Unit
 
 __all__ = ["CellResult", "GradingError", "Result", "SandboxReport", "grade_submissions"]
@@ -199,8 +198,10 @@ def grade_submissions(
     keep_dir: Path | None = None,
     timeout: float | None = None,
     cell_timeout: int | None = None,
+    lang: str = "en",
 ) -> dict[str, Result]:
-    """Grade each submission (student id -> notebook path) of `unit` in one nbgrader run."""
+    """Grade each submission (student id -> notebook path) of `unit` in one nbgrader run, in
+    a course whose source is in `lang` (the same code and tests in every language)."""
     for student in submissions:
         if not student.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"student ids must be letters, digits, - and _: {student!r}")
@@ -214,18 +215,14 @@ def grade_submissions(
         # A damaged notebook (corrupt, another unit's, duplicated or missing graded cells)
         # would abort or silently skew nbgrader's batch: it gets zero and the reason instead.
         try:
-            check_submission(Path(path), unit.name)
+            results[student].flags = screen_submission(Path(path), unit)
         except SubmissionError as e:
             results[student].error = str(e)
             results[student].cells = _ungraded(unit, "not graded")
             continue
         gradable.append(student)
-        try:
-            results[student].flags = audit_notebook(json.loads(Path(path).read_text()), unit.notebook())
-        except ValueError:
-            pass
     try:
-        init_course(course_dir, [unit], course_id="llmlabs-check", cell_timeout=cell_timeout)
+        init_course(course_dir, [unit], course_id="llmlabs-check", cell_timeout=cell_timeout, lang=lang)
         for student in gradable:
             target = course_dir / "submitted" / student / unit.name
             target.mkdir(parents=True, exist_ok=True)
@@ -268,9 +265,7 @@ def grade_submissions(
             report = reports.get(student)
             if report is not None:
                 result.sandbox = SandboxReport(str(report.get("mode")), list(report.get("not_applied", [])))
-                result.flags += [
-                    f"changed {name} (put back before each cell)" for name in report.get("restored", [])
-                ]
+                result.flags += guard_flags(report)
         return results
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -10,12 +10,21 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from graders import cells
 from graders.errors import SubmissionError, UnknownUnit
+from graders.grading.audit import audit_notebook
 from graders.grading.units import Unit, all_units, get_unit
 
-__all__ = ["SubmissionError", "check_submission", "identify_unit", "read_notebook"]
+__all__ = [
+    "SubmissionError",
+    "check_submission",
+    "guard_flags",
+    "identify_unit",
+    "read_notebook",
+    "screen_submission",
+]
 
 
 def read_notebook(path: Path) -> dict:
@@ -103,3 +112,19 @@ def check_submission(path: Path, unit_name: str | None = None) -> Unit:
             f"cell id '{strangers[0]}' is not part of unit '{unit.name}': was a graded cell renamed?"
         )
     return unit
+
+
+def screen_submission(path: Path, unit: Unit) -> list[str]:
+    """The step before grading, the same for `llmlabs check` and `llmlabs grade`: refuse a
+    damaged notebook (SubmissionError, with the reason), then audit the cells the learner
+    could edit; return the audit's findings (suspected tampering)."""
+    check_submission(Path(path), unit.name)
+    try:
+        return audit_notebook(json.loads(Path(path).read_text()), unit.notebook())
+    except ValueError:
+        return []
+
+
+def guard_flags(report: dict[str, Any]) -> list[str]:
+    """The in-kernel guard's report (names it put back before a cell ran) as flags."""
+    return [f"changed {name} (put back before each cell)" for name in report.get("restored", [])]
