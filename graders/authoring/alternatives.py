@@ -6,20 +6,28 @@ instead of vectorised code, another library call, another valid order) is not re
 Each unit may have `curriculum/NN_unit/alternatives.py` defining
 
     ALTERNATIVES = [Alternative(name, cell, source, why), ...]
-    DEFECTS = [...]  # optional: correct answers the tests refuse, kept out of ALTERNATIVES
+    DEFECTS = [Defect(name, cell, source, test, failure, why), ...]  # optional
 
 `cell` is the grade_id of an answer cell of the released notebook, `source` a whole
-answer cell. Every answer cell of a unit needs at least one alternative: a notebook is
-graded with *every* answer cell filled in. The alternatives are grouped into sets, at
+answer cell. A `Defect` is a correct answer (by the notebook's text) that a test refuses:
+a fairness defect of the curriculum, kept out of ALTERNATIVES until the test is fixed;
+`--defects` grades them (each in its own notebook) and says which are still refused.
+
+Every answer cell of a unit needs at least one alternative: a notebook is graded with
+*every* answer cell filled in. The alternatives are grouped into sets, at
 most one per cell (set k holds the k-th alternative of each cell; a cell with fewer
 alternatives gets its first one), so a unit with at most n alternatives per cell is
 graded in n notebooks, all in one nbgrader run:
 
-    python -m graders.authoring.alternatives UNIT [--only NAME ...] [--write DIR] [--json]
+    python -m graders.authoring.alternatives UNIT [--only NAME ...] [--separately] [--defects]
+        [--write DIR] [--no-grade] [--json]
 
 prints, per alternative, whether every test cell kept full marks; a lost test is blamed
-on the set's own alternative (not a filler) of the nearest answer cell above it. Exit
-code 1 if any test cell lost points, 2 on bad input.
+on the set's own alternative (not a filler) of the nearest answer cell above it. A test can
+depend on an earlier answer cell than that (a FLOP count of the learner's model, say):
+`--separately` grades each named alternative in a notebook of its own to settle it. Exit
+code 1 if any test cell lost points (with `--defects`: if any defect kept full marks), 2 on
+bad input.
 """
 
 from __future__ import annotations
@@ -49,6 +57,19 @@ class Alternative:
     cell: str  # grade_id of the answer cell whose source is replaced
     source: str  # a correct answer, a whole cell
     why: str = ""  # the style: what makes it unlike a typical reference
+
+
+@dataclass(frozen=True)
+class Defect:
+    name: str
+    cell: str
+    source: str  # the correct answer the tests refuse
+    test: str  # the test cell that refuses it
+    failure: str  # its failure line when found
+    why: str  # why the notebook's text allows the answer
+
+    def as_alternative(self) -> Alternative:
+        return Alternative(self.name, self.cell, self.source, f"defect probe: {self.why}")
 
 
 @dataclass
@@ -96,7 +117,7 @@ def load_alternatives(unit: Unit) -> list[Alternative]:
     return list(_load_module(path).ALTERNATIVES) if path.exists() else []
 
 
-def load_defects(unit: Unit) -> list[Any]:
+def load_defects(unit: Unit) -> list[Defect]:
     path = alternatives_path(unit)
     return list(getattr(_load_module(path), "DEFECTS", [])) if path.exists() else []
 
@@ -137,10 +158,14 @@ def problems(alternatives: Sequence[Alternative], notebook: dict[str, Any]) -> l
     return out
 
 
-def make_sets(alternatives: Sequence[Alternative], only: Sequence[str] | None = None) -> list[AlternativeSet]:
+def make_sets(
+    alternatives: Sequence[Alternative], only: Sequence[str] | None = None, *, separate: bool = False
+) -> list[AlternativeSet]:
     """Set k: the k-th alternative of every cell, the first one where a cell has fewer.
 
-    With `only`, only the named alternatives are graded (as few sets as that needs)."""
+    With `only`, only the named alternatives are graded (as few sets as that needs). With
+    `separate`, each graded alternative gets a set of its own (the other cells filled by
+    their first alternatives), which pins a lost test on one alternative."""
     by_cell: dict[str, list[Alternative]] = {}
     for a in alternatives:
         by_cell.setdefault(a.cell, []).append(a)
@@ -149,7 +174,10 @@ def make_sets(alternatives: Sequence[Alternative], only: Sequence[str] | None = 
     sets = []
     k = 0
     while any(queues.values()):
-        own = [q.pop(0) for q in queues.values() if q]
+        if separate:
+            own = [next(q for q in queues.values() if q).pop(0)]
+        else:
+            own = [q.pop(0) for q in queues.values() if q]
         chosen = {cell: alts[0] for cell, alts in by_cell.items()}
         chosen.update({a.cell: a for a in own})
         sets.append(AlternativeSet(f"altset{k}", chosen, own))
@@ -221,9 +249,19 @@ def check_unit(
     only: Sequence[str] | None = None,
     write_dir: Path | None = None,
     grade: bool = True,
+    separate: bool = False,
+    defects: bool = False,
 ) -> tuple[list[Verdict], list[str]]:
-    """Grade the unit's alternatives; (verdicts, problems). No grading when problems."""
+    """Grade the unit's alternatives; (verdicts, problems). No grading when problems.
+
+    With `defects`, grade the unit's DEFECTS instead, each in a notebook of its own (the
+    other cells filled by the first alternatives): a verdict that kept full marks means the
+    test was fixed and the answer can move to ALTERNATIVES."""
     alternatives = load_alternatives(unit)
+    if defects:
+        probes = [d.as_alternative() for d in load_defects(unit)]
+        alternatives = alternatives + probes
+        only, separate = [p.name for p in probes], True
     with tempfile.TemporaryDirectory(prefix="llmlabs-alternatives-") as tmp:
         work = Path(write_dir) if write_dir is not None else Path(tmp)
         notebook = release(unit, work / "release")
@@ -235,7 +273,7 @@ def check_unit(
             found.append(f"{unit.name} has no {FILE_NAME}")
         if found:
             return [], found
-        sets = make_sets(alternatives, only)
+        sets = make_sets(alternatives, only, separate=separate)
         subs = {}
         for s in sets:
             path = work / "sets" / s.name / unit.notebook_path.name
@@ -265,6 +303,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="grade only these alternatives")
     parser.add_argument("--write", type=Path, metavar="DIR", help="keep the filled notebooks in DIR")
     parser.add_argument("--no-grade", action="store_true", help="only check and write the notebooks")
+    parser.add_argument(
+        "--separately", action="store_true", help="one notebook per alternative (to pin a lost test on it)"
+    )
+    parser.add_argument(
+        "--defects", action="store_true", help="grade the DEFECTS (correct answers the tests refuse) instead"
+    )
     parser.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     args = parser.parse_args(argv)
     try:
@@ -272,7 +316,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # UnknownUnit
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    found, bad = check_unit(unit, only=args.only, write_dir=args.write, grade=not args.no_grade)
+    found, bad = check_unit(
+        unit,
+        only=args.only,
+        write_dir=args.write,
+        grade=not args.no_grade,
+        separate=args.separately,
+        defects=args.defects,
+    )
     if bad:
         for line in bad:
             print(f"error: {unit.name}: {line}", file=sys.stderr)
@@ -285,6 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({"unit": unit.name, "verdicts": rows}, indent=1))
     elif found:
         print(report(unit, found))
+    if args.defects:  # a defect still refused is the expected outcome
+        return 0 if not any(v.ok for v in found) else 1
     return 0 if all(v.ok for v in found) else 1
 
 
