@@ -1,4 +1,5 @@
-"""Blind alternatives for unit 07 (alignment_eval): correct answers written from the released notebook only."""
+"""Blind alternatives for unit 07 (alignment_eval): correct answers written from the released
+notebook only."""
 
 from graders.authoring.alternatives import Alternative
 
@@ -12,7 +13,7 @@ def continuation_tokens(tokenizer, context, continuation):
     return list(whole[:n_context]), list(whole[n_context:])
 '''
 
-CONT_LOOP = '''
+CONT_LOOP = """
 def continuation_tokens(tokenizer, context, continuation):
     cut = len(context)
     while cut > 0 and context[cut - 1].isspace():
@@ -24,7 +25,7 @@ def continuation_tokens(tokenizer, context, continuation):
     for i, tok in enumerate(full):
         (head if i < split else tail).append(tok)
     return head, tail
-'''
+"""
 
 LOGPROBS_ROWWISE = '''
 def sequence_logprobs(model, tokenizer, pairs):
@@ -84,7 +85,7 @@ def predict_choices(sums, counts, n_choices, normalize=False):
     return torch.tensor(best, dtype=torch.int64, device=sums.device)
 '''
 
-PREDICT_MAXEQ = '''
+PREDICT_MAXEQ = """
 def predict_choices(sums, counts, n_choices, normalize=False):
     scores = sums.double() / counts.double() if normalize else sums.double()
     table = scores.reshape(-1, n_choices)
@@ -92,7 +93,7 @@ def predict_choices(sums, counts, n_choices, normalize=False):
     # first True of each row: the lowest index among the tied maxima
     first = torch.where(is_best, torch.arange(n_choices, device=table.device), n_choices).min(dim=1).values
     return first.to(torch.int64)
-'''
+"""
 
 BOOT_CHOICE = '''
 def bootstrap_ci(values, n_boot=2000, alpha=0.05, seed=0):
@@ -134,7 +135,7 @@ def mcnemar_exact(correct_a, correct_b):
     return float(min(1.0, 2 * tail / 2 ** n))
 '''
 
-MCNEMAR_SCIPY = '''
+MCNEMAR_SCIPY = """
 def mcnemar_exact(correct_a, correct_b):
     a = np.asarray(correct_a).astype(bool)
     b_ = np.asarray(correct_b).astype(bool)
@@ -143,7 +144,7 @@ def mcnemar_exact(correct_a, correct_b):
     if b + c == 0:
         return 1.0
     return float(min(1.0, 2.0 * stats.binom.cdf(min(b, c), b + c, 0.5)))
-'''
+"""
 
 KD_KLDIV = '''
 def distillation_loss(student_logits, teacher_logits, temperature=2.0, mask=None):
@@ -178,11 +179,11 @@ def bradley_terry_loss(reward_chosen, reward_rejected):
     return torch.logaddexp(torch.zeros_like(margin), -margin).mean()
 '''
 
-BT_LOGSIGMOID_SUM = '''
+BT_LOGSIGMOID_SUM = """
 def bradley_terry_loss(reward_chosen, reward_rejected):
     log_likelihood = F.logsigmoid(reward_chosen.float() - reward_rejected.float())
     return -log_likelihood.sum() / log_likelihood.numel()
-'''
+"""
 
 DPO_TRL = '''
 def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta=0.1, label_smoothing=0.0):
@@ -222,7 +223,7 @@ def ngram_overlap(eval_texts, train_texts, n=8):
     return [not seen.isdisjoint(grams(text)) for text in eval_texts]
 '''
 
-NGRAM_ANY = '''
+NGRAM_ANY = """
 def ngram_overlap(eval_texts, train_texts, n=8):
     train_grams = set()
     for text in train_texts:
@@ -233,28 +234,64 @@ def ngram_overlap(eval_texts, train_texts, n=8):
         w = text.lower().split()
         flags.append(any(g in train_grams for g in zip(*(w[i:] for i in range(n)))))
     return flags
-'''
+"""
 
 ALTERNATIVES = [
-    Alternative("cont_suffix", "continuation_tokens", CONT_SUFFIX, "rstrip, slice off the moved suffix, list() copies"),
-    Alternative("cont_loop", "continuation_tokens", CONT_LOOP, "character loop with isspace, split by index into two lists"),
-    Alternative("logprobs_rowwise", "sequence_logprobs", LOGPROBS_ROWWISE,
-                "padding in Python lists, per-row -F.cross_entropy(reduction='sum') over the continuation slice"),
-    Alternative("logprobs_masked", "sequence_logprobs", LOGPROBS_MASKED,
-                "preallocated tensors, log_softmax + gather over all positions, torch.where with a scored mask"),
-    Alternative("predict_loop", "predict_choices", PREDICT_LOOP, "pure Python double loop with strict > for ties"),
-    Alternative("predict_maxeq", "predict_choices", PREDICT_MAXEQ,
-                "float64 scores, equality with the row max, smallest index among the maxima"),
-    Alternative("boot_choice", "bootstrap_ci", BOOT_CHOICE, "rng.choice on the values themselves, 2-D at once"),
+    Alternative(
+        "cont_suffix", "continuation_tokens", CONT_SUFFIX, "rstrip, slice off the moved suffix, list() copies"
+    ),
+    Alternative(
+        "cont_loop",
+        "continuation_tokens",
+        CONT_LOOP,
+        "character loop with isspace, split by index into two lists",
+    ),
+    Alternative(
+        "logprobs_rowwise",
+        "sequence_logprobs",
+        LOGPROBS_ROWWISE,
+        "padding in Python lists, per-row -F.cross_entropy(reduction='sum') over the continuation slice",
+    ),
+    Alternative(
+        "logprobs_masked",
+        "sequence_logprobs",
+        LOGPROBS_MASKED,
+        "preallocated tensors, log_softmax + gather over all positions, torch.where with a scored mask",
+    ),
+    Alternative(
+        "predict_loop", "predict_choices", PREDICT_LOOP, "pure Python double loop with strict > for ties"
+    ),
+    Alternative(
+        "predict_maxeq",
+        "predict_choices",
+        PREDICT_MAXEQ,
+        "float64 scores, equality with the row max, smallest index among the maxima",
+    ),
+    Alternative(
+        "boot_choice", "bootstrap_ci", BOOT_CHOICE, "rng.choice on the values themselves, 2-D at once"
+    ),
     Alternative("boot_loop", "bootstrap_ci", BOOT_LOOP, "one rng.integers call per resample in a loop"),
-    Alternative("mcnemar_comb", "mcnemar", MCNEMAR_COMB, "exact integer arithmetic with math.comb, Python loops"),
+    Alternative(
+        "mcnemar_comb", "mcnemar", MCNEMAR_COMB, "exact integer arithmetic with math.comb, Python loops"
+    ),
     Alternative("mcnemar_scipy", "mcnemar", MCNEMAR_SCIPY, "scipy.stats.binom.cdf"),
-    Alternative("kd_kldiv", "distillation_loss", KD_KLDIV, "F.kl_div(reduction='none'), weighted mean by the mask"),
-    Alternative("kd_manual", "distillation_loss", KD_MANUAL, "KL written out, teacher under no_grad, boolean indexing"),
-    Alternative("bt_logaddexp", "bradley_terry", BT_LOGADDEXP, "logaddexp(0, -margin), the softplus identity"),
+    Alternative(
+        "kd_kldiv", "distillation_loss", KD_KLDIV, "F.kl_div(reduction='none'), weighted mean by the mask"
+    ),
+    Alternative(
+        "kd_manual", "distillation_loss", KD_MANUAL, "KL written out, teacher under no_grad, boolean indexing"
+    ),
+    Alternative(
+        "bt_logaddexp", "bradley_terry", BT_LOGADDEXP, "logaddexp(0, -margin), the softplus identity"
+    ),
     Alternative("bt_logsigmoid_sum", "bradley_terry", BT_LOGSIGMOID_SUM, "F.logsigmoid, sum / numel"),
     Alternative("dpo_trl", "dpo_loss", DPO_TRL, "TRL's order: policy log-ratio minus reference log-ratio"),
     Alternative("dpo_softplus", "dpo_loss", DPO_SOFTPLUS, "rewards under no_grad, losses as softplus"),
     Alternative("ngram_strings", "ngram_overlap", NGRAM_STRINGS, "n-grams as joined strings, set.isdisjoint"),
     Alternative("ngram_any", "ngram_overlap", NGRAM_ANY, "zip of shifted word lists, any() membership"),
 ]
+
+# Fairness defects found: none. Probed without loss: rng.choice bootstrap (another RNG stream than
+# rng.integers), McNemar in exact integer arithmetic, Bradley-Terry via logaddexp / DPO via softplus
+# (no F.logsigmoid call), TRL's log-ratio order, a per-row forward-free loss over one batch.
+DEFECTS: list = []

@@ -60,7 +60,7 @@ def quantize_zeropoint(x, per_channel=False):
     return quantize(xf, scale, zero_point, 0, 255, torch.uint8), scale, zero_point
 '''
 
-QPARAMS_DIMS = '''
+QPARAMS_DIMS = """
 def _reduce(t, per_channel, fn):
     return fn(t, dim=-1, keepdim=True) if per_channel else fn(t)
 
@@ -82,9 +82,9 @@ def quantize_zeropoint(x, per_channel=False):
     zero_point = (-lo / scale).round().clamp(0, 255).long()
     q = quantize(xf, scale, zero_point, 0, 255, torch.uint8)
     return q, scale, zero_point
-'''
+"""
 
-METRICS_TORCH = '''
+METRICS_TORCH = """
 def quant_errors(x, x_hat):
     x64, e = x.to(torch.float64), x.to(torch.float64) - x_hat.to(torch.float64)
     signal = float(torch.sum(x64 * x64))
@@ -94,7 +94,7 @@ def quant_errors(x, x_hat):
         return {"max_abs": max_abs, "rel_l2": 0.0, "sqnr_db": math.inf}
     return {"max_abs": max_abs, "rel_l2": math.sqrt(noise) / math.sqrt(signal),
             "sqnr_db": 10.0 * math.log10(signal / noise)}
-'''
+"""
 
 METRICS_NUMPY = '''
 def quant_errors(x, x_hat):
@@ -112,7 +112,7 @@ def quant_errors(x, x_hat):
     return out
 '''
 
-BLOCKS_UNFLATTEN = '''
+BLOCKS_UNFLATTEN = """
 def quantize_blocks(w, bits=4, block=32):
     qmax = 2 ** (bits - 1) - 1
     groups = w.to(torch.float32).unflatten(-1, (-1, block))  # (..., K / block, block), a copy for a view
@@ -130,7 +130,7 @@ def dequantize_blocks(q, scale, block=32):
 
 def bits_per_weight(bits, block=32, scale_bits=16):
     return (bits * block + scale_bits) / block
-'''
+"""
 
 BLOCKS_LOOP = '''
 def quantize_blocks(w, bits=4, block=32):
@@ -174,7 +174,7 @@ def unpack_int4(packed):
     return (torch.stack((low, high), dim=-1).flatten(-2) - 8).to(torch.int8)
 '''
 
-PACK_BITWISE = '''
+PACK_BITWISE = """
 def pack_int4(q):
     nib = (q.to(torch.int16) + 8).to(torch.uint8)
     return torch.bitwise_or(nib[..., 0::2], torch.bitwise_left_shift(nib[..., 1::2], 4))
@@ -187,25 +187,25 @@ def unpack_int4(packed):
     out[..., 0::2] = (torch.bitwise_and(wide, 15) - 8).to(torch.int8)
     out[..., 1::2] = (torch.bitwise_right_shift(wide, 4) - 8).to(torch.int8)
     return out
-'''
+"""
 
-INT8MM_OUTER = '''
+INT8MM_OUTER = """
 def int8_matmul(x, w):
     qx, sx = quantize_absmax(x, per_channel=True)  # (M, K) int8, (M, 1)
     qw, sw = quantize_absmax(w, per_channel=True)  # (N, K) int8, (N, 1)
     acc = int_mm(qx, qw.T.contiguous())  # exact int32 (M, N)
     return acc.to(torch.float32) * torch.outer(sx.flatten(), sw.flatten())
-'''
+"""
 
-INT8MM_STEPS = '''
+INT8MM_STEPS = """
 def int8_matmul(x, w):
     q_act, s_act = quantize_absmax(x, True)
     q_wt, s_wt = quantize_absmax(w, True)
     summed = int_mm(q_act, q_wt.t())
     return (summed.float() * s_act) * s_wt.reshape(1, -1)
-'''
+"""
 
-LLMINT8_INDEX = '''
+LLMINT8_INDEX = """
 def llm_int8_matmul(x, w, threshold=6.0):
     outliers = torch.nonzero((x.abs() > threshold).any(dim=0)).flatten()
     keep = torch.ones(x.shape[1], dtype=torch.bool, device=x.device)
@@ -215,9 +215,9 @@ def llm_int8_matmul(x, w, threshold=6.0):
     if inliers.numel() == 0:
         return high
     return high + int8_matmul(x.index_select(1, inliers), w.index_select(1, inliers))
-'''
+"""
 
-LLMINT8_MASK = '''
+LLMINT8_MASK = """
 def llm_int8_matmul(x, w, threshold=6.0):
     is_outlier = x.abs().amax(dim=0) > threshold  # (K,)
     x_hi, w_hi = x[:, is_outlier], w[:, is_outlier]
@@ -226,7 +226,7 @@ def llm_int8_matmul(x, w, threshold=6.0):
     if x_lo.shape[1] > 0:
         out = out + int8_matmul(x_lo, w_lo)
     return out
-'''
+"""
 
 QUANT_LINEAR_HELPERS = '''
 class QuantLinear(nn.Module):
@@ -304,7 +304,7 @@ class QuantLinear(nn.Module):
         return y.to(x.dtype)
 '''
 
-QMODEL_SUBMODULE = '''
+QMODEL_SUBMODULE = """
 def quantize_model(model, bits=8):
     blocks = model.model.layers
     targets = [name for name, mod in blocks.named_modules() if isinstance(mod, nn.Linear)]
@@ -320,9 +320,9 @@ def model_bytes(model):
     for _, t in model.named_buffers():
         tensors[id(t)] = t
     return sum(t.numel() * t.element_size() for t in tensors.values())
-'''
+"""
 
-QMODEL_RECURSIVE = '''
+QMODEL_RECURSIVE = """
 def _swap_linears(module, bits):
     for child_name, child in list(module.named_children()):
         if isinstance(child, nn.Linear):
@@ -345,9 +345,9 @@ def model_bytes(model):
             seen.add(id(t))
             total += t.nbytes
     return total
-'''
+"""
 
-BENCH_NUMPY = '''
+BENCH_NUMPY = """
 def benchmark(fn, warmup=3, repeats=10, sync=synchronize, timer=time.perf_counter):
     for _ in range(warmup):
         fn()
@@ -361,7 +361,7 @@ def benchmark(fn, warmup=3, repeats=10, sync=synchronize, timer=time.perf_counte
         times.append(stop - start)
     median, p90 = np.percentile(np.asarray(times, dtype=float), [50, 90])
     return {"times": times, "median": float(median), "p90": float(p90)}
-'''
+"""
 
 BENCH_MANUAL = '''
 def _percentile(values, q):
@@ -386,6 +386,29 @@ def benchmark(fn, warmup=3, repeats=10, sync=synchronize, timer=time.perf_counte
         t1 = timer()
         durations[k] = t1 - t0
     return {"times": durations, "median": statistics.median(durations), "p90": _percentile(durations, 0.9)}
+'''
+
+BENCH_WARMSYNC = '''
+def benchmark(fn, warmup=3, repeats=10, sync=synchronize, timer=time.perf_counter):
+    """Warm-up, then one extra sync() so that no queued warm-up work is left when timing starts
+    (rule 2); every timed repeat exactly sync(); start = timer(); fn(); sync(); stop = timer()."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = timer()
+        fn()
+        sync()
+        stop = timer()
+        times.append(stop - start)
+    ordered = sorted(times)
+    pos = 0.9 * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return {"times": times, "median": statistics.median(times),
+            "p90": ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)}
 '''
 
 GEN_PREALLOC = '''
@@ -440,7 +463,7 @@ def greedy_generate(model, input_ids, max_new_tokens, use_cache=True):
     return seq, torch.stack(step_logits, dim=1)
 '''
 
-ROOF_LOOP = '''
+ROOF_LOOP = """
 def linear_shapes(config):
     h = config.hidden_size
     n_q = config.num_attention_heads
@@ -470,7 +493,7 @@ def arithmetic_intensity(shapes, n_tokens, weight_bits=32, act_bytes=4):
 def attainable(intensity, peak_flops, bandwidth):
     memory_bound = bandwidth * intensity
     return memory_bound if memory_bound < peak_flops else peak_flops
-'''
+"""
 
 ROOF_FRACTION = '''
 from fractions import Fraction
@@ -498,29 +521,99 @@ def attainable(intensity, peak_flops, bandwidth):
 '''
 
 ALTERNATIVES = [
-    Alternative("quantize_inplace", "quantize", QUANTIZE_INPLACE, "torch.div then round_/add_/clamp_ in place on the quotient"),
+    Alternative(
+        "quantize_inplace",
+        "quantize",
+        QUANTIZE_INPLACE,
+        "torch.div then round_/add_/clamp_ in place on the quotient",
+    ),
     Alternative("quantize_where", "quantize", QUANTIZE_WHERE, "saturation with two torch.where"),
-    Alternative("qparams_minmax", "qparams", QPARAMS_MINMAX, "max(max, -min) for absmax, torch.aminmax for the range"),
-    Alternative("qparams_dims", "qparams", QPARAMS_DIMS, "one reduce helper, masked_fill for zero scales, minimum/maximum with 0"),
+    Alternative(
+        "qparams_minmax", "qparams", QPARAMS_MINMAX, "max(max, -min) for absmax, torch.aminmax for the range"
+    ),
+    Alternative(
+        "qparams_dims",
+        "qparams",
+        QPARAMS_DIMS,
+        "one reduce helper, masked_fill for zero scales, minimum/maximum with 0",
+    ),
     Alternative("metrics_torch", "metrics", METRICS_TORCH, "float64 sums, Python math for the ratios"),
     Alternative("metrics_numpy", "metrics", METRICS_NUMPY, "NumPy float64 and np.linalg.norm"),
-    Alternative("blocks_unflatten", "blocks", BLOCKS_UNFLATTEN, "unflatten into blocks, repeat_interleave of the scales"),
-    Alternative("blocks_loop", "blocks", BLOCKS_LOOP, "one block (column slice) per loop iteration, torch.cat"),
+    Alternative(
+        "blocks_unflatten",
+        "blocks",
+        BLOCKS_UNFLATTEN,
+        "unflatten into blocks, repeat_interleave of the scales",
+    ),
+    Alternative(
+        "blocks_loop", "blocks", BLOCKS_LOOP, "one block (column slice) per loop iteration, torch.cat"
+    ),
     Alternative("pack_arith", "packing", PACK_ARITH, "low + 16 * high, % and // to unpack"),
-    Alternative("pack_bitwise", "packing", PACK_BITWISE, "bitwise_* functions, strided writes into an empty tensor"),
-    Alternative("int8mm_outer", "int8_matmul", INT8MM_OUTER, "contiguous transposed codes, torch.outer of the scales"),
-    Alternative("int8mm_steps", "int8_matmul", INT8MM_STEPS, "positional per_channel, rescale in two broadcasts"),
+    Alternative(
+        "pack_bitwise", "packing", PACK_BITWISE, "bitwise_* functions, strided writes into an empty tensor"
+    ),
+    Alternative(
+        "int8mm_outer", "int8_matmul", INT8MM_OUTER, "contiguous transposed codes, torch.outer of the scales"
+    ),
+    Alternative(
+        "int8mm_steps", "int8_matmul", INT8MM_STEPS, "positional per_channel, rescale in two broadcasts"
+    ),
     Alternative("llmint8_index", "llm_int8", LLMINT8_INDEX, "nonzero + index_select for the two column sets"),
-    Alternative("llmint8_mask", "llm_int8", LLMINT8_MASK, "amax over tokens, boolean column masks, torch.matmul"),
-    Alternative("quant_linear_helpers", "quant_linear", QUANT_LINEAR_HELPERS, "built from the earlier helpers, F.pad"),
-    Alternative("quant_linear_byhand", "quant_linear", QUANT_LINEAR_BYHAND,
-                "every step written inline: zero-padded copy, view into blocks, nibbles by hand; forward with @ and a bias add"),
-    Alternative("qmodel_submodule", "quantize_model", QMODEL_SUBMODULE, "set_submodule on model.model.layers, dict keyed by id"),
-    Alternative("qmodel_recursive", "quantize_model", QMODEL_RECURSIVE, "recursive add_module, itertools.chain and nbytes"),
+    Alternative(
+        "llmint8_mask", "llm_int8", LLMINT8_MASK, "amax over tokens, boolean column masks, torch.matmul"
+    ),
+    Alternative(
+        "quant_linear_helpers", "quant_linear", QUANT_LINEAR_HELPERS, "built from the earlier helpers, F.pad"
+    ),
+    Alternative(
+        "quant_linear_byhand",
+        "quant_linear",
+        QUANT_LINEAR_BYHAND,
+        "every step written inline: zero-padded copy, view into blocks, nibbles by hand; forward with @ and a bias add",
+    ),
+    Alternative(
+        "qmodel_submodule",
+        "quantize_model",
+        QMODEL_SUBMODULE,
+        "set_submodule on model.model.layers, dict keyed by id",
+    ),
+    Alternative(
+        "qmodel_recursive",
+        "quantize_model",
+        QMODEL_RECURSIVE,
+        "recursive add_module, itertools.chain and nbytes",
+    ),
     Alternative("bench_numpy", "benchmark", BENCH_NUMPY, "np.percentile for median and p90"),
-    Alternative("bench_manual", "benchmark", BENCH_MANUAL, "while loop warm-up, preallocated list, hand-written interpolation"),
-    Alternative("gen_prealloc", "generate", GEN_PREALLOC, "preallocated ids and logits, context-manager no_grad"),
-    Alternative("gen_cat", "generate", GEN_CAT, "@torch.no_grad decorator, torch.cat per step, positional ids"),
-    Alternative("roof_loop", "roofline", ROOF_LOOP, "explicit appends per layer, running float sums, comparison instead of min"),
+    Alternative(
+        "bench_manual",
+        "benchmark",
+        BENCH_MANUAL,
+        "while loop warm-up, preallocated list, hand-written interpolation",
+    ),
+    Alternative(
+        "bench_warmsync",
+        "benchmark",
+        BENCH_WARMSYNC,
+        "one extra sync() after the warm-up (rule 2), timed repeats exactly as specified",
+    ),
+    Alternative(
+        "gen_prealloc", "generate", GEN_PREALLOC, "preallocated ids and logits, context-manager no_grad"
+    ),
+    Alternative(
+        "gen_cat", "generate", GEN_CAT, "@torch.no_grad decorator, torch.cat per step, positional ids"
+    ),
+    Alternative(
+        "roof_loop",
+        "roofline",
+        ROOF_LOOP,
+        "explicit appends per layer, running float sums, comparison instead of min",
+    ),
     Alternative("roof_fraction", "roofline", ROOF_FRACTION, "nested comprehension, exact Fraction sums"),
 ]
+
+# Fairness defects found: none. Probed without loss: in-place quantizer chains, torch.where saturation,
+# per-block loops, % and // nibble unpacking, boolean-mask and index_select LLM.int8() column sets,
+# a fully inline QuantLinear computing its forward in float32, np.percentile vs hand interpolation,
+# exact Fraction sums, an extra sync() after the warm-up (bench_warmsync); the timing test
+# (test_generate_speed) passed under a load average of 13-16.
+DEFECTS: list = []

@@ -80,7 +80,7 @@ def ring_all_reduce(x):
     return sent
 '''
 
-DDP_LOOP = '''
+DDP_LOOP = """
 def broadcast_parameters(model):
     for tensor in list(model.parameters()) + list(model.buffers()):
         dist.broadcast(tensor.data, src=0)
@@ -94,7 +94,7 @@ def average_gradients(model):
             continue
         dist.all_reduce(grad)
         grad.div_(world)
-'''
+"""
 
 DDP_FLAT = '''
 def broadcast_parameters(model):
@@ -328,7 +328,7 @@ class ShardedAdamW:
                 offset += p.numel()
 '''
 
-TP_LINEAR = '''
+TP_LINEAR = """
 class CopyToTensorParallel(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
@@ -375,7 +375,7 @@ class TensorParallelMLP(nn.Module):
         x = CopyToTensorParallel.apply(x)
         inner = self.act_fn(self.gate_proj(x)) * self.up_proj(x)
         return ReduceFromTensorParallel.apply(self.down_proj(inner))
-'''
+"""
 
 TP_FUNCTIONAL = '''
 class CopyToTensorParallel(torch.autograd.Function):
@@ -434,7 +434,7 @@ class TensorParallelMLP(nn.Module):
         return ReduceFromTensorParallel.apply(partial)
 '''
 
-GPIPE_ISEND = '''
+GPIPE_ISEND = """
 def gpipe_forward(stage, x, micro_batches):
     rank, world = dist.get_rank(), dist.get_world_size()
     last = rank == world - 1
@@ -454,7 +454,7 @@ def gpipe_forward(stage, x, micro_batches):
         for request, _ in in_flight:
             request.wait()
     return torch.cat(outputs) if last else None
-'''
+"""
 
 GPIPE_IRECV = '''
 @torch.no_grad()
@@ -481,7 +481,7 @@ def gpipe_forward(stage, x, micro_batches):
     return result
 '''
 
-MODEL_DICT = '''
+MODEL_DICT = """
 def llama_parameters(config):
     h, f, L = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     a = config.num_attention_heads
@@ -515,9 +515,9 @@ def allreduce_seconds(n_bytes, n_gpus, bandwidth):
 
 def bubble_fraction(stages, micro_batches):
     return float((stages - 1) / (micro_batches + stages - 1))
-'''
+"""
 
-MODEL_MATCH = '''
+MODEL_MATCH = """
 def llama_parameters(config):
     heads = config.num_attention_heads
     head_dim = config.head_dim if getattr(config, "head_dim", None) else config.hidden_size // heads
@@ -558,22 +558,80 @@ def allreduce_seconds(n_bytes, n_gpus, bandwidth):
 def bubble_fraction(stages, micro_batches):
     idle, slots = stages - 1, micro_batches + stages - 1
     return idle / slots
-'''
+"""
 
 ALTERNATIVES = [
-    Alternative("ring_isend", "ring", RING_ISEND, "tensor_split views, isend + blocking recv in a helper, empty chunks skipped"),
-    Alternative("ring_irecv", "ring", RING_IRECV, "chunk bounds by divmod and narrow, irecv + isend of a clone, one loop over phases"),
+    Alternative(
+        "ring_isend",
+        "ring",
+        RING_ISEND,
+        "tensor_split views, isend + blocking recv in a helper, empty chunks skipped",
+    ),
+    Alternative(
+        "ring_irecv",
+        "ring",
+        RING_IRECV,
+        "chunk bounds by divmod and narrow, irecv + isend of a clone, one loop over phases",
+    ),
     Alternative("ddp_loop", "ddp", DDP_LOOP, "per-tensor broadcast of .data, all_reduce then div_"),
-    Alternative("ddp_flat", "ddp", DDP_FLAT, "one broadcast per dtype and one all-reduce of all gradients, flattened and copied back"),
-    Alternative("buckets_counter", "buckets", BUCKETS_COUNTER, "arrival counters, torch.cat into a fresh buffer when a bucket completes"),
-    Alternative("buckets_prealloc", "buckets", BUCKETS_PREALLOC,
-                "bucket filling by a running sum check, preallocated buffers filled slot by slot, countdowns, functools.partial hooks"),
-    Alternative("zero_flat", "zero", ZERO_FLAT, "flat concatenation, the text's AdamW formula literally, padded all_gather"),
-    Alternative("zero_slices", "zero", ZERO_SLICES, "shard updated slice by slice inside each parameter, torch's lerp/addcmul/addcdiv"),
-    Alternative("tp_linear", "tp", TP_LINEAR, "nn.utils.skip_init layers, copy_ of the weight blocks, mlp.act_fn"),
-    Alternative("tp_functional", "tp", TP_FUNCTIONAL, "Linear layers made on meta with Parameters swapped in, index_select, F.linear and F.silu"),
-    Alternative("gpipe_isend", "gpipe", GPIPE_ISEND, "blocking recv, isend kept alive in a list, torch.cat at the end"),
-    Alternative("gpipe_irecv", "gpipe", GPIPE_IRECV, "every irecv posted up front, blocking send, output preallocated"),
-    Alternative("model_dict", "model", MODEL_DICT, "closed form per layer, a dict of lambdas for the strategies"),
-    Alternative("model_match", "model", MODEL_MATCH, "loop over layers and shapes, a match statement of replicated/sharded bytes"),
+    Alternative(
+        "ddp_flat",
+        "ddp",
+        DDP_FLAT,
+        "one broadcast per dtype and one all-reduce of all gradients, flattened and copied back",
+    ),
+    Alternative(
+        "buckets_counter",
+        "buckets",
+        BUCKETS_COUNTER,
+        "arrival counters, torch.cat into a fresh buffer when a bucket completes",
+    ),
+    Alternative(
+        "buckets_prealloc",
+        "buckets",
+        BUCKETS_PREALLOC,
+        "bucket filling by a running sum check, preallocated buffers filled slot by slot, countdowns, functools.partial hooks",
+    ),
+    Alternative(
+        "zero_flat",
+        "zero",
+        ZERO_FLAT,
+        "flat concatenation, the text's AdamW formula literally, padded all_gather",
+    ),
+    Alternative(
+        "zero_slices",
+        "zero",
+        ZERO_SLICES,
+        "shard updated slice by slice inside each parameter, torch's lerp/addcmul/addcdiv",
+    ),
+    Alternative(
+        "tp_linear", "tp", TP_LINEAR, "nn.utils.skip_init layers, copy_ of the weight blocks, mlp.act_fn"
+    ),
+    Alternative(
+        "tp_functional",
+        "tp",
+        TP_FUNCTIONAL,
+        "Linear layers made on meta with Parameters swapped in, index_select, F.linear and F.silu",
+    ),
+    Alternative(
+        "gpipe_isend", "gpipe", GPIPE_ISEND, "blocking recv, isend kept alive in a list, torch.cat at the end"
+    ),
+    Alternative(
+        "gpipe_irecv", "gpipe", GPIPE_IRECV, "every irecv posted up front, blocking send, output preallocated"
+    ),
+    Alternative(
+        "model_dict", "model", MODEL_DICT, "closed form per layer, a dict of lambdas for the strategies"
+    ),
+    Alternative(
+        "model_match",
+        "model",
+        MODEL_MATCH,
+        "loop over layers and shapes, a match statement of replicated/sharded bytes",
+    ),
 ]
+
+# Fairness defects found: none. Probed without loss: empty chunks skipped on both ends of the ring,
+# one flattened broadcast / all-reduce instead of one per tensor, gradients copied into preallocated
+# bucket buffers at hook time, shard updated in place slice by slice, meta-built TP layers, every
+# GPipe irecv posted up front with blocking sends.
+DEFECTS: list = []
