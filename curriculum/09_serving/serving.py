@@ -947,9 +947,9 @@ class PagedKVCache:
         return (len(self.ref_counts) - len(self.free_blocks)) * per_block
         ### END SOLUTION
 
-
+# %% setup id=paged_helper
 def paged_cache(num_blocks=64, block_size=4):
-    """A PagedKVCache shaped for the bundled model."""
+    """A PagedKVCache shaped for the bundled model (the tests build theirs with it)."""
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     return PagedKVCache(num_blocks, block_size, config.num_hidden_layers, config.num_key_value_heads, head_dim)
 
