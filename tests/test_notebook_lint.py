@@ -139,3 +139,41 @@ def test_build_fails_when_the_student_version_does_not_compile(tmp_path, monkeyp
     assert notebook_build.main([]) == 1
     assert "student version cell table does not compile" in capsys.readouterr().out
     assert (unit_dir / "broken.ipynb").is_file()  # written, so the author can inspect it
+
+
+def test_stub_only_problems_tells_the_stub_from_other_errors():
+    """The rule tests/grading/test_units.py applies to each unit's autograded release."""
+    from graders.authoring.mutation import STUB_MESSAGE, CellError, stub_only_problems
+
+    def cell(src, **meta):
+        return {"cell_type": "code", "source": src, "metadata": {"nbgrader": meta} if meta else {}}
+
+    nb = {
+        "cells": [
+            cell("import numpy as np\nLIMIT = 3", grade_id="setup", locked=True),
+            cell("def f(x):\n    raise NotImplementedError", grade_id="f", solution=True),
+            cell("table = [f(i) for i in range(3)]"),
+            cell("assert table and LIMIT", grade_id="t", grade=True, points=1, locked=True),
+        ]
+    }
+    stub = f"NotImplementedError: {STUB_MESSAGE}"
+    ok = [
+        CellError(2, "#2", "plain", "NotImplementedError", STUB_MESSAGE),
+        CellError(3, "t", "test", "NameError", "name 'table' is not defined"),
+    ]
+    assert stub_only_problems(nb, ok) == []
+    quoted = CellError(3, "t", "test", "AssertionError", f"f(1) raised {stub}")
+    assert stub_only_problems(nb, [quoted]) == []
+    bad = [
+        CellError(0, "setup", "setup", "ModuleNotFoundError", "No module named 'numpy'"),
+        CellError(1, "f", "answer", "SyntaxError", "invalid syntax"),
+        CellError(3, "t", "test", "NameError", "name 'LIMIT' is not defined"),
+        # table's cell did not fail: its name is missing for another reason
+        CellError(3, "t", "test", "NameError", "name 'table' is not defined"),
+    ]
+    assert [p.split(":")[0] for p in stub_only_problems(nb, bad)] == [
+        "setup cell setup",
+        "answer cell f",
+        "test cell t",
+        "test cell t",
+    ]

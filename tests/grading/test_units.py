@@ -12,7 +12,7 @@ import pytest
 
 from graders import cells
 from graders.authoring.mutants import load_mutants
-from graders.authoring.mutation import UnitGrades, grade_unit
+from graders.authoring.mutation import UnitGrades, grade_unit, stub_only_problems
 from graders.grading.grade import unhelpful
 from graders.grading.units import all_units, get_unit
 
@@ -50,6 +50,32 @@ def test_release_scores_zero_everywhere(unit_name, tmp_root):
     earned = [f"{c.grade_id}: {c.score}/{c.max_score}" for c in rel.cells if c.score > 0]
     assert not earned, "the unfilled release earned points:\n" + "\n".join(earned)
     assert len(rel.cells) == len(get_unit(unit_name).test_points())
+
+
+# Units whose release still fails otherwise than with the stub (issue 27, fixed by their owners).
+STUB_ONLY_PENDING = {
+    "alignment_eval": "test_dpo_outcome reads dpo_log['loss'][0] of a run that never started: IndexError",
+}
+
+
+def _stub_only_marks(unit: str) -> list[pytest.MarkDecorator]:
+    marks = [_group(unit)]
+    if unit in STUB_ONLY_PENDING:
+        marks.append(pytest.mark.xfail(reason=STUB_ONLY_PENDING[unit], strict=False))
+    return marks
+
+
+@pytest.mark.parametrize("unit_name", [pytest.param(u, marks=_stub_only_marks(u)) for u in UNITS])
+def test_release_fails_only_with_the_stub(unit_name, tmp_root):
+    """The release graded above ran top to bottom: every error it raised is the course's
+    NotImplementedError stub (or follows from it), never a SyntaxError, a NameError of a
+    name a locked or answer cell defines, or a setup cell that crashes. (Every cell compiles:
+    graders.authoring.lint checks that without a kernel.)"""
+    grades = graded(unit_name, tmp_root)
+    assert grades.release.error is None, grades.release.error
+    assert grades.release_errors, "the autograded release recorded no error: did its stubs run at all?"
+    problems = stub_only_problems(get_unit(unit_name).notebook(), grades.release_errors)
+    assert not problems, "the student version fails otherwise than with the stub:\n" + "\n".join(problems)
 
 
 def _marked_blocks(text: str, begin: str, end: str) -> list[str]:
