@@ -647,6 +647,47 @@ def largest_fit(configs, budget, seq, recipe, memory=training_memory):
 """,
         "the largest batch by doubling then bisection on memory()",
     ),
+    Alternative(
+        "plan_ties_to_last",
+        "plan",
+        """RECIPES = {
+    "fp32": {"states": "fp32", "bytes_per_value": 4, "checkpointing": False},
+    "bf16+ckpt": {"states": "mixed", "bytes_per_value": 2, "checkpointing": True},
+    "bf16+ckpt+8bit": {"states": "mixed_8bit", "bytes_per_value": 2, "checkpointing": True},
+}
+
+
+def training_memory(config, batch, seq, recipe):
+    spec = RECIPES[recipe]
+    b = spec["bytes_per_value"]
+    states = training_state_bytes(param_numels(config), spec["states"])["total"]
+    per_layer = activation_bytes_per_token_per_layer(config, b)
+    if spec["checkpointing"]:
+        per_token = config.num_hidden_layers * config.hidden_size * b + per_layer
+    else:
+        per_token = config.num_hidden_layers * per_layer
+    return int(states + batch * seq * (per_token + 8 * config.vocab_size))
+
+
+def largest_fit(configs, budget, seq, recipe, memory=training_memory):
+    # Linear in B: the memory at B = 1 and B = 2 give the intercept and the slope. Ties of
+    # size (not covered by the docstring) go to the last config.
+    best = None
+    for index, config in enumerate(configs):
+        if memory(config, 1, seq, recipe) > budget:
+            continue
+        size = sum(param_numels(config))
+        if best is None or size >= best[0]:  # among equal sizes, the last
+            best = (size, index)
+    if best is None:
+        return None
+    config = configs[best[1]]
+    one, two = memory(config, 1, seq, recipe), memory(config, 2, seq, recipe)
+    slope = two - one
+    return best[1], (budget - (one - slope)) // slope
+""",
+        "slope and intercept; configs of equal size: the last one (the docstring names no tie rule)",
+    ),
 ]
 
 DEFECTS: list = []
