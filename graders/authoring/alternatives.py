@@ -259,7 +259,11 @@ def check_unit(
     test was fixed and the answer can move to ALTERNATIVES."""
     alternatives = load_alternatives(unit)
     if defects:
-        probes = [d.as_alternative() for d in load_defects(unit)]
+        recorded = load_defects(unit)
+        # DEFECTS may also be a plain list of notes (a comment's worth): only Defect records run.
+        probes = [d.as_alternative() for d in recorded if isinstance(d, Defect)]
+        if not probes:
+            return [], [f"{unit.name} has no Defect records in DEFECTS"]
         alternatives = alternatives + probes
         only, separate = [p.name for p in probes], True
     with tempfile.TemporaryDirectory(prefix="llmlabs-alternatives-") as tmp:
