@@ -1319,6 +1319,9 @@ assert bytes_q8 < bytes_float, f"model_bytes: the int8 model ({bytes_q8:,} B) mu
 
 # %% test id=test_quantize_model_hidden points=3
 ### BEGIN HIDDEN TESTS
+# Measured again rather than taken from the visible test, which may have stopped before them.
+bytes_float = model_bytes(model)
+bytes_q8 = model_bytes(quantize_model(copy.deepcopy(model), 8))
 _seen, _expected_float = set(), 0
 for _t in list(model.parameters()) + list(model.buffers()):
     if _t.data_ptr() not in _seen:
@@ -1626,7 +1629,10 @@ def greedy_generate(model, input_ids, max_new_tokens, use_cache=True):
     included); logits float (B, max_new_tokens, vocab), the last-position logits each new token
     was chosen from (its argmax). With use_cache, ask the model for its cache explicitly
     (use_cache=True, whatever its config says) and feed only the newest token after the first
-    step. Every forward pass runs without autograd (torch.no_grad), so no graph is kept;
+    step: the tests count the positions the model embeds (prompt once, then one per step) and
+    time both modes on one thread (with the cache more than 1.3x as fast as without, for 6
+    tokens after a 192-token prompt; the reference is 2-4x). Every forward pass runs without
+    autograd (torch.no_grad), so no graph is kept;
     input_ids is not modified. The loop is the exercise: call the model once per step, never
     model.generate (the tests' oracle; they check it is not called).
     """
@@ -1755,12 +1761,19 @@ assert sum(fed) == 192 + 7, (
 # makes the recomputation show.
 speed_prompt = ppl_ids[:448].repeat(64, 1).to(device) if device.type == "cuda" else long_prompt
 min_ratio = 1.3
-ratio = speedup(lambda: greedy_generate(model, speed_prompt, 6, use_cache=True),
-                lambda: greedy_generate(model, speed_prompt, 6, use_cache=False), repeats=5, warmup=1)
+# On a CPU both run on one thread, whatever the kernel's thread count: the ratio then measures
+# the work done, not how well threads that wait for each other fare on a busy machine.
+threads = torch.get_num_threads()
+torch.set_num_threads(1)
+try:
+    ratio = speedup(lambda: greedy_generate(model, speed_prompt, 6, use_cache=True),
+                    lambda: greedy_generate(model, speed_prompt, 6, use_cache=False), repeats=5, warmup=1)
+finally:
+    torch.set_num_threads(threads)
 print(f"6 tokens after {tuple(speed_prompt.shape)}: {6 / ratio.fast.median:.0f} steps/s with the cache, "
       f"{6 / ratio.slow.median:.0f} without ({ratio.ratio:.2f}x)")
 # A ratio measured in one run, never an absolute time. The reference measures 2-4x on 2 busy
-# CPU cores and 2.4-2.8x on an H100 with 64 prompts of 448 tokens; 1.3x leaves room for noise,
+# CPU cores (2.3-3.7x on one thread at a load average of 16) and 2.4-2.8x on an H100 with 64 prompts of 448 tokens; 1.3x leaves room for noise,
 # and a cache that is not used gives about 1x (the count above catches it for certain).
 assert ratio.ratio > min_ratio, (
     f"greedy_generate with the cache must be faster than without (expected > {min_ratio}x for 6 new tokens "
