@@ -47,6 +47,37 @@ LangOption = Annotated[
 ]
 
 
+# What llmlabs says to a learner, in the languages units are published in (English: the key).
+SAID = {
+    "zh": {
+        "Wrote {path}": "已写出 {path}",
+        "Open it in JupyterLab (`jupyter lab {path}`); when done, grade it with `llmlabs check {path}`.": (
+            "用 JupyterLab 打开它（`jupyter lab {path}`）；完成后用 `llmlabs check {path}` 评分。"
+        ),
+        "test": "测试",
+        "points": "得分",
+        "first line of the failure": "失败原因",
+        "grading error: {error}": "评分出错：{error}",
+        "suspected tampering: {flag}": "疑似作弊：{flag}",
+        "Total: {score}/{max_score} points ({seconds} s)": "总分：{score}/{max_score}（{seconds} 秒）",
+    }
+}
+
+
+def say(lang: str, text: str, **values: object) -> str:
+    """`text` in `lang` where SAID has it, with `values` filled in."""
+    return SAID.get(lang, {}).get(text, text).format(**values)
+
+
+def _notebook_lang(notebook: Path) -> str:
+    """The language a notebook was released in (its metadata), else LLMLABS_LANG."""
+    try:
+        found = json.loads(notebook.read_text()).get("metadata", {}).get("llmlabs_language")
+    except (OSError, ValueError, AttributeError):
+        found = None
+    return found if found in LANGUAGES else settings.LANG.read()
+
+
 def _lang(lang: str | None) -> str:
     chosen = lang or settings.LANG.read()
     if chosen not in LANGUAGES:
@@ -127,9 +158,14 @@ def start(
             path = release_unit(u, dest, language)
         except LookupError as e:
             raise fail(str(e).strip("'\"")) from None
-    out.print(f"Wrote {path}")
+    out.print(say(language, "Wrote {path}", path=path), markup=False)
     out.print(
-        f"Open it in JupyterLab (`jupyter lab {path}`); when done, grade it with `llmlabs check {path}`."
+        say(
+            language,
+            "Open it in JupyterLab (`jupyter lab {path}`); when done, grade it with `llmlabs check {path}`.",
+            path=path,
+        ),
+        markup=False,
     )
 
 
@@ -139,23 +175,26 @@ def _sandbox_line(result: Result) -> str | None:
     return f"sandbox: {result.sandbox.mode}, without: {'; '.join(result.sandbox.not_applied)}"
 
 
-def _print_result(result: Result, unit: Unit, seconds: float) -> None:
+def _print_result(result: Result, unit: Unit, seconds: float, lang: str = ENGLISH) -> None:
+    unit = localised(unit, lang)
     table = Table(title=f"{unit.name}: {unit.title}")
-    table.add_column("test")
-    table.add_column("points", justify="right")
-    table.add_column("first line of the failure", overflow="fold")
+    table.add_column(say(lang, "test"))
+    table.add_column(say(lang, "points"), justify="right")
+    table.add_column(say(lang, "first line of the failure"), overflow="fold")
     for c in result.cells:
         mark = "✓" if c.passed else "✗"
         table.add_row(f"{mark} {c.grade_id}", f"{c.score:g}/{c.max_score:g}", c.message)
     out.print(table)
     if result.error:
-        out.print(f"grading error: {result.error}", markup=False)
+        out.print(say(lang, "grading error: {error}", error=result.error), markup=False)
     for flag in result.flags:
-        out.print(f"suspected tampering: {flag}", markup=False)
+        out.print(say(lang, "suspected tampering: {flag}", flag=flag), markup=False)
     line = _sandbox_line(result)
     if line:
         out.print(line, markup=False)
-    out.print(f"Total: {result.score:g}/{result.max_score:g} points ({seconds:.1f} s)")
+    total = "Total: {score}/{max_score} points ({seconds} s)"
+    score, top = f"{result.score:g}", f"{result.max_score:g}"
+    out.print(say(lang, total, score=score, max_score=top, seconds=f"{seconds:.1f}"), markup=False)
 
 
 @app.command()
@@ -191,7 +230,7 @@ def check(
         data["wall_seconds"] = round(seconds, 2)  # `seconds` is nbgrader's autograde alone
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
     else:
-        _print_result(result, u, seconds)
+        _print_result(result, u, seconds, _notebook_lang(notebook))
     if result.error:
         raise typer.Exit(2)
     raise typer.Exit(0 if result.full_marks else 1)
