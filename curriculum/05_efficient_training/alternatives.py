@@ -688,6 +688,26 @@ def largest_fit(configs, budget, seq, recipe, memory=training_memory):
 """,
         "slope and intercept; configs of equal size: the last one (the docstring names no tie rule)",
     ),
+    Alternative(
+        "scaled_step_float64_norm",
+        "scaled_step",
+        """def scaled_step(loss, model, optimizer, scaler, max_norm):
+    # The norm of the unscaled gradients summed in float64 (exact to ~1e-16), clipping in place.
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    total = math.sqrt(sum(float(g.detach().double().pow(2).sum()) for g in grads))
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:
+        for g in grads:
+            g.mul_(coef)
+    scaler.step(optimizer)
+    scaler.update()
+    model.zero_grad(set_to_none=True)
+    return total
+""",
+        "the norm summed in float64 in Python, scaled only when above max_norm",
+    ),
 ]
 
 DEFECTS: list = []
