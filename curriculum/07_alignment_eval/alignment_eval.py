@@ -904,7 +904,9 @@ assert abs(dpo_first_loss - math.log(2)) < 1e-4, (
 # learns nothing has a margin of exactly 0 and the reference's accuracy; DPO with the sign flipped
 # goes the other way (margin -0.20, accuracy 0.480).
 # The margin is a mean of continuous log-probabilities, not a count of 102 pairs, so the bar,
-# 0.08, sits 0.13 below a working run and 0.08 above one that learns nothing.
+# 0.08, sits 0.13 below a working run and 0.08 above one that learns nothing. Wrong formulas that
+# still push the chosen answer up reach about 0.11 (beta outside the log-sigmoid; no reference
+# terms): the loss tests above catch those, and the first-loss check catches the second.
 MARGIN_MIN, KL_MAX = 0.08, 2.0
 assert val_margin > MARGIN_MIN, (
     f"held-out log-ratio margin after {DPO_STEPS} DPO steps (mean over the 102 held-out pairs of "
