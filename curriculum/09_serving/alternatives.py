@@ -252,11 +252,6 @@ class PagedKVCache:
         per_block = 2 * self.k[:, 0].numel() * self.k.element_size()
         return sum(1 for c in self.ref_counts if c > 0) * per_block
 
-
-def paged_cache(num_blocks=64, block_size=4):
-    """A PagedKVCache shaped for the bundled model."""
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return PagedKVCache(num_blocks, block_size, config.num_hidden_layers, config.num_key_value_heads, head_dim)
 '''
 
 PAGED_BLOCKS = '''
@@ -347,11 +342,6 @@ class PagedKVCache:
         num_layers, _, bs, heads, dim = self.k.shape
         return in_use * 2 * num_layers * bs * heads * dim * self.k.element_size()
 
-
-def paged_cache(num_blocks=64, block_size=4):
-    """A PagedKVCache shaped for the bundled model."""
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return PagedKVCache(num_blocks, block_size, config.num_hidden_layers, config.num_key_value_heads, head_dim)
 '''
 
 KV_A = """
