@@ -53,9 +53,7 @@ def test_release_scores_zero_everywhere(unit_name, tmp_root):
 
 
 # Units whose release still fails otherwise than with the stub (issue 27, fixed by their owners).
-STUB_ONLY_PENDING = {
-    "alignment_eval": "test_dpo_outcome reads dpo_log['loss'][0] of a run that never started: IndexError",
-}
+STUB_ONLY_PENDING: dict[str, str] = {}  # unit -> why its release still fails otherwise (none now)
 
 
 def _stub_only_marks(unit: str) -> list[pytest.MarkDecorator]:
