@@ -52,18 +52,7 @@ def test_release_scores_zero_everywhere(unit_name, tmp_root):
     assert len(rel.cells) == len(get_unit(unit_name).test_points())
 
 
-# Units whose release still fails otherwise than with the stub (issue 27, fixed by their owners).
-STUB_ONLY_PENDING: dict[str, str] = {}  # unit -> why its release still fails otherwise (none now)
-
-
-def _stub_only_marks(unit: str) -> list[pytest.MarkDecorator]:
-    marks = [_group(unit)]
-    if unit in STUB_ONLY_PENDING:
-        marks.append(pytest.mark.xfail(reason=STUB_ONLY_PENDING[unit], strict=False))
-    return marks
-
-
-@pytest.mark.parametrize("unit_name", [pytest.param(u, marks=_stub_only_marks(u)) for u in UNITS])
+@pytest.mark.parametrize("unit_name", [pytest.param(u, marks=_group(u)) for u in UNITS])
 def test_release_fails_only_with_the_stub(unit_name, tmp_root):
     """The release graded above ran top to bottom: every error it raised is the course's
     NotImplementedError stub (or follows from it), never a SyntaxError, a NameError of a
