@@ -372,7 +372,8 @@ MUTANTS = [
         [
             (
                 "batch = [(rid, [self.outputs[rid][-1]]) for rid in self.running]",
-                "batch = [(rid, [self.outputs[rid][-1]]) for rid in self.running]\n        decoding = len(batch)",
+                "batch = [(rid, [self.outputs[rid][-1]]) for rid in self.running]\n"
+                "        decoding = len(batch)",
             ),
             (
                 "logits = run_model(self.model, self.cache, batch)",
@@ -381,8 +382,8 @@ MUTANTS = [
             ),
         ],
         ("test_batching_throughput",),
-        "runs the newcomers' prefill and the others' decode in two forward passes: two weight reads in every step "
-        "where a request joins",
+        "runs the newcomers' prefill and the others' decode in two forward passes: two weight reads in "
+        "every step where a request joins",
     ),
     # --- 4b. static batching ------------------------------------------------------------------
     _m(
