@@ -105,6 +105,11 @@ BREAKAGES = {
         lambda nb: [_set(c, "text") for c in nb["cells"] if c["cell_type"] == "markdown"],
         "should state its objectives",
     ),
+    # "\beta" written in a normal Python string: a backspace, and a broken formula.
+    "control_character": (
+        lambda nb: [_set(c, "The temperature $\beta$.") for c in nb["cells"][1:2]],
+        "control character '\\x08'",
+    ),
 }
 
 

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from graders import cells
+from graders.pysource import defined_names
 
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", re.S)
 Notebook = dict[str, Any]
@@ -97,27 +98,13 @@ def tests_end_in_assert(nb: Notebook) -> list[str]:
     return problems
 
 
-def _defined_names(source: str) -> set[str]:
-    names: set[str] = set()
-    try:
-        body = ast.parse(source).body
-    except SyntaxError:  # reported by every_version_compiles
-        return names
-    for node in body:
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
-    return names
-
-
 def answers_are_tested(nb: Notebook) -> list[str]:
     tests = " ".join(cells.source(c) for c in nb["cells"] if cells.is_test(c) and cells.points(c) > 0)
     problems = []
     for cell in nb["cells"]:
         if not cells.is_answer(cell):
             continue
-        names = _defined_names(cells.source(cell))
+        names = defined_names(cells.source(cell))
         if not names:
             problems.append(f"answer cell {cells.grade_id(cell)} defines nothing")
         elif not any(re.search(rf"\b{re.escape(n)}\b", tests) for n in names):
@@ -179,8 +166,24 @@ def states_objectives(nb: Notebook) -> list[str]:
     return [f"the notebook should state its {w}s" for w in ("objective", "prerequisite") if w not in text]
 
 
+# Control characters have no place in a cell: a "\b" in a Python string once turned the
+# text's "$\beta$" into a backspace and a broken formula. Tab and newline are fine.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def no_control_characters(nb: Notebook) -> list[str]:
+    problems = []
+    for i, cell in enumerate(nb["cells"]):
+        found = CONTROL.search(cells.source(cell))
+        if found:
+            where = cells.grade_id(cell) or f"cell {i}"
+            problems.append(f"{where}: control character {found.group(0)!r} (an escape like \\b gone wrong?)")
+    return problems
+
+
 CHECKS = (
     no_outputs,
+    no_control_characters,
     grade_ids_and_points,
     first_cell_is_setup,
     tests_end_in_assert,
