@@ -223,14 +223,15 @@ def check(
             if event.get("event") in stages:
                 status.update(stages[event["event"]])
 
-        result = grade_submissions(u, {"learner": notebook}, on_event=on_event)["learner"]
+        language = _notebook_lang(notebook)
+        result = grade_submissions(u, {"learner": notebook}, on_event=on_event, lang=language)["learner"]
     seconds = time.perf_counter() - started
     if as_json:
         data = result.to_json()
         data["wall_seconds"] = round(seconds, 2)  # `seconds` is nbgrader's autograde alone
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
     else:
-        _print_result(result, u, seconds, _notebook_lang(notebook))
+        _print_result(result, u, seconds, language)
     if result.error:
         raise typer.Exit(2)
     raise typer.Exit(0 if result.full_marks else 1)

@@ -34,6 +34,8 @@ CODE_STUB = (
     'raise NotImplementedError("not written yet: replace this line with your code, run the cell, '
     'then run its tests again")'
 )
+# A course in another language: the checks' failure messages in it too (graders.notebook.language).
+LANG_LINES = "# The checks' failure messages in the course's language.\nos.environ[{env!r}] = {lang!r}\n"
 CODE_STUBS = {
     "zh": (
         "# 在这里写你的代码 (YOUR CODE HERE)\n"
@@ -65,7 +67,7 @@ os.environ["JUPYTER_PATH"] = os.pathsep.join(
     [os.path.join(_here, ".llmlabs", "jupyter")]
     + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
 )
-
+{lang_line}
 # The stub that replaces each solution in the student version: its message says what to do.
 c.ClearSolutions.code_stub = {{"python": {code_stub!r}}}
 
@@ -147,6 +149,7 @@ def init_course(
             kernel=KERNEL_NAME,
             bindir=str(Path(sys.executable).parent),
             hide_env=settings.HIDE_PATHS.env,
+            lang_line="" if lang == ENGLISH else LANG_LINES.format(env=settings.LANG.env, lang=lang),
             code_stub=CODE_STUBS.get(lang, CODE_STUB),
         )
     )

@@ -11,6 +11,7 @@ stable import paths; anything else in `graders` may move between versions.
 |---|---|
 | `kernel` | `setup()` (the first code cell): quiet stderr, seeds, threads, "✓ passed" lines |
 | `asserts` | closeness, shape and dtype checks whose failure messages teach |
+| `language` | the learner's language (English or Chinese) for those messages' fixed phrases |
 | `measure` | interleaved speed ratios, peak memory, call and byte counts |
 | `data` | the bundled corpus, tokenizer, tiny Llama, task and training logs, sha256-checked |
 | `lm` | perplexity of a causal language model |

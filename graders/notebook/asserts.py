@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from graders.notebook.language import say
+
 __all__ = ["assert_close", "assert_shape", "assert_dtype", "assert_scalar_close", "to_numpy"]
 
 _SMALL = 16  # arrays with at most this many elements are printed in full
@@ -46,7 +48,11 @@ def to_numpy(x: Any, name: str = "result") -> np.ndarray:
     if _isinstance(x, (numbers.Number, np.generic, list, tuple)):
         return _np_array(x)
     raise AssertionError(
-        f"{name}: expected an array (NumPy or torch), got an object of type {_type(x).__name__}"
+        say(
+            "{name}: expected an array (NumPy or torch), got an object of type {type}",
+            name=name,
+            type=_type(x).__name__,
+        )
     )
 
 
@@ -58,7 +64,14 @@ def assert_shape(got: Any, expected_shape: Sequence[int], name: str = "result") 
     arr_shape = _shape_of(to_numpy(got, name))
     expected = tuple(expected_shape)
     if arr_shape != expected:
-        raise AssertionError(f"{name}: expected shape {expected}, got shape {arr_shape}")
+        raise AssertionError(
+            say(
+                "{name}: expected shape {expected}, got shape {got}",
+                name=name,
+                expected=expected,
+                got=arr_shape,
+            )
+        )
 
 
 def assert_dtype(got: Any, expected_dtype: Any, name: str = "result") -> None:
@@ -69,7 +82,9 @@ def assert_dtype(got: Any, expected_dtype: Any, name: str = "result") -> None:
         actual = str(to_numpy(got, name).dtype)
         wanted = str(np.dtype(expected_dtype))
     if actual != wanted:
-        raise AssertionError(f"{name}: expected dtype {wanted}, got dtype {actual}")
+        raise AssertionError(
+            say("{name}: expected dtype {expected}, got dtype {got}", name=name, expected=wanted, got=actual)
+        )
 
 
 def _fmt(a: np.ndarray) -> str:
@@ -81,9 +96,13 @@ def assert_close(got: Any, expected: Any, *, rtol: float, atol: float, name: str
     g = to_numpy(got, name)
     e = to_numpy(expected, "expected")
     if g.shape != e.shape:
-        raise AssertionError(f"{name}: expected shape {e.shape}, got shape {g.shape}")
+        raise AssertionError(
+            say(
+                "{name}: expected shape {expected}, got shape {got}", name=name, expected=e.shape, got=g.shape
+            )
+        )
     if g.dtype.kind not in "biufc":
-        raise AssertionError(f"{name}: expected numbers, got dtype {g.dtype}")
+        raise AssertionError(say("{name}: expected numbers, got dtype {got}", name=name, got=g.dtype))
     g64, e64 = (
         g.astype(np.complex128 if g.dtype.kind == "c" else np.float64),
         e.astype(np.float64 if e.dtype.kind != "c" else np.complex128),
@@ -92,8 +111,16 @@ def assert_close(got: Any, expected: Any, *, rtol: float, atol: float, name: str
     if _np_any(nan_g != nan_e):
         idx = tuple(int(i) for i in _np_argwhere(nan_g != nan_e)[0])
         raise AssertionError(
-            f"{name}: NaN mismatch at index {idx}: expected {e64[idx].item()}, got {g64[idx].item()}"
-            f" ({int(np.sum(nan_g & ~nan_e))} unexpected NaNs, {int(np.sum(nan_e & ~nan_g))} missing)"
+            say(
+                "{name}: NaN mismatch at index {idx}: expected {expected}, got {got} "
+                "({unexpected} unexpected NaNs, {missing} missing)",
+                name=name,
+                idx=idx,
+                expected=e64[idx].item(),
+                got=g64[idx].item(),
+                unexpected=int(np.sum(nan_g & ~nan_e)),
+                missing=int(np.sum(nan_e & ~nan_g)),
+            )
         )
     with np.errstate(invalid="ignore", over="ignore"):
         inf_mismatch = (_np_isinf(g64) | _np_isinf(e64)) & (g64 != e64)
@@ -107,13 +134,27 @@ def assert_close(got: Any, expected: Any, *, rtol: float, atol: float, name: str
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = diff[idx] / _abs(e64[idx]) if e64[idx] != 0 else np.inf
     lines = [
-        f"{name}: {int(_np_sum(bad))} of {bad.size} values differ from the expected ones "
-        f"(tolerance: atol={atol:g}, rtol={rtol:g})",
-        f"  worst at index {idx}: expected {e64[idx].item()!r}, got {g64[idx].item()!r} "
-        f"(abs error {diff[idx]:.3g}, rel error {rel:.3g})",
+        say(
+            "{name}: {bad} of {size} values differ from the expected ones "
+            "(tolerance: atol={atol}, rtol={rtol})",
+            name=name,
+            bad=int(_np_sum(bad)),
+            size=bad.size,
+            atol=f"{atol:g}",
+            rtol=f"{rtol:g}",
+        ),
+        say(
+            "  worst at index {idx}: expected {expected}, got {got} "
+            "(abs error {abs_err}, rel error {rel_err})",
+            idx=idx,
+            expected=repr(e64[idx].item()),
+            got=repr(g64[idx].item()),
+            abs_err=f"{diff[idx]:.3g}",
+            rel_err=f"{rel:.3g}",
+        ),
     ]
     if g.size <= _SMALL:
-        lines += [f"  expected: {_fmt(e)}", f"  got:      {_fmt(g)}"]
+        lines += [say("  expected: {value}", value=_fmt(e)), say("  got:      {value}", value=_fmt(g))]
     raise AssertionError("\n".join(lines))
 
 
@@ -121,10 +162,32 @@ def assert_scalar_close(got: Any, expected: float, *, rtol: float, atol: float, 
     if _is_torch_tensor(got) or _isinstance(got, np.ndarray):
         arr = to_numpy(got, name)
         if arr.size != 1:
-            raise AssertionError(f"{name}: expected a single number, got an array of shape {arr.shape}")
+            raise AssertionError(
+                say(
+                    "{name}: expected a single number, got an array of shape {shape}",
+                    name=name,
+                    shape=arr.shape,
+                )
+            )
         got = arr.reshape(()).item()
     if not _isinstance(got, (numbers.Real, np.generic)) or _isinstance(got, bool):
-        raise AssertionError(f"{name}: expected a number, got {_type(got).__name__}: {got!r}")
+        raise AssertionError(
+            say(
+                "{name}: expected a number, got {type}: {value}",
+                name=name,
+                type=_type(got).__name__,
+                value=repr(got),
+            )
+        )
     value = _float(got)
     if not _abs(value - expected) <= atol + rtol * _abs(expected):
-        raise AssertionError(f"{name}: expected {expected!r} (atol={atol:g}, rtol={rtol:g}), got {value!r}")
+        raise AssertionError(
+            say(
+                "{name}: expected {expected} (atol={atol}, rtol={rtol}), got {got}",
+                name=name,
+                expected=repr(expected),
+                atol=f"{atol:g}",
+                rtol=f"{rtol:g}",
+                got=repr(value),
+            )
+        )
