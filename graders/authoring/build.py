@@ -23,11 +23,11 @@ from __future__ import annotations
 import json
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 from graders.cells import grade_id
 from graders.errors import BuildError
+from graders.grading.units import load_unit
 from graders.paths import curriculum_dir
 
 __all__ = ["BuildError", "build_notebook", "main", "parse_cells", "render", "unit_dirs"]
@@ -132,20 +132,16 @@ def parse_cells(text: str, name: str = "<text>") -> list[dict]:
     return cells
 
 
-def unit_metadata(unit_dir: Path) -> dict:
-    return tomllib.loads((unit_dir / "unit.toml").read_text())
-
-
 def build_notebook(unit_dir: Path) -> dict:
-    meta = unit_metadata(unit_dir)
-    text_path = unit_dir / f"{meta['name']}.py"
+    unit = load_unit(unit_dir)
+    text_path = unit_dir / f"{unit.name}.py"
     cells = parse_cells(text_path.read_text(), str(text_path))
     return {
         "cells": cells,
         "metadata": {
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
             "language_info": {"name": "python"},
-            "llmlabs": {"unit": meta["name"], "title": meta["title"]},
+            "llmlabs": {"unit": unit.name, "title": unit.title},
         },
         "nbformat": 4,
         "nbformat_minor": 5,
@@ -167,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     check = "--check" in (argv if argv is not None else sys.argv[1:])
     stale = []
     for unit_dir in unit_dirs():
-        nb_path = unit_dir / f"{unit_metadata(unit_dir)['name']}.ipynb"
+        nb_path = load_unit(unit_dir).notebook_path
         text = render(build_notebook(unit_dir))
         if nb_path.exists() and nb_path.read_text() == text:
             continue

@@ -88,7 +88,8 @@ _KEYS = {
 }
 
 
-def _load(unit_dir: Path) -> Unit:
+def load_unit(unit_dir: Path) -> Unit:
+    """The unit described by `unit_dir/unit.toml` (the one place it is parsed)."""
     path = unit_dir / "unit.toml"
     meta = tomllib.loads(path.read_text())
     unknown = sorted(set(meta) - _KEYS)
@@ -119,7 +120,7 @@ def all_units() -> tuple[Unit, ...]:
     root = curriculum_dir()
     dirs = sorted(p for p in root.iterdir() if (p / "unit.toml").is_file())
     # A unit whose notebook is not built yet is not offered (the lint test reports it).
-    return tuple(u for u in map(_load, dirs) if u.notebook_path.is_file())
+    return tuple(u for u in map(load_unit, dirs) if u.notebook_path.is_file())
 
 
 def get_unit(name: str) -> Unit:
