@@ -136,7 +136,7 @@ def test_builder_rejects_bad_text():
 def test_build_fails_when_the_student_version_does_not_compile(tmp_path, monkeypatch, capsys):
     unit_dir = tmp_path / "99_broken"
     unit_dir.mkdir()
-    (unit_dir / "unit.toml").write_text('name = "broken"\ntitle = "Broken"\n')
+    (unit_dir / "unit.toml").write_text('name = "broken"\ntitle = "Broken"\nminutes = 1\n')
     (unit_dir / "broken.py").write_text(
         "# %% answer id=table\nTABLE = {\n    ### BEGIN SOLUTION\n    1: 2,\n    ### END SOLUTION\n}\n"
     )
