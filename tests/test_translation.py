@@ -122,3 +122,21 @@ def test_a_unit_without_a_catalog_is_refused_in_one_line(tmp_path):
         translated(unit.notebook(), tmp_path, "zh")
     with pytest.raises(LookupError, match="unknown language"):
         translated(unit.notebook(), tmp_path, "fr")
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [u for u in UNITS if catalog_path(u.directory, "zh").is_file()],
+    ids=lambda u: u.name,
+)
+def test_the_real_chinese_notebook_has_the_english_code(unit):
+    # What is released and graded: the committed catalog applied, not a stand-in.
+    nb = unit.notebook()
+    zh = translated(nb, unit.directory, "zh")
+    for en_cell, zh_cell in zip(nb["cells"], zh["cells"], strict=True):
+        assert en_cell["metadata"] == zh_cell["metadata"]
+        if en_cell["cell_type"] == "code":
+            where = cells.grade_id(en_cell) or "a code cell"
+            same = _without_docstrings(cells.source(zh_cell)) == _without_docstrings(cells.source(en_cell))
+            assert same, f"{unit.name}: the Chinese {where} is not the English code"
+    assert zh["metadata"]["llmlabs_language"] == "zh"
