@@ -374,8 +374,12 @@ for shape, eps, dtype, scale in [((3, 5, 16), 1e-5, torch.float32, 1.0), ((7, 64
     got, want = mine(x), ref(x)
     assert got.dtype == want.dtype, f"RMSNorm on {dtype} input with {dtype} weights: expected dtype {want.dtype}, got {got.dtype}"
     assert torch.isfinite(got).all(), f"RMSNorm on {dtype} values of size ~{scale}: non-finite output (compute in float32)"
-    # The same float32 arithmetic, then one rounding to the input dtype: equal up to that rounding.
-    tol = {torch.float64: 1e-12, torch.float32: 1e-6, torch.bfloat16: 1e-2, torch.float16: 2e-3}[dtype]
+    # The same formula in float32, then one rounding to the input dtype: equal up to that rounding.
+    # A float64 input is normalised in float32 too, so it carries float32 round-off like a float32
+    # one: correct float32 orders (x * rsqrt or x / sqrt, mean or einsum or sum / dim) differ from
+    # LlamaRMSNorm by up to ~2e-7 (a few float32 ulps), hence 1e-6 for both. (The float32 case
+    # still sees eps added after the square root: 4e-6 there.)
+    tol = {torch.float64: 1e-6, torch.float32: 1e-6, torch.bfloat16: 1e-2, torch.float16: 2e-3}[dtype]
     assert_close(got.float(), want.float(), rtol=tol, atol=tol, name=f"RMSNorm vs LlamaRMSNorm ({dtype}, eps={eps}, x ~ {scale})")
     assert torch.equal(x, x_before), "RMSNorm must not modify its input"
 # Mixed dtypes, as under autocast: float32 weights, bfloat16 activations. LlamaRMSNorm casts the
@@ -610,8 +614,21 @@ for label in ("GQA, tied", "head_dim set, biases", "MLP bias only"):
         assert got_fwd == counter.get_total_flops(), (
             f"flops_per_token({label}, {t}, training=False) x {b * t} tokens: the forward pass counts "
             f"{counter.get_total_flops():,}, got {got_fwd:,}")
-# The learner's own model does the same matrix products.
+# The learner's own model does the same matrix products. Its norms are profiled as a plain RMSNorm
+# (element-wise operations, which FlopCounterMode does not count): the formula leaves norms out, and a
+# correct norm may compute its mean of squares with a product the counter does count (an einsum).
 small = CausalLM(_count_configs["GQA, tied"]).to(device)
+
+
+def _plain_rms_norm(norm):
+    def forward(x):
+        x32 = x.float()
+        return norm.weight * (x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + norm.eps)).to(x.dtype)
+    return forward
+
+
+for _norm in [m for m in small.modules() if isinstance(m, RMSNorm)]:
+    _norm.forward = _plain_rms_norm(_norm)
 assert measured_step_flops(small, 2, 9) == 18 * flops_per_token(small.config, 9), (
     "CausalLM: FlopCounterMode's count of a training step differs from 6N + 12 L T H d per token")
 # The 6N rule dominates for short contexts: a 7B model at T=4096 spends about 14 % of its FLOPs on attention scores
@@ -1298,7 +1315,8 @@ for warm, total, floor, peak in [(10, 100, 0.1, 3e-3), (0, 50, 0.0, 1.0), (50, 5
         assert abs(lr_factor(step, warm, total, floor) - want / peak) < 1e-12, f"lr_factor({step}, {warm}, {total}, {floor})"
         oa.step(), ob.step(), sa.step(), sb.step()
     for step in (total + 1, total + 7, 3 * total + 5):
-        assert lr_factor(step, warm, total, floor) == floor or warm > total, (
+        # The floor up to float64 round-off (a cos**2 form ends at cos(pi/2)**2 = 3.7e-33, not 0), as in the visible test.
+        assert abs(lr_factor(step, warm, total, floor) - floor) < 1e-12 or warm > total, (
             f"lr_factor after the last step ({step} > {total}) must stay at the floor {floor}, got {lr_factor(step, warm, total, floor)}")
 # Two groups with their own initial lr, and the state a checkpoint keeps.
 ga, gb = nn.Parameter(torch.zeros(1)), nn.Parameter(torch.zeros(1))
@@ -1313,7 +1331,7 @@ assert abs(opt.param_groups[0]["lr"] - f6) < 1e-12 and abs(opt.param_groups[1]["
     f"got {[g['lr'] for g in opt.param_groups]}")
 assert sch.state_dict()["last_epoch"] == 6, "the scheduler's state must count its steps (last_epoch)"
 # The stated default min_lr_ratio is 0: plain cosine to zero at total_steps.
-assert lr_factor(10, 0, 10) == 0.0 and lr_factor(12, 2, 10) == 0.0, (
+assert abs(lr_factor(10, 0, 10)) < 1e-12 and abs(lr_factor(12, 2, 10)) < 1e-12, (
     f"with the default min_lr_ratio=0.0 the factor ends at 0, got {lr_factor(10, 0, 10)} and {lr_factor(12, 2, 10)}")
 opt_d = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
 sch_d = warmup_cosine(opt_d, 0, 4)
@@ -1731,13 +1749,18 @@ got = train(ma, oa, sa, train_tokens, steps=6, batch_size=3, seq_len=24)  # the 
 torch.manual_seed(19)
 want = _oracle_train(mb, ob, sb, 6, 3, 24)
 assert max(r["grad_norm"] for r in want) > 1.0, "test set-up: clipping at 1.0 should matter in these steps"
-for k in ("loss", "grad_norm", "lr"):
-    # Same float32 computation; clip_grad_norm may sum in another order than torch's: 1e-5.
-    assert_close(torch.tensor([r[k] for r in got]), torch.tensor([r[k] for r in want]), rtol=1e-5, atol=1e-7,
+for k, rtol in (("loss", 1e-5), ("grad_norm", 1e-4), ("lr", 1e-5)):
+    # Same float32 computation, up to float32 round-off. The gradient norm most of all: torch's own float32
+    # norm is 1.2e-5 (relative) from the exact one here (2.6e-5 on lm_head's 4096 x 32 gradient), and a
+    # clip_grad_norm that sums in another order (or in float64) may differ from it by as much: 1e-4.
+    assert_close(torch.tensor([r[k] for r in got]), torch.tensor([r[k] for r in want]), rtol=rtol, atol=1e-7,
                  name=f"logged {k} of 6 steps vs a reference loop")
 assert [r["step"] for r in got] == list(range(6)), f"steps must be numbered 0..5, got {[r['step'] for r in got]}"
+# The weights too, up to that round-off as AdamW carries it: dividing by sqrt(v) amplifies a gradient's last
+# float32 digits where it is small, so a norm summed in another order (or in float64) moves a few weights by
+# ~3e-6 after 6 steps at lr 1e-2; clipping after the update, say, moves them by 2e-2. Hence atol 1e-5.
 for (name, p), q in zip(ma.named_parameters(), mb.parameters(), strict=True):
-    assert_close(p, q, rtol=1e-4, atol=1e-6, name=f"{name} after 6 steps vs a reference loop")
+    assert_close(p, q, rtol=1e-4, atol=1e-5, name=f"{name} after 6 steps vs a reference loop")
 # Appending to an existing log numbers the steps on; max_norm is used.
 torch.manual_seed(24)
 more = train(ma, oa, sa, train_tokens, steps=2, batch_size=3, seq_len=24, max_norm=0.05, log=got)
@@ -1745,7 +1768,7 @@ assert more is got and [r["step"] for r in got] == list(range(8)), "train(..., l
 torch.manual_seed(24)
 more_want = _oracle_train(mb, ob, sb, 2, 3, 24, max_norm=0.05)
 for (name, p), q in zip(ma.named_parameters(), mb.parameters(), strict=True):
-    assert_close(p, q, rtol=1e-4, atol=1e-6, name=f"{name} after 2 more steps clipped at max_norm=0.05 vs a reference loop")
+    assert_close(p, q, rtol=1e-4, atol=1e-5, name=f"{name} after 2 more steps clipped at max_norm=0.05 vs a reference loop")
 # Exact resume: interrupted at step 5 of 12 and resumed in a scrambled random state, bit for bit.
 m1, o1, s1 = fresh_run(seed=20)
 torch.manual_seed(21)
