@@ -5,7 +5,7 @@ only), in styles unlike a typical reference. Graded by
 
 # ruff: noqa: E501  (answer cells are notebook code, as long as a notebook line)
 
-from graders.authoring.alternatives import Alternative, Defect
+from graders.authoring.alternatives import Alternative
 
 ALTERNATIVES = [
     Alternative(
@@ -955,4 +955,4 @@ def warmup_cosine(optimizer, warmup_steps, total_steps, min_lr_ratio=0.0):
 
 # Correct answers (by the notebook's text) that a test refuses: fairness defects of the
 # curriculum, kept out of ALTERNATIVES. `--defects` regrades them.
-DEFECTS = []
+DEFECTS: list = []
