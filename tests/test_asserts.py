@@ -3,6 +3,8 @@ fooled by objects that claim equality."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -86,3 +88,12 @@ def test_shape_dtype_scalar():
         assert_scalar_close(np.zeros(3), 0.0, rtol=0, atol=1)
     with pytest.raises(AssertionError, match=r"expected 1\.0"):
         assert_scalar_close(1.5, 1.0, rtol=0, atol=0.1)
+
+
+def test_the_notebook_api_lists_each_name_once_and_every_name_resolves():
+    import graders.notebook as api
+
+    assert len(api.__all__) == len(set(api.__all__)) >= 30, api.__all__
+    for name in api.__all__:
+        home = importlib.import_module(f"graders.notebook.{api._WHERE[name]}")
+        assert getattr(api, name) is getattr(home, name), name
