@@ -93,6 +93,9 @@ def test_a_cache_and_curriculum_outside_the_covered_folders_are_hidden(monkeypat
 
 
 def test_a_wheels_bundled_curriculum_is_hidden_inside_the_bound_package(monkeypatch, tmp_path):
+    # Course folders another test's nbgrader config put in this process's environment are
+    # not this test's business.
+    monkeypatch.delenv("LLMLABS_HIDE_PATHS", raising=False)
     # A wheel keeps the curriculum inside the package the kernel imports: bound back with the
     # package, then covered again.
     site = tmp_path / "site"
