@@ -140,3 +140,9 @@ def test_the_real_chinese_notebook_has_the_english_code(unit):
             same = _without_docstrings(cells.source(zh_cell)) == _without_docstrings(cells.source(en_cell))
             assert same, f"{unit.name}: the Chinese {where} is not the English code"
     assert zh["metadata"]["llmlabs_language"] == "zh"
+
+
+def test_every_unit_ships_in_chinese():
+    # The catalog is a standing part of a unit: a new unit without one fails here.
+    missing = [u.name for u in UNITS if not catalog_path(u.directory, "zh").is_file()]
+    assert not missing, f"units without a Chinese catalog (locale/zh.po): {missing}"
