@@ -8,6 +8,7 @@ From a clone (editable install; `pyproject.toml` beside `graders/`) they sit bes
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from graders import settings
@@ -42,8 +43,15 @@ def datasets_dir() -> Path:
 
 def curriculum_dirs() -> list[Path]:
     """Every `curriculum/` folder llmlabs could read: the override's, the checkout's and
-    the wheel's. They hold the answer key, which graded code must not see."""
-    return [root / "curriculum" for root in _roots() if (root / "curriculum").is_dir()]
+    the wheel's, and every other `graders/_bundled/curriculum` on the import path (an
+    editable install leaves a copy in site-packages). They hold the answer key, which graded
+    code must not see."""
+    found = [root / "curriculum" for root in _roots() if (root / "curriculum").is_dir()]
+    for entry in sys.path:
+        bundled = Path(entry or ".") / "graders" / "_bundled" / "curriculum"
+        if bundled.is_dir() and bundled.resolve() not in {f.resolve() for f in found}:
+            found.append(bundled)
+    return found
 
 
 def checkout_root() -> Path | None:

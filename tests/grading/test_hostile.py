@@ -205,11 +205,12 @@ KEY_CHEATS = {
                               capture_output=True, text=True, check=True).stdout
         exec(re.search(r"# %% answer id={ANSWER}\\n(.*?)\\n# %%", text, re.S).group(1))
         """),
-    # Any source notebook or generated assignment the grader left where a kernel can look.
+    # Any source notebook or generated assignment the grader left where a kernel can look,
+    # the Python environment included (an editable install copies the curriculum there).
     "key_search_disk": _d(f"""
-        import json, os
+        import json, os, sys
         found = None
-        for top in ("/root", "/home", "/tmp", "/var/tmp", os.path.expanduser("~")):
+        for top in ("/root", "/home", "/tmp", "/var/tmp", os.path.expanduser("~"), sys.prefix):
             for root, _, files in os.walk(top):
                 if "{UNIT.notebook_path.name}" in files and found is None:
                     nb = json.load(open(os.path.join(root, "{UNIT.notebook_path.name}")))
