@@ -1459,11 +1459,11 @@ ratio = peaks["plain"] / peaks["mine"]
 assert ratio >= 2.5, (
     f"peak memory of a training step (8 layers, 256 tokens): without checkpointing {peaks['plain']:,} B, with "
     f"yours {peaks['mine']:,} B: expected at least 2.5x lower, got {ratio:.2f}x")
-# Against transformers' own checkpointing: 10% of margin. The reference measures 1.03x, and a
-# correct per-layer checkpoint written as a closure factory measured 1.063x in one notebook
-# run (the allocator's state moves the peak by a few per cent); leaving one layer out costs
-# one layer's activations, about 4.6 MB here, 1.3x.
-assert peaks["mine"] <= 1.10 * peaks["hf"], (
+# Against transformers' own checkpointing: 25% of margin. Its own peak moves between runs
+# (14.6 MB and 13.8 MB measured in two whole-suite runs) while a correct per-layer checkpoint
+# written as a closure factory measured 15.5 MB both times (1.12x at worst); leaving one layer
+# out adds one layer's activations, about 4.6 MB here (1.35x or more).
+assert peaks["mine"] <= 1.25 * peaks["hf"], (
     f"your checkpointing peaks at {peaks['mine']:,} B, transformers' gradient_checkpointing_enable at {peaks['hf']:,} B")
 assert_close(losses["mine"], losses["plain"], rtol=1e-6, atol=1e-6, name="loss (8 layers) with checkpointing vs without")
 for i, (g, want) in enumerate(zip(grads["mine"], grads["plain"], strict=True)):
