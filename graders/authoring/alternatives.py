@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from graders import cells
+from graders.authoring.mutants import load_module_file
 from graders.grading.grade import Result, grade_submissions
 from graders.grading.release import release_unit
 from graders.grading.units import Unit, all_units, get_unit
@@ -97,19 +97,7 @@ def alternatives_path(unit: Unit) -> Path:
 
 
 def _load_module(path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(
-        f"llmlabs_alternatives_{path.parent.name}_{abs(hash(str(path)))}", path
-    )
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    # No __pycache__ inside curriculum/: it would travel into course directories.
-    bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = bytecode
-    return module
+    return load_module_file(path, "llmlabs_alternatives")
 
 
 def load_alternatives(unit: Unit) -> list[Alternative]:

@@ -14,6 +14,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from graders import cells
 from graders.grading.units import Unit
@@ -66,11 +67,10 @@ def load_mutants(unit: Unit) -> list[Mutant]:
     return load_mutants_file(path) if path.exists() else []
 
 
-def load_mutants_file(path: Path) -> list[Mutant]:
-    """The `MUTANTS` list of a Python file (a unit's mutants.py, or any file like it)."""
-    spec = importlib.util.spec_from_file_location(
-        f"llmlabs_mutants_{Path(path).stem}_{abs(hash(str(path)))}", path
-    )
+def load_module_file(path: Path, prefix: str) -> Any:
+    """Execute a curriculum data file (mutants.py, alternatives.py) as a fresh module."""
+    name = f"{prefix}_{Path(path).parent.name}_{abs(hash(str(path)))}"
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
@@ -80,6 +80,12 @@ def load_mutants_file(path: Path) -> list[Mutant]:
         spec.loader.exec_module(module)
     finally:
         sys.dont_write_bytecode = bytecode
+    return module
+
+
+def load_mutants_file(path: Path) -> list[Mutant]:
+    """The `MUTANTS` list of a Python file (a unit's mutants.py, or any file like it)."""
+    module = load_module_file(path, "llmlabs_mutants")
     return list(module.MUTANTS)
 
 
