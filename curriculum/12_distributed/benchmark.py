@@ -1,6 +1,6 @@
 """Benchmark of the distributed unit's reference solutions (not a unit test).
 
-    python curriculum/10_distributed/benchmark.py [--ranks 2] [--steps 20] [--width 1024] [--json out.json]
+    python curriculum/12_distributed/benchmark.py [--ranks 2] [--steps 20] [--width 1024] [--json out.json]
 
 Measures, with `--ranks` gloo processes on this machine (graders.notebook.run_distributed):
 - the reference `ring_all_reduce` against gloo's own `dist.all_reduce` for 1 M float32

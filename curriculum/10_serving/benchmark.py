@@ -1,6 +1,6 @@
 """Benchmark of the serving unit's reference solutions (not a unit test).
 
-    python curriculum/09_serving/benchmark.py [--threads 1] [--requests 40] [--json out.json]
+    python curriculum/10_serving/benchmark.py [--threads 1] [--requests 40] [--json out.json]
 
 Measures, in one run and on the default device (CUDA when present, else CPU), with the bundled
 tiny Llama and the unit's own engine (`run_model` over a packed batch):
