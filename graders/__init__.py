@@ -19,7 +19,7 @@ sandbox's cost); nothing imports it.
 
 Shared by all four: `cli` (the `llmlabs` command), `settings` (every `LLMLABS_*`
 variable), `errors` (`LLMLabsError` and its kinds), `cells` (nbgrader cell metadata),
-`paths` (where `curriculum/` and `datasets/` are).
+`paths` (where `curriculum/` and `datasets/` are), `processes` (die with the parent).
 
 Only `graders.notebook` (and its modules) is a stable import path; everything else may
 move between versions.

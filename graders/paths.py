@@ -67,3 +67,17 @@ def assignment_cache_dir() -> Path:
         return configured
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "llmlabs"
+
+
+def regular_files(directory: Path, skip: tuple[str, ...] = ()) -> list[Path]:
+    """Every regular file under `directory`, sorted, leaving out symlinks (followed nowhere:
+    a submission's link to the answer key must not be read through) and any file with a
+    folder or name in `skip` on its path below `directory`."""
+    found: list[Path] = []
+    for parent, dirs, files in os.walk(directory, followlinks=False):
+        dirs[:] = [d for d in dirs if d not in skip]
+        for name in files:
+            path = Path(parent) / name
+            if name not in skip and not path.is_symlink() and path.is_file():
+                found.append(path)
+    return sorted(found)

@@ -1,7 +1,7 @@
 """The package's parts import only downwards (README "How it is built").
 
 notebook (what released notebooks import) < sandbox < grading < authoring < benchmarks;
-settings, errors, paths, cells and pysource sit under all of them. Every import counts, including
+settings, errors, paths, cells, pysource and processes sit under all of them. Every import counts, including
 those inside functions, so a lazy import cannot hide an edge.
 """
 
@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "graders"
-BASE = {"graders", "graders.settings", "graders.errors", "graders.paths", "graders.cells", "graders.pysource"}
+BASE = {
+    "graders",
+    "graders.settings",
+    "graders.errors",
+    "graders.paths",
+    "graders.cells",
+    "graders.pysource",
+    "graders.processes",
+}
 # part -> the parts it may import (besides itself and BASE)
 ALLOWED = {
     "notebook": set(),
@@ -58,7 +66,7 @@ def test_a_part_imports_only_the_parts_below_it(part):
 
 def test_the_shared_modules_import_no_part():
     wrong = []
-    for name in ("settings", "errors", "paths", "cells", "pysource"):
+    for name in ("settings", "errors", "paths", "cells", "pysource", "processes"):
         path = PACKAGE / f"{name}.py"
         wrong += [f"graders/{name}.py imports {m}" for m in _imports(path) if _part(m)]
     assert not wrong, "\n".join(wrong)

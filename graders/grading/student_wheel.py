@@ -47,6 +47,7 @@ MODULES = (
     "graders/errors.py",
     "graders/settings.py",
     "graders/paths.py",
+    "graders/processes.py",
     "graders/student_cli.py",
 )
 PACKAGES = ("graders/notebook",)
@@ -176,9 +177,9 @@ def dataset_files() -> dict[str, Path]:
     datasets = paths.datasets_dir()
     files: dict[str, Path] = {}
     for folder in sorted(p for p in datasets.iterdir() if (p / "SHA256SUMS").is_file()):
-        for path in sorted(folder.rglob("*")):
+        for path in paths.regular_files(folder, skip=("__pycache__",)):
             rel = path.relative_to(datasets)
-            if path.is_file() and "__pycache__" not in rel.parts and path.suffix not in (".py", ".pyc"):
+            if path.suffix not in (".py", ".pyc"):
                 files[f"{DATASETS_ARC}/{rel.as_posix()}"] = path
     if not files:
         raise StudentWheelError(f"no bundled data folders (with SHA256SUMS) in {datasets}")

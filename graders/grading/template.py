@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-from graders.paths import assignment_cache_dir
+from graders.paths import assignment_cache_dir, regular_files
 
 IGNORED = (".ipynb_checkpoints", "__pycache__")
 
@@ -31,9 +31,7 @@ def cache_root() -> Path:
 def files_digest(directory: Path, h: hashlib._Hash | None = None) -> hashlib._Hash:
     """sha256 over the relative paths and bytes of every file under `directory`."""
     h = h or hashlib.sha256()
-    for path in sorted(directory.rglob("*")):
-        if not path.is_file() or any(part in IGNORED for part in path.relative_to(directory).parts):
-            continue
+    for path in regular_files(directory, skip=IGNORED):
         h.update(str(path.relative_to(directory)).encode() + b"\0")
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h

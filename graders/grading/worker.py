@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from graders import settings
+from graders.paths import regular_files
 
 _LOCK = threading.Lock()
 _SKIP = (".ipynb_checkpoints", "__pycache__")
@@ -63,10 +64,8 @@ def read_tree(directory: Path, max_extra_bytes: int | None = None) -> dict[str, 
     files until `max_extra_bytes`, the scratch limit the kernel would apply anyway)."""
     out: dict[str, bytes] = {}
     extra = 0
-    for path in sorted(Path(directory).rglob("*")):
+    for path in regular_files(Path(directory), skip=_SKIP):
         rel = path.relative_to(directory)
-        if path.is_symlink() or not path.is_file() or any(p in _SKIP for p in rel.parts):
-            continue
         if path.suffix != ".ipynb" and max_extra_bytes is not None:
             size = path.stat().st_size
             if extra + size > max_extra_bytes:

@@ -43,7 +43,6 @@ test cell that writes to stderr scores 0).
 
 from __future__ import annotations
 
-import ctypes
 import faulthandler
 import json
 import multiprocessing
@@ -63,6 +62,8 @@ from datetime import timedelta
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
+
+from graders import processes
 
 __all__ = ["run_distributed", "WorkerError", "WorkerTimeout"]
 
@@ -483,8 +484,7 @@ def _worker(
 
 
 def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    processes.die_with_parent()
     # An interrupt (Ctrl-C, the grader's cell timeout) is the kernel's to handle: it kills us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 

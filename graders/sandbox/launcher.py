@@ -21,7 +21,6 @@ Limits: `graders.sandbox.limits.Limits` (environment variables LLMLABS_LIMIT_*).
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import resource
@@ -39,6 +38,8 @@ from typing import Any
 
 from graders import settings
 from graders.notebook.kernel import KERNEL_ENV
+from graders.paths import regular_files
+from graders.processes import die_with_parent
 from graders.sandbox.bwrap import bwrap_command
 from graders.sandbox.cgroup import Cgroup
 from graders.sandbox.limits import Limits, bwrap_available, sandbox_mode
@@ -61,13 +62,8 @@ def _log(message: str) -> None:
 def copy_data_files(src: Path, dst: Path, max_bytes: int) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     total = 0
-    for path in sorted(src.rglob("*")):
-        if (
-            path.is_symlink()
-            or not path.is_file()
-            or path.suffix == ".ipynb"
-            or ".ipynb_checkpoints" in path.parts
-        ):
+    for path in regular_files(src, skip=(".ipynb_checkpoints",)):
+        if path.suffix == ".ipynb":
             continue
         size = path.stat().st_size
         if total + size > max_bytes:
@@ -118,9 +114,7 @@ def _preexec(
         os.write(failures_fd, f"{what}: {err}\n".encode())
 
     def run() -> None:
-        if sys.platform.startswith("linux"):
-            # Die with the launcher, even if it is SIGKILLed.
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        die_with_parent()  # even if the launcher is SIGKILLed
         if cgroup is not None:
             cgroup.add(os.getpid())
         mb = 2**20
