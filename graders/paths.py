@@ -61,7 +61,7 @@ def checkout_root() -> Path | None:
 
 
 def assignment_cache_dir() -> Path:
-    """Where generated assignments are kept (`graders.grading.template`)."""
+    """Where generated assignments are kept (`graders.grading.assignment_cache`)."""
     configured = settings.CACHE_DIR.read()
     if configured is not None:
         return configured

@@ -2,7 +2,7 @@
 directory written by `course.init_course` — the same code behind `llmlabs course init`.
 
 `units` (the registry), `course`, `job` + `nbgrader_child` (the nbgrader child process),
-`autograde` (nbgrader's steps in-process), `template` (the generated assignment, cached
+`autograde` (nbgrader's steps in-process), `assignment_cache` (the generated assignment, cached
 per content hash), `submission` (refuse damaged notebooks), `audit` (static tampering
 checks), `feedback` (hidden tracebacks stripped), `release` (the student version),
 `grade` (the path itself).

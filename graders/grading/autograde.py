@@ -7,7 +7,7 @@
 - `open_api()` reads a course's `nbgrader_config.py` the way nbgrader does, optionally
   pointing the gradebook elsewhere (a worker's private sqlite file).
 - `prepare_assignment()` runs `generate_assignment` once per content hash of the source
-  and config (`graders.grading.template`) and afterwards restores its gradebook.
+  and config (`graders.grading.assignment_cache`) and afterwards restores its gradebook.
 - `autograde_student()` runs stock `autograde` for one student and reads the scores
   back from the gradebook nbgrader just wrote.
 """
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from graders.grading import template
+from graders.grading import assignment_cache
 
 KNOWN_FAILURES = (
     ("Kernel died", "the kernel died while running the notebook (os._exit, a crash, or the memory limit)"),
@@ -71,16 +71,16 @@ def prepare_assignment(api: Any, course_dir: Path, unit: str, *, use_cache: bool
     """Make the course's gradebook hold `unit` (what autograde needs): restore it from
     the cache or run generate_assignment; return the `generated` event."""
     start = time.perf_counter()
-    key = template.key(course_dir, unit)
+    key = assignment_cache.key(course_dir, unit)
     # The cache holds an sqlite gradebook: only for a course whose gradebook is that file.
     use_cache = use_cache and api.coursedir.db_url == f"sqlite:///{Path(course_dir) / 'gradebook.db'}"
-    if use_cache and template.restore(key, course_dir):
+    if use_cache and assignment_cache.restore(key, course_dir):
         return {"event": "generated", "cached": True, "seconds": round(time.perf_counter() - start, 2)}
     result = api.generate_assignment(unit, force=True, create=True)
     if not result["success"]:
         return {"event": "generate_failed", "error": last_error_line(result), "log": result.get("log", "")}
     if use_cache:
-        template.store(key, course_dir)
+        assignment_cache.store(key, course_dir)
     return {"event": "generated", "cached": False, "seconds": round(time.perf_counter() - start, 2)}
 
 

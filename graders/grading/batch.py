@@ -193,7 +193,7 @@ def grade_course(
     on_row: Callable[[Row], None] | None = None,
 ) -> BatchReport:
     """Grade every collected submission of `unit_name` in `course_dir`; see the module doc."""
-    from graders.grading import template as template_cache
+    from graders.grading import assignment_cache
     from graders.grading.cluster import cores
 
     started = time.perf_counter()
@@ -209,7 +209,7 @@ def grade_course(
             course_root=str(root),
             config_text=(root / "nbgrader_config.py").read_text(),
             source_files=read_tree(source),
-            key=template_cache.key(root, unit.name),
+            key=assignment_cache.key(root, unit.name),
         )
         ledger = Ledger(root, unit.name)
         writer = _Writer(book, ledger, unit, template.key)

@@ -6,7 +6,7 @@ puts each submission under `submitted/<student>/<unit>/`, runs nbgrader in a chi
 process (`graders.grading.job`). Every score is nbgrader's, read from the course's
 gradebook by the child and sent back in its events (so this process never pays
 nbgrader's import time); the assignment is generated once per content hash
-(`graders.grading.template`). The failure message shown for a test cell is one line
+(`graders.grading.assignment_cache`). The failure message shown for a test cell is one line
 that names the cause (`failure_line`): the error it raised in the autograded notebook,
 a failing worker's own error, or the time limit. What the sandbox could not
 apply, and what the notebook monkeypatched, come from the kernel launcher's reports

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from graders.errors import GradingError
-from graders.grading.template import files_digest
+from graders.grading.assignment_cache import files_digest
 
 
 class CourseBusy(GradingError):

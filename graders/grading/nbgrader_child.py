@@ -4,7 +4,7 @@
 
 The assignment is made ready once (`generate_assignment`, or its gradebook restored
 from the per-content-hash cache when students are to be graded: see
-`graders.grading.template`), then `autograde` runs once per student through nbgrader's
+`graders.grading.assignment_cache`), then `autograde` runs once per student through nbgrader's
 own API, all in one process so nbgrader's imports are paid once and only here (the
 parent never imports nbgrader: the scores come back in the events). Each student is
 graded in its own call, so one broken submission cannot abort the others. Prints one

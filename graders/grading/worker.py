@@ -5,7 +5,7 @@ nbgrader 0.9.6 has no parallel autograde and its sqlite gradebook is not safe fo
 concurrent writers, so a worker never touches the course's gradebook. It writes the
 course's own `nbgrader_config.py` and `source/<unit>/` (shipped once per worker as a
 `Template`) into a fresh directory, restores the generated assignment's gradebook from
-the per-content-hash cache (`graders.grading.template`; the first job on a machine
+the per-content-hash cache (`graders.grading.assignment_cache`; the first job on a machine
 generates it), puts the submission under `submitted/<student>/<unit>/`, runs nbgrader's
 `autograde` through its API in this process, and returns the scores nbgrader recorded
 in that private gradebook plus the autograded folder's files. The coordinator then
