@@ -410,6 +410,38 @@ def grade(
     raise typer.Exit(0 if report.complete and report.count("failed") + report.count("refused") == 0 else 1)
 
 
+@app.command()
+def report(
+    unit: Annotated[str, typer.Argument(help="The unit (assignment) to report on.")],
+    course: Annotated[Path, typer.Option("--course", help="The course directory.")] = Path("."),
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the files (default: COURSE/reports/UNIT).")
+    ] = None,
+):
+    """Write the class report of a graded UNIT: an HTML page and CSV files.
+
+    It reads the gradebook (sqlite or PostgreSQL) and the autograded
+    notebooks, so it works after `llmlabs grade` or `nbgrader autograde`.
+    The page (one file, no network) shows the score distribution, the pass
+    rate of each test cell (hardest first) with its failures' first lines
+    grouped and counted, and per submission the grading time, limits hit,
+    tampering and copy flags, and grades waiting for a manual grade.
+    class.csv: one row per submission; tests.csv: one per failure group.
+    """
+    from graders.grading.report import build_report, write_report
+
+    built = build_report(course, unit)
+    written = write_report(built, out_dir or Path(built.course) / "reports" / unit)
+    s = built.summary()
+    out.print(
+        f"{unit}: {s['submissions']} submission(s), mean {s['mean_percent']:g}%, "
+        f"{s['full_marks']} with full marks",
+        markup=False,
+    )
+    for path in (written.html, written.students_csv, written.tests_csv):
+        out.print(f"Wrote {path}", markup=False)
+
+
 @app.command("student-wheel")
 def student_wheel(
     outdir: Annotated[Path, typer.Argument(help="Folder to write the wheel into (created if missing).")],

@@ -11,4 +11,7 @@ checks), `feedback` (hidden tracebacks stripped), `release` (the student version
 task each Dask worker runs), `cluster` (LocalCluster or a scheduler), `gradebook` (the
 course's gradebook, opened loudly, written by one process), `ledger` (what is already
 graded; one run per course). Throughput against stock nbgrader: `graders.benchmarks.grading`.
+
+`llmlabs report` (after grading): `report` (the class's scores, pass rates, failure lines and
+flags, from the gradebook and the autograded notebooks) and `report_html` (its page).
 """

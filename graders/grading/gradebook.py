@@ -206,3 +206,40 @@ class CourseGradebook:
                 code = [g for g in nb.grades if g.cell_type == "code"]
                 out += [[g.name, float(g.score or 0.0), float(g.max_score or 0.0)] for g in code]
             return out
+
+    def class_grades(self, unit: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """What the gradebook holds for `unit`, as plain data (for `llmlabs report`): the
+        assignment's graded cells (notebook, name, cell_type, max_score) and, per
+        submission, the student, timestamp and every grade (notebook, name, cell_type,
+        auto_score, manual_score, score, max_score, needs_manual_grade)."""
+        with self._gradebook() as gb:
+            assignment = gb.find_assignment(unit)
+            cells = [
+                {
+                    "notebook": nb.name,
+                    "name": c.name,
+                    "cell_type": c.cell_type,
+                    "max_score": float(c.max_score),
+                }
+                for nb in assignment.notebooks
+                for c in [*nb.grade_cells, *nb.task_cells]
+            ]
+            submissions = []
+            for sub in assignment.submissions:
+                grades = [
+                    {
+                        "notebook": nb.name,
+                        "name": g.name,
+                        "cell_type": g.cell_type,
+                        "auto_score": g.auto_score,
+                        "manual_score": g.manual_score,
+                        "score": float(g.score or 0.0),
+                        "max_score": float(g.max_score or 0.0),
+                        "needs_manual_grade": bool(g.needs_manual_grade),
+                    }
+                    for nb in sub.notebooks
+                    for g in nb.grades
+                ]
+                stamp = str(sub.timestamp) if sub.timestamp else ""
+                submissions.append({"student": sub.student.id, "timestamp": stamp, "grades": grades})
+            return cells, submissions
