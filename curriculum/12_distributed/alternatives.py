@@ -219,6 +219,11 @@ class BucketedGradSync:
                 p.grad.copy_((self._buffers[b][lo:hi] / n).view_as(p.grad))
 '''
 
+# The two ShardedAdamW alternatives were written blind for the contract in which step() received
+# gradients already averaged by DDP. When step() was made to reduce-scatter each rank's own gradients
+# itself (issue 32: ZeRO's bytes equal DDP's), the unit's author replaced only their gradient line by a
+# reduce-scatter (an uneven dist.reduce_scatter in one, a padded reduce_scatter_tensor in the other):
+# that part of them is no longer blind.
 ZERO_FLAT = '''
 class ShardedAdamW:
     """Flat concatenation of parameters and gradients; AdamW written as in the text's formula."""
@@ -247,8 +252,11 @@ class ShardedAdamW:
         self.t += 1
         flat_p = torch.cat([p.reshape(-1) for p in self.params])
         flat_g = torch.cat([p.grad.reshape(-1) for p in self.params])
+        # Each rank's own gradients: reduce-scatter the uneven pieces (gloo accepts them), then the mean.
+        mine_g = torch.empty(self.sizes[self.rank], dtype=flat_g.dtype, device=flat_g.device)
+        dist.reduce_scatter(mine_g, list(torch.split(flat_g, self.sizes)))
+        g = mine_g / self.world
         shard = flat_p[self.start:self.end].clone()
-        g = flat_g[self.start:self.end]
         m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
         shard.mul_(1 - self.lr * self.weight_decay)
         m.mul_(self.beta1).add_((1 - self.beta1) * g)
@@ -306,9 +314,23 @@ class ShardedAdamW:
         step_size = lr / (1 - b1 ** self.steps)
         bc2_sqrt = (1 - b2 ** self.steps) ** 0.5
         with torch.no_grad():
+            world = len(self.bounds) - 1
+            width = max(self.bounds[i + 1] - self.bounds[i] for i in range(world))
+            send = torch.zeros(world, width, dtype=self.params[0].dtype, device=self.params[0].device)
+            offset = 0
+            for p in self.params:
+                flat = p.grad.reshape(-1)
+                for i in range(world):
+                    a, b = max(offset, self.bounds[i]), min(offset + p.numel(), self.bounds[i + 1])
+                    if a < b:
+                        send[i, a - self.bounds[i]:b - self.bounds[i]] = flat[a - offset:b - offset]
+                offset += p.numel()
+            mean_g = torch.empty(width, dtype=send.dtype, device=send.device)
+            dist.reduce_scatter_tensor(mean_g, send.view(-1))
+            mean_g.div_(world)
             for p, lo, hi, s_lo, s_hi in self._pieces():
                 w = p.view(-1)[lo:hi]
-                g = p.grad.reshape(-1)[lo:hi]
+                g = mean_g[s_lo:s_hi]
                 m = self.state["exp_avg"][s_lo:s_hi]
                 v = self.state["exp_avg_sq"][s_lo:s_hi]
                 w.mul_(1 - lr * wd)
@@ -596,13 +618,13 @@ ALTERNATIVES = [
         "zero_flat",
         "zero",
         ZERO_FLAT,
-        "flat concatenation, the text's AdamW formula literally, padded all_gather",
+        "flat concatenation, uneven reduce_scatter, the text's AdamW formula literally, padded all_gather",
     ),
     Alternative(
         "zero_slices",
         "zero",
         ZERO_SLICES,
-        "shard updated slice by slice inside each parameter, torch's lerp/addcmul/addcdiv",
+        "padded reduce_scatter_tensor filled slice by slice, shard updated inside each parameter, torch's lerp/addcmul/addcdiv",
     ),
     Alternative(
         "tp_linear", "tp", TP_LINEAR, "nn.utils.skip_init layers, copy_ of the weight blocks, mlp.act_fn"

@@ -255,14 +255,71 @@ MUTANTS = [
         "zero_no_all_gather",
         "zero",
         [
-            ("            dist.all_gather(gathered, mine)\n", ""),
+            ("            dist.all_gather_into_tensor(gathered.view(-1), mine)\n", ""),
             (
-                "            new = torch.cat([chunk[:size] for chunk, size in zip(gathered, sizes)])\n",
+                "            new = torch.cat([gathered[r, :size] for r, size in enumerate(self.sizes)])\n",
                 "            new = flat_p\n",
             ),
         ],
         ZERO,
         "never all-gathers: each rank writes back only its own updated shard, stale values elsewhere",
+    ),
+    _m(
+        "zero_all_reduce_then_all_gather",
+        "zero",
+        [
+            (
+                "            summed = torch.empty(k)\n"
+                "            dist.reduce_scatter_tensor(summed, pieces.view(-1))\n"
+                "            g = summed[: self.end - self.start] / n\n",
+                "            dist.all_reduce(flat_g)\n            g = flat_g[self.start:self.end] / n\n",
+            )
+        ],
+        ZERO,
+        "all-reduces the whole gradient as DDP does, then all-gathers: right values, 1.5x DDP's bytes",
+    ),
+    _m(
+        "zero_sum_not_mean",
+        "zero",
+        [
+            (
+                "            g = summed[: self.end - self.start] / n\n",
+                "            g = summed[: self.end - self.start]\n",
+            )
+        ],
+        ("test_zero_hidden",),
+        "steps on the sum of the ranks' gradients, not their mean: AdamW's m / sqrt(v) hides the factor N "
+        "except where eps matters (tiny gradients)",
+    ),
+    _m(
+        "zero_pad_at_the_end",
+        "zero",
+        [
+            (
+                "            pieces = torch.zeros(n, k)\n",
+                "            pieces = torch.zeros(n * k)\n",
+            ),
+            (
+                "            for r, piece in enumerate(torch.tensor_split(flat_g, n)):\n"
+                "                pieces[r, : piece.numel()] = piece\n",
+                "            pieces[: flat_g.numel()] = flat_g\n",
+            ),
+        ],
+        ("test_zero_hidden",),
+        "pads the flat gradient at its end (FSDP's layout) while the shards are tensor_split's: when N does "
+        "not divide P, rank r reduces elements that are not its shard's",
+    ),
+    _m(
+        "zero_local_gradient",
+        "zero",
+        [
+            (
+                "            g = summed[: self.end - self.start] / n\n",
+                "            g = flat_g[self.start:self.end]\n",
+            )
+        ],
+        ZERO,
+        "updates its shard with its own rank's gradient, ignoring what the reduce-scatter returned",
     ),
     # --- 4. tensor parallelism ---------------------------------------------------------------
     _m(
