@@ -56,6 +56,7 @@
 # %% setup id=setup
 import copy
 import math
+import string
 
 import numpy as np
 import torch
@@ -340,6 +341,212 @@ want_right, got_right = int((direct == labels).sum()), int(base_correct.sum())
 assert got_right == want_right, (
     f"the bundled model on the {len(val_task)} validation items: expected {want_right} right "
     f"(accuracy {want_right / len(val_task):.4f}), got {got_right} ({got_right / len(val_task):.4f})")
+
+# %% [markdown]
+# ### Generated answers: exact match and pass@k
+#
+# Not every task comes with choices to score. On generation tasks (short answers, maths,
+# code) the model writes an answer, and the harness checks it. Two pieces decide the number.
+#
+# **Exact match after normalisation.** `"The Function."` and `"function"` should count as
+# the same answer. SQuAD's evaluation script (Rajpurkar et al., 2016), whose rules many
+# harnesses reuse, normalises both strings before comparing them, in this order:
+# lower-case; delete every ASCII punctuation character (the characters of
+# `string.punctuation`); delete the words "a", "an" and "the"; split on any whitespace and
+# join the words with single spaces. Write `normalize_answer` with exactly these rules, and
+# `exact_match`, which compares two normalised strings.
+#
+# **pass@k.** A code model is allowed $k$ tries: a problem counts as solved when one of $k$
+# samples passes its unit tests. Drawing exactly $k$ samples per problem gives a noisy
+# estimate, so Chen et al. (2021, the Codex paper) draw $n \ge k$ samples, count the $c$
+# correct ones, and use the unbiased estimator
+#
+# $$ \text{pass@}k = 1 - \frac{\binom{n-c}{k}}{\binom{n}{k}}, $$
+#
+# the probability that $k$ samples drawn without replacement from the $n$ contain at least
+# one correct one, averaged over the problems. The binomial coefficients overflow float64
+# once $n$ reaches about a thousand ($\binom{2000}{1000} \approx 10^{600}$), so compute the
+# ratio as a product of $c$ factors, each between 0 and 1:
+#
+# $$ \frac{\binom{n-c}{k}}{\binom{n}{k}} = \prod_{i=n-c+1}^{n} \Bigl(1 - \frac{k}{i}\Bigr), $$
+#
+# and when $n - c < k$ every draw of $k$ holds a correct sample: pass@$k$ = 1. (Plugging the
+# pass@1 estimate into $1 - (1 - c/n)^k$ is *biased*: it underestimates pass@$k$.)
+
+# %% answer id=exact_match
+def normalize_answer(text):
+    """SQuAD's answer normalisation, in this order: text.lower(); delete every character of
+    string.punctuation; delete the words "a", "an", "the" (whole words only: "another" stays);
+    split on any whitespace and join with single spaces (no space at either end). Returns a str.
+    """
+    ### BEGIN SOLUTION
+    text = "".join(ch for ch in text.lower() if ch not in string.punctuation)
+    return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
+    ### END SOLUTION
+
+
+def exact_match(prediction, reference):
+    """1.0 when normalize_answer(prediction) == normalize_answer(reference), else 0.0 (a float)."""
+    ### BEGIN SOLUTION
+    return float(normalize_answer(prediction) == normalize_answer(reference))
+    ### END SOLUTION
+
+# %% test id=test_exact_match_visible points=1
+assert normalize_answer("  The Function. ") == "function", f"expected 'function', got {normalize_answer('  The Function. ')!r}"
+assert exact_match(" class", "Class!") == 1.0 and exact_match("a class", "classes") == 0.0, (
+    f"expected 1.0 and 0.0, got {exact_match(' class', 'Class!')} and {exact_match('a class', 'classes')}")
+got_ws = normalize_answer("an apple,\tthe\npear")
+assert got_ws == "apple pear", f"articles, punctuation, tabs and newlines: expected 'apple pear', got {got_ws!r}"
+
+# %% test id=test_exact_match_hidden points=2
+### BEGIN HIDDEN TESTS
+import re as _re
+import string as _string
+
+
+def _squad_normalize(s):
+    # SQuAD v1.1's evaluate script (normalize_answer), written out: lower, remove_punc,
+    # remove_articles, white_space_fix.
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in set(_string.punctuation))
+    s = _re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+rng_em = np.random.default_rng(17)
+pieces = ["a", "an", "the", "The", "A", "AN", "another", "theme", "an't", "a.", "(the)", "module", "Class",
+          "func-tion", "x_y", "42", "3.14", "don't", "naïve", "Ünïcode", "e.g.", "!", "...", "--", "$", "[the]"]
+seps = [" ", "  ", "\t", "\n", " \n\t ", ""]
+for _ in range(400):
+    words = rng_em.choice(pieces, size=int(rng_em.integers(0, 7)))
+    text = "".join(str(w) + str(rng_em.choice(seps)) for w in words)
+    if rng_em.random() < 0.5:
+        text = str(rng_em.choice(seps)) + text
+    want = _squad_normalize(text)
+    got = normalize_answer(text)
+    assert got == want, f"normalize_answer({text!r}): expected {want!r} (SQuAD's rules), got {got!r}"
+assert normalize_answer("") == "" and normalize_answer("The a an.") == "", (
+    f"only articles and punctuation: expected '', got {normalize_answer('The a an.')!r}")
+assert normalize_answer("another theme") == "another theme", "articles are removed as whole words only"
+assert normalize_answer("a-n") == "" and normalize_answer("t.h.e end") == "end", (
+    f"punctuation goes first, then the articles: expected '' and 'end', "
+    f"got {normalize_answer('a-n')!r} and {normalize_answer('t.h.e end')!r}")
+assert normalize_answer("ÀB The") == "àb", f"str.lower() of every character: expected 'àb', got {normalize_answer('ÀB The')!r}"
+for pred, ref, want in [("The class.", "class", 1.0), ("classes", "class", 0.0), ("a module", "Module!", 1.0),
+                        ("", "", 1.0), ("the", "", 1.0), ("module function", "function module", 0.0),
+                        ("3.14", "314", 1.0), ("3 14", "314", 0.0)]:
+    got = exact_match(pred, ref)
+    assert type(got) is float and got == want, f"exact_match({pred!r}, {ref!r}): expected {want}, got {got!r}"
+### END HIDDEN TESTS
+assert True
+
+# %% answer id=pass_at_k
+def pass_at_k(n, c, k):
+    """Unbiased estimate of pass@k for one problem (Chen et al., 2021).
+
+    n: samples drawn; c: how many of them are correct; k: the budget. Python ints with
+    0 <= c <= n and 1 <= k <= n, else ValueError.
+    Returns 1 - C(n - c, k) / C(n, k) as a Python float: 1 - prod_{i=n-c+1}^{n} (1 - k / i)
+    in float64, and 1.0 when n - c < k. Accurate to ~1e-12 for any n (nothing overflows).
+    """
+    ### BEGIN SOLUTION
+    if not (0 <= c <= n and 1 <= k <= n):
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1, dtype=np.float64)))
+    ### END SOLUTION
+
+# %% test id=test_pass_at_k_visible points=1
+# 1 - C(7, 2) / C(10, 2) = 1 - 21/45; pass@1 is c / n; n - c < k: every draw holds a correct sample.
+for (n0, c0, k0), want0 in [((10, 3, 2), 1 - 21 / 45), ((10, 3, 1), 0.3), ((5, 0, 2), 0.0), ((4, 2, 3), 1.0)]:
+    got0 = pass_at_k(n0, c0, k0)
+    assert isinstance(got0, float) and abs(got0 - want0) < 1e-12, f"pass_at_k({n0}, {c0}, {k0}): expected {want0:.6f}, got {got0!r}"
+
+# %% test id=test_pass_at_k_hidden points=3
+### BEGIN HIDDEN TESTS
+from fractions import Fraction
+
+
+def _pass_at_k_exact(n, c, k):
+    # The direct formula 1 - C(n-c, k) / C(n, k) in exact rational arithmetic, then rounded to float64.
+    return float(1 - Fraction(math.comb(n - c, k), math.comb(n, k)))
+
+
+rng_pk = np.random.default_rng(21)
+cases_pk = [(int(n), int(rng_pk.integers(0, n + 1)), int(rng_pk.integers(1, n + 1)))
+            for n in rng_pk.integers(1, 60, size=300)]
+cases_pk += [(200, 1, 1), (200, 1, 100), (200, 199, 1), (1000, 3, 10), (1000, 500, 1), (1000, 1, 999),
+             (2000, 3, 1000), (2000, 20, 50), (5000, 2, 2500), (100000, 7, 3)]
+for n, c, k in cases_pk:
+    want = _pass_at_k_exact(n, c, k)
+    got = pass_at_k(n, c, k)
+    assert isinstance(got, float), f"pass_at_k({n}, {c}, {k}) must return a Python float, got {type(got)}"
+    # A product of at most c float64 factors: relative error ~c * 1e-16 (n = 2000 overflows a float binomial).
+    assert abs(got - want) <= 1e-12 + 1e-10 * abs(want), (
+        f"pass_at_k({n}, {c}, {k}): expected {want!r} (1 - C(n-c, k)/C(n, k), exact), got {got!r}")
+# Edge cases: n = k; no correct sample; all correct; k > n - c.
+for n in (1, 2, 7, 50):
+    assert pass_at_k(n, 0, n) == 0.0 and pass_at_k(n, 1, n) == 1.0, f"n = k = {n}: expected 0.0 with c = 0, 1.0 with c >= 1"
+    assert pass_at_k(n, n, 1) == 1.0 and pass_at_k(n, 0, 1) == 0.0, f"n = {n}: c = n gives 1.0, c = 0 gives 0.0"
+assert pass_at_k(30, 25, 6) == 1.0 and pass_at_k(30, 25, 5) < 1.0, "k > n - c gives exactly 1.0; k = n - c does not"
+for bad in [(5, 6, 1), (5, -1, 1), (5, 2, 0), (5, 2, 6), (0, 0, 1)]:
+    try:
+        pass_at_k(*bad)
+    except ValueError:
+        continue
+    raise AssertionError(f"pass_at_k{bad}: expected a ValueError (need 0 <= c <= n and 1 <= k <= n)")
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# Both on the real task. Left to itself the bundled model almost never writes one of the three
+# answers after `Kind:` (they get well under 1 % of its next-token probability: it was
+# pre-trained on documentation, not on this format, which is why harnesses score base models by
+# log-likelihood). So we sample the way a constrained decoder does: 20 answers per validation
+# prompt, each drawn from the model's probabilities of the three answer tokens, renormalised.
+# Each sample is marked correct by exact match with the true answer, and pass@$k$ is estimated
+# from the 20. The plot also shows the plug-in estimate $1-(1-c/n)^k$ of the same samples,
+# which sits below. (With three possible answers a handful of tries almost always includes the
+# right one: pass@$k$ is meant for open-ended answers such as programs, where guessing does not pay.)
+
+# %%
+N_SAMPLES = 20
+with torch.no_grad():
+    enc_s = tokenizer([ex["prompt"] for ex in val_task], return_tensors="pt", padding=True).to(device)
+    last_s = enc_s["attention_mask"].sum(1) - 1
+    probs_s = torch.softmax(model(**enc_s).logits[torch.arange(len(val_task)), last_s].float(), -1).cpu()
+choice_ids = [tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in CHOICES]
+print(f"next-token probability of the three answers, mean over the prompts: {probs_s[:, choice_ids].sum(1).mean():.4f}")
+picks = torch.multinomial(probs_s[:, choice_ids], N_SAMPLES, replacement=True, generator=torch.Generator().manual_seed(0))
+samples = torch.tensor(choice_ids)[picks]  # the sampled answer tokens, (102, 20)
+sample_correct = np.array([[exact_match(tokenizer.decode([t]), ex["answer"]) for t in row.tolist()]
+                           for row, ex in zip(samples, val_task)])
+n_correct = sample_correct.sum(1).astype(int)
+ks = list(range(1, N_SAMPLES + 1))
+pass_curve = [np.mean([pass_at_k(N_SAMPLES, int(c), k) for c in n_correct]) for k in ks]
+plugin_curve = [np.mean([1 - (1 - c / N_SAMPLES) ** k for c in n_correct]) for k in ks]
+print(f"{N_SAMPLES} sampled answers per prompt: pass@1 {pass_curve[0]:.3f}, pass@5 {pass_curve[4]:.3f}, "
+      f"pass@20 {pass_curve[-1]:.3f}; greedy (multiple-choice) accuracy {base_correct.mean():.3f}")
+fig, ax = plt.subplots(figsize=(6, 3.2))
+ax.plot(ks, pass_curve, marker="o", label="unbiased estimator")
+ax.plot(ks, plugin_curve, linestyle="--", label="plug-in 1 - (1 - c/n)^k (biased)")
+ax.set_xlabel("k")
+ax.set_ylabel("pass@k on the validation prompts")
+ax.legend()
+plt.show()
+
+# %% test id=test_pass_at_k_task points=1
+# Re-grades both functions on the samples above: exact match against a direct comparison of the
+# sampled token with the answer's, and pass@1 = mean of c/n, pass@n = share of prompts with c > 0.
+answer_ids = torch.tensor([tokenizer(ex["answer"], add_special_tokens=False)["input_ids"][0] for ex in val_task])
+direct_c = (samples == answer_ids[:, None]).sum(1).numpy()
+assert np.array_equal(n_correct, direct_c), (
+    f"correct samples per prompt: expected {direct_c.tolist()[:12]}... ({direct_c.sum()} in all), "
+    f"got {n_correct.tolist()[:12]}... ({n_correct.sum()})")
+assert abs(pass_curve[0] - n_correct.mean() / N_SAMPLES) < 1e-12 and abs(pass_curve[-1] - (n_correct > 0).mean()) < 1e-12, (
+    f"pass@1 must be the mean of c/n ({n_correct.mean() / N_SAMPLES:.4f}) and pass@{N_SAMPLES} the share of prompts "
+    f"with a correct sample ({(n_correct > 0).mean():.4f}); got {pass_curve[0]:.4f} and {pass_curve[-1]:.4f}")
 
 # %% [markdown]
 # ## 2. Is the difference real?

@@ -16,6 +16,8 @@ _m = EditedMutants(Path(__file__).resolve().parent / "alignment_eval.py")
 CONT = ("test_continuation_visible", "test_continuation_hidden")
 LP = ("test_logprobs_visible", "test_logprobs_hidden")
 PRED = ("test_predict_visible", "test_predict_hidden")
+EM = ("test_exact_match_visible", "test_exact_match_hidden")
+PK = ("test_pass_at_k_visible", "test_pass_at_k_hidden")
 BOOT = ("test_bootstrap_visible", "test_bootstrap_hidden")
 MCN = ("test_mcnemar_visible", "test_mcnemar_hidden")
 KD = ("test_kd_visible", "test_kd_hidden")
@@ -79,6 +81,49 @@ MUTANTS = [
     _m("pred_always_normalized", "predict_choices",
        [("scores = sums / counts if normalize else sums", "scores = sums / counts")], PRED,
        "always divides by the token count"),
+    # --- 1. exact_match ----------------------------------------------------------------------
+    _m("em_case_sensitive", "exact_match",
+       [("for ch in text.lower() if", "for ch in text if")], EM, "compares without lower-casing"),
+    _m("em_keeps_articles", "exact_match",
+       [("w for w in text.split() if w not in (\"a\", \"an\", \"the\")", "w for w in text.split()")], EM,
+       "does not delete the articles: 'a class' differs from 'class'"),
+    _m("em_articles_before_punctuation", "exact_match",
+       [("    text = \"\".join(ch for ch in text.lower() if ch not in string.punctuation)\n"
+         "    return \" \".join(w for w in text.split() if w not in (\"a\", \"an\", \"the\"))\n",
+         "    text = \" \".join(w for w in text.lower().split() if w not in (\"a\", \"an\", \"the\"))\n"
+         "    return \"\".join(ch for ch in text if ch not in string.punctuation)\n")],
+       ("test_exact_match_hidden",),
+       "deletes the articles before the punctuation: 'the.' and '(the)' survive"),
+    _m("em_split_on_space", "exact_match",
+       [("for w in text.split() if", "for w in text.split(\" \") if w and")], ("test_exact_match_hidden",),
+       "splits on single spaces only: tabs and newlines stay inside words"),
+    _m("em_returns_bool", "exact_match",
+       [("return float(normalize_answer(prediction) == normalize_answer(reference))",
+         "return normalize_answer(prediction) == normalize_answer(reference)")], ("test_exact_match_hidden",),
+       "returns a bool instead of the float score"),
+    _m("em_substring", "exact_match",
+       [("return float(normalize_answer(prediction) == normalize_answer(reference))",
+         "return float(normalize_answer(reference) in normalize_answer(prediction))")],
+       ("test_exact_match_hidden",), "counts a prediction that contains the reference as a match"),
+    # --- 1. pass_at_k ------------------------------------------------------------------------
+    _m("pk_plug_in", "pass_at_k",
+       [("    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1, dtype=np.float64)))\n",
+         "    return float(1.0 - (1.0 - c / n) ** k)\n")], PK,
+       "plugs the pass@1 estimate c/n into 1 - (1 - p)^k: biased low"),
+    _m("pk_float_binomials", "pass_at_k",
+       [("    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1, dtype=np.float64)))\n",
+         "    from scipy.special import comb\n"
+         "    return float(1.0 - comb(n - c, k) / comb(n, k))\n")], ("test_pass_at_k_hidden",),
+       "the direct formula with float64 binomial coefficients: inf / inf = nan once n is in the thousands"),
+    _m("pk_range_off_by_one", "pass_at_k",
+       [("np.arange(n - c + 1, n + 1,", "np.arange(n - c, n + 1,")], PK,
+       "one factor too many in the product (from n - c instead of n - c + 1)"),
+    _m("pk_no_checks", "pass_at_k",
+       [("    if not (0 <= c <= n and 1 <= k <= n):\n"
+         "        raise ValueError(f\"pass@k needs 0 <= c <= n and 1 <= k <= n, "
+         "got n={n}, c={c}, k={k}\")\n", "")],
+       ("test_pass_at_k_hidden",),
+       "does not reject c > n, k > n or k = 0: returns 1.0 for impossible inputs"),
     # --- 2. bootstrap_ci ---------------------------------------------------------------------
     _m("boot_alpha_not_halved", "bootstrap_ci",
        [("[alpha / 2, 1 - alpha / 2]", "[alpha, 1 - alpha]")], ("test_bootstrap_hidden",),
