@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import re
+from typing import Any
 
 from graders import cells
 from graders.pysource import dotted
@@ -196,7 +197,7 @@ def audit_source(source: str, protected_names: set[str]) -> list[str]:
     return sorted(set(found))
 
 
-def locked_names(source_notebook: dict) -> set[str]:
+def locked_names(source_notebook: dict[str, Any]) -> set[str]:
     """The helpers the locked (setup and test) cells define: imported names, functions,
     classes and lambdas. Data they assign (`z = ...`, `model = ...`) is left out: the
     unit's own demo cells, and learners trying things, reuse such names all the time."""
@@ -218,7 +219,7 @@ def locked_names(source_notebook: dict) -> set[str]:
     return names
 
 
-def audit_notebook(submission: dict, source_notebook: dict) -> list[str]:
+def audit_notebook(submission: dict[str, Any], source_notebook: dict[str, Any]) -> list[str]:
     """Findings for every cell the learner could edit, prefixed by the cell's id."""
     protected = locked_names(source_notebook)
     # Locked in the *source*: a submission could mark its own cells locked to hide them.

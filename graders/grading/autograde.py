@@ -43,7 +43,7 @@ def fast_imports() -> None:
 
 
 def last_error_line(result: dict[str, Any]) -> str:
-    text = (result.get("error") or "") + "\n" + (result.get("log") or "")
+    text = str(result.get("error") or "") + "\n" + str(result.get("log") or "")
     for needle, reason in KNOWN_FAILURES:
         if needle in text:
             return reason

@@ -11,6 +11,8 @@ its unindented lines, the ranks' headings and exceptions, and loses the quoted c
 
 from __future__ import annotations
 
+from typing import Any
+
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool
 
@@ -21,7 +23,7 @@ class StripHiddenTracebacks(Preprocessor):
     # nbconvert preprocessors are off unless enabled; this one must always run.
     enabled = Bool(True).tag(config=True)
 
-    def preprocess_cell(self, cell, resources, index):
+    def preprocess_cell(self, cell: Any, resources: Any, index: int) -> tuple[Any, Any]:
         if cell.cell_type == "code" and BEGIN in cell.source:
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":

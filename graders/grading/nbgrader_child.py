@@ -18,9 +18,10 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 
-def _emit(event: dict) -> None:
+def _emit(event: dict[str, Any]) -> None:
     print(json.dumps(event), flush=True)
 
 

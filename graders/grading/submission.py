@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-def read_notebook(path: Path) -> dict:
+def read_notebook(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise SubmissionError(f"no such file: {path}")
@@ -53,11 +53,11 @@ def read_notebook(path: Path) -> dict:
     return nb
 
 
-def _grade_ids(nb: dict) -> list[str]:
+def _grade_ids(nb: dict[str, Any]) -> list[str]:
     return [gid for cell in nb["cells"] if (gid := cells.grade_id(cell))]
 
 
-def identify_unit(nb: dict) -> Unit | None:
+def identify_unit(nb: dict[str, Any]) -> Unit | None:
     """The unit a notebook belongs to: its llmlabs metadata, else the most shared grade ids."""
     name = (
         (nb.get("metadata") or {}).get("llmlabs", {}).get("unit")
