@@ -1,7 +1,7 @@
 """Lint and types: ruff over the package, tests, data scripts and the curriculum's
 mutants and benchmarks (line length included); ruff's formatting of the package and the
 tests; pyflakes over the built notebooks;
-mypy over the package, strict on the notebook API (config in pyproject.toml)."""
+mypy over the package, strict on the notebook API, the sandbox and grading (config in pyproject.toml)."""
 
 from __future__ import annotations
 
