@@ -32,7 +32,7 @@ quiet_environment()  # before torch and transformers load: some read it at impor
 
 import torch  # noqa: E402
 
-from graders.notebook import speedup  # noqa: E402
+from graders.notebook import model_source, speedup  # noqa: E402
 
 SPARSITIES = (0.3, 0.5, 0.6, 0.7, 0.8)
 
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     name = (
         torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     )
-    print(f"pruning benchmark: torch {torch.__version__} on {name}; model {ref['model_source']()}")
+    print(f"pruning benchmark: torch {torch.__version__} on {name}; model {model_source()}")
     start = time.perf_counter()
 
     ppl_rows = bench_perplexity(ref, model, ids, calib)
