@@ -438,7 +438,7 @@ def report(
         f"{s['full_marks']} with full marks",
         markup=False,
     )
-    for path in (written.html, written.students_csv, written.tests_csv):
+    for path in (written.html, written.students_csv, written.failures_csv):
         out.print(f"Wrote {path}", markup=False)
 
 

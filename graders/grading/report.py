@@ -58,7 +58,7 @@ class FailureGroup:
 
 
 @dataclass
-class TestStat:
+class CellStat:
     grade_id: str
     notebook: str
     max_score: float
@@ -105,7 +105,7 @@ class ClassReport:
     gradebook: str  # the db_url, password hidden
     generated: str
     students: list[StudentRow] = field(default_factory=list)
-    tests: list[TestStat] = field(default_factory=list)  # hardest first
+    tests: list[CellStat] = field(default_factory=list)  # hardest first
     manual_cells: list[str] = field(default_factory=list)  # cells graded by hand (markdown, tasks)
     not_run: list[str] = field(default_factory=list)  # no autograded notebook: out of the pass rates
     ledger: bool = False  # llmlabs grade's records were found
@@ -134,7 +134,7 @@ class ClassReport:
 
 # --- pure parts -----------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|\bnan\b|\binf\b|0x[0-9a-f]+")
+_NUMBER = re.compile(r"0x[0-9a-fA-F]+|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|\bnan\b|\binf\b")
 
 
 def failure_key(line: str) -> str:
@@ -159,10 +159,11 @@ def group_failures(lines: dict[str, str], top: int | None = None) -> list[Failur
 
 
 def histogram(percents: list[float], bins: int = 10) -> list[int]:
-    """Counts of scores (0-100) in `bins` equal bins; 100 falls in the last one."""
-    counts = [0] * bins
+    """Counts of scores (0-100) in `bins` equal ranges below full marks, then one more
+    count: the submissions with full marks (100)."""
+    counts = [0] * (bins + 1)
     for p in percents:
-        counts[min(bins - 1, max(0, int(p * bins // 100)))] += 1
+        counts[bins if p >= 100 else min(bins - 1, max(0, int(p * bins // 100)))] += 1
     return counts
 
 
@@ -253,7 +254,7 @@ def students_csv(report: ClassReport) -> str:
     return buf.getvalue()
 
 
-def tests_csv(report: ClassReport) -> str:
+def failures_csv(report: ClassReport) -> str:
     """One row per (test cell, failure group), hardest test first; a test that no one
     failed has one row with an empty failure."""
     buf = io.StringIO()
@@ -341,7 +342,7 @@ def build_report(course_dir: Path, unit: str) -> ClassReport:
         ledger=bool(ledger),
     )
     tests = {
-        c["name"]: TestStat(c["name"], c["notebook"], c["max_score"])
+        c["name"]: CellStat(c["name"], c["notebook"], c["max_score"])
         for c in sorted(graded_cells, key=lambda c: order.get(c["name"], len(order)))
         if c["cell_type"] == "code"
     }
@@ -413,7 +414,7 @@ def build_report(course_dir: Path, unit: str) -> ClassReport:
 class Written:
     html: Path
     students_csv: Path
-    tests_csv: Path
+    failures_csv: Path
 
 
 def write_report(report: ClassReport, out_dir: Path) -> Written:
@@ -428,5 +429,5 @@ def write_report(report: ClassReport, out_dir: Path) -> Written:
         href = os.path.relpath(Path(report.course) / report.similarity_page, out_dir.resolve())
     written.html.write_text(render(report, href), encoding="utf-8")
     written.students_csv.write_text(students_csv(report), encoding="utf-8")
-    written.tests_csv.write_text(tests_csv(report), encoding="utf-8")
+    written.failures_csv.write_text(failures_csv(report), encoding="utf-8")
     return written

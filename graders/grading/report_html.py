@@ -33,12 +33,12 @@ def _num(x: float) -> str:
 
 
 def histogram_svg(percents: list[float], bins: int = 10) -> str:
-    """Score distribution: bars of `bins` equal ranges of the percentage, counts on top."""
+    """Score distribution: one bar per range of the percentage, then one for full marks."""
     counts = histogram(percents, bins)
-    w, h, left, bottom, top = 460, 240, 36, 40, 16
+    w, h, left, bottom, top = 480, 240, 36, 40, 16
     plot_w, plot_h = w - left - 10, h - bottom - top
     most = max(counts) or 1
-    bar_w = plot_w / bins
+    bar_w = plot_w / len(counts)
     parts = [
         f'<svg class="plot" id="histogram" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
         f'viewBox="0 0 {w} {h}" role="img" aria-label="score distribution">',
@@ -48,13 +48,13 @@ def histogram_svg(percents: list[float], bins: int = 10) -> str:
     for i, n in enumerate(counts):
         bh = plot_h * n / most
         x, y = left + i * bar_w + 2, top + plot_h - bh
+        full = i == bins
         lo, hi = i * 100 // bins, (i + 1) * 100 // bins
-        label = f"{lo}-{hi}%" if i < bins - 1 else f"{lo}-100%"
-        colour = _FULL if i == bins - 1 else _BAR
+        label = "full marks" if full else f"{lo}% to under {hi}%"
         if n:
             parts.append(
                 f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{bar_w - 4:.1f}" height="{bh:.1f}" '
-                f'fill="{colour}"><title>{label}: {n} submission(s)</title></rect>'
+                f'fill="{_FULL if full else _BAR}"><title>{label}: {n} submission(s)</title></rect>'
             )
             parts.append(
                 f'<text x="{x + (bar_w - 4) / 2:.1f}" y="{y - 3:.1f}" font-size="11" '
@@ -62,11 +62,11 @@ def histogram_svg(percents: list[float], bins: int = 10) -> str:
             )
         parts.append(
             f'<text x="{left + i * bar_w + bar_w / 2:.1f}" y="{top + plot_h + 14}" font-size="9" '
-            f'text-anchor="middle">{lo}</text>'
+            f'text-anchor="middle">{"100" if full else f"{lo}-"}</text>'
         )
     parts.append(
         f'<text x="{left + plot_w / 2}" y="{h - 6}" font-size="11" text-anchor="middle">'
-        "score, % of the points (bins of 10%; the last holds 100%)</text>"
+        "score, % of the points (ranges of 10%, then full marks)</text>"
     )
     parts.append(
         f'<text x="12" y="{top + plot_h / 2}" font-size="11" text-anchor="middle" '
