@@ -19,7 +19,10 @@
 #    them under a stated priority rule;
 # 5. **counting what MoE buys**: total and active parameters, FLOPs per token and weight bytes
 #    per GPU under expert parallelism, for Mixtral-8x7B and DeepSeek-V3 built on the `meta`
-#    device.
+#    device;
+# 6. **expert parallelism** on real `torch.distributed` (gloo) processes: each rank holds E/N
+#    experts, and tokens travel there and back by all-to-all; graded on outputs, gradients and
+#    the exact bytes each rank sends.
 #
 # ## Learning objectives
 #
@@ -31,20 +34,22 @@
 #   without any loss term by DeepSeek-V3's bias update;
 # - compute an expert's capacity and say exactly which tokens are dropped;
 # - count total and active parameters of a real MoE configuration and the weight memory per
-#   GPU when experts are spread over GPUs.
+#   GPU when experts are spread over GPUs;
+# - dispatch and combine tokens between expert-parallel ranks with all-to-all, with gradients.
 #
 # ## Prerequisites
 #
 # PyTorch tensors and autograd, `torch.topk`, `softmax`; the SwiGLU MLP of a Llama block (unit
-# 04). Unit 12 (distributed) spreads work over processes; this unit counts what spreading
-# experts costs, without starting processes.
+# 04). Section 6 starts gloo processes with `run_distributed`, explained there (unit 12,
+# distributed training, uses it throughout).
 #
 # ## Time, device, skills
 #
-# - **Time:** about 2 hours 30 minutes.
+# - **Time:** about 3 hours.
 # - **Device:** CPU. Every layer here is tiny (hidden size 32 to 128); the whole notebook runs
 #   in about a minute on 2 cores. Nothing is downloaded: every model is built from a config.
-#   The same code runs on a CUDA GPU (pass `device=`; nothing assumes the CPU).
+#   The same code runs on a CUDA GPU (pass `device=`; nothing assumes the CPU). Section 6
+#   starts 2 to 4 worker processes from the notebook (`gloo`; `nccl` on several GPUs).
 # - **Skills practised:** *Architectures* (mixture-of-experts layers: routing, load
 #   balancing, expert parallelism); *Neural networks* (the expert MLPs, gradients through the
 #   router); *Engineering habits* (reading library source, counting FLOPs instead of timing).
@@ -57,13 +62,15 @@
 import math
 
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dnf
 import torch.nn.functional as F
 from graders.notebook import setup
 
 setup()
 
 import matplotlib.pyplot as plt
-from graders.notebook import assert_close, assert_scalar_close, speedup
+from graders.notebook import assert_close, assert_scalar_close, run_distributed, speedup
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import MixtralConfig, Qwen2MoeConfig
 from transformers.models.mixtral.modeling_mixtral import MixtralSparseMoeBlock, load_balancing_loss_func
@@ -933,6 +940,205 @@ assert _c["total"] == sum(p.numel() for p in _qwen.parameters()), f"tiny Qwen2-M
 assert True
 
 # %% [markdown]
+# ## 6. Expert parallelism
+#
+# With $N$ processes (GPUs), **expert parallelism** gives rank $r$ the experts
+# $rE/N, \dots, (r+1)E/N - 1$ and keeps the tokens where they are. A layer then costs two
+# **all-to-all** exchanges: *dispatch* sends every (token, expert) slot's hidden state to the
+# rank that holds the expert, and *combine* sends the expert's output back. In an all-to-all
+# every rank sends a different slice of one tensor to every rank (possibly empty) and
+# receives one slice from each: `dist.all_to_all_single(output, input, output_split_sizes,
+# input_split_sizes)` with, on each rank, `input_split_sizes[j]` rows for rank j and
+# `output_split_sizes[j]` rows from rank j. The ranks first exchange how many rows each will
+# send (an all-to-all of one count per rank), since every receiver must size its buffer.
+#
+# `dist.all_to_all_single` has no gradient; `torch.distributed.nn.functional.all_to_all_single`
+# (same arguments, returns the output) does: its backward is the reverse all-to-all. gloo
+# supports both on CPU (checked with torch 2.13); NCCL runs the same calls on GPUs.
+#
+# Rows a rank keeps for its own experts are part of the same call but cross no link: only
+# rows for *other* ranks cost bandwidth. With balanced routing a rank sends a fraction
+# $(N-1)/N$ of its $Tk$ slots each way.
+#
+# `run_distributed(fn, N, *args)` forks N processes from this kernel, joined in a `gloo`
+# process group; each calls `fn(rank, N, *args)`, and you get their return values as a list
+# (index = rank). A worker that raises shows its traceback here, and a collective that some
+# rank never joins times out instead of hanging the notebook.
+#
+# **Exercise.** Write `expert_parallel_experts`, which every rank calls on its own tokens.
+# It may call your `moe_experts` on the rows it receives.
+
+# %% answer id=expert_parallel
+def expert_parallel_experts(x, weights, experts, gate_up_local, down_local):
+    """The routed experts of an MoE layer with experts spread over the ranks of the default
+    process group (N = dist.get_world_size() ranks, all calling it together).
+
+    Rank r holds experts r*P ... r*P + P - 1, P = E / N: gate_up_local (P, 2I, H) and
+    down_local (P, H, I), the slices of the full (E, 2I, H) and (E, H, I) tensors.
+    x: (T_r, H) this rank's tokens (T_r may differ between ranks, and some ranks' experts
+    may receive no slot at all); weights, experts: (T_r, k) their routing over all E experts.
+    Dispatch and combine with all-to-all exchanges only (dist.all_to_all_single for counts,
+    torch.distributed.nn.functional.all_to_all_single for hidden states, so that gradients
+    flow); no other collective or point-to-point call (all_gather, all_reduce, broadcast,
+    send, ...).
+    Returns (y, sent): y (T_r, H) equal to moe_experts with the full expert tensors on this
+    rank's tokens, differentiable with respect to x, weights and the local expert tensors;
+    sent: int, the bytes of hidden-state rows this rank sent to *other* ranks, dispatch plus
+    combine (rows times H times x.element_size(); rows kept on the rank do not count).
+    """
+    ### BEGIN SOLUTION
+    rank, n = dist.get_rank(), dist.get_world_size()
+    per_rank = gate_up_local.shape[0]
+    num_tokens, k = experts.shape
+    flat = experts.reshape(-1)
+    order = torch.argsort(flat, stable=True)
+    token = order // k
+    send_counts = torch.bincount(flat[order] // per_rank, minlength=n)
+    recv_counts = torch.empty_like(send_counts)
+    dist.all_to_all_single(recv_counts, send_counts)
+    send, recv = send_counts.tolist(), recv_counts.tolist()
+    local_ids = torch.empty(sum(recv), dtype=flat.dtype, device=x.device)
+    dist.all_to_all_single(local_ids, flat[order].contiguous(), recv, send)
+    local_ids -= rank * per_rank
+    hidden = x.shape[1]
+    rows = dnf.all_to_all_single(x.new_empty(sum(recv), hidden), x[token].contiguous(), recv, send)
+    if rows.shape[0]:
+        ones = torch.ones(rows.shape[0], 1, dtype=rows.dtype, device=x.device)
+        processed = moe_experts(rows, ones, local_ids[:, None], gate_up_local, down_local)
+    else:
+        processed = rows * 0
+    back = dnf.all_to_all_single(x.new_empty(sum(send), hidden), processed.contiguous(), send, recv)
+    out = back * weights.reshape(-1)[order, None]
+    y = torch.zeros(num_tokens, hidden, dtype=out.dtype, device=x.device).index_add(0, token, out)
+    sent = (sum(send) - send[rank] + sum(recv) - recv[rank]) * hidden * x.element_size()
+    return y.to(x.dtype), sent
+    ### END SOLUTION
+
+# %% test id=test_ep_visible points=1
+def _ep_small(rank, world_size):
+    block = mixtral_block(hidden=8, intermediate=12, experts=4, k=2, seed=3)
+    x = torch.randn(3, 8, generator=torch.Generator().manual_seed(rank))
+    # rank 0's tokens use experts 0-3, rank 1's only experts 0 and 1 (both on rank 0)
+    experts = torch.tensor([[0, 2], [3, 1], [1, 0]]) if rank == 0 else torch.tensor([[1, 0], [0, 1], [1, 0]])
+    weights = torch.full((3, 2), 0.5)
+    p = block.experts
+    y, sent = expert_parallel_experts(x, weights, experts, p.gate_up_proj[2 * rank:2 * rank + 2],
+                                      p.down_proj[2 * rank:2 * rank + 2])
+    return y, sent, p(x, experts, weights)
+
+
+_out = run_distributed(_ep_small, 2, timeout=60)
+for _r, (_y, _sent, _ref) in enumerate(_out):
+    assert_close(_y, _ref, rtol=1e-5, atol=1e-6, name=f"rank {_r}'s output of expert_parallel_experts")
+# rank 0 sends its 2 slots for experts 2, 3 and returns rank 1's 6 rows; rank 1 sends 6 and returns 2:
+# 8 rows of 8 float32 each way, 256 bytes per rank.
+assert [s for _, s, _ in _out] == [256, 256], f"bytes sent per rank: expected [256, 256], got {[s for _, s, _ in _out]}"
+
+# %% test id=test_ep_hidden points=3
+### BEGIN HIDDEN TESTS
+_EP_FORBIDDEN = ("all_gather", "all_gather_into_tensor", "all_reduce", "broadcast", "gather", "scatter",
+                 "reduce_scatter", "reduce_scatter_tensor", "send", "isend")
+
+
+def _ep_case(rank, world_size, num_experts, k, tokens, skew, seed):
+    block = mixtral_block(hidden=16, intermediate=20, experts=num_experts, k=k, seed=seed)
+    per = num_experts // world_size
+    g = torch.Generator().manual_seed(seed + 100 * rank)
+    x = torch.randn(tokens[rank], 16, generator=g, requires_grad=True)
+    logits = x.detach() @ block.gate.weight.detach().T + skew
+    weights, experts = route_topk_softmax(logits, k)
+    weights.requires_grad_()
+    gate_up = block.experts.gate_up_proj.detach()[rank * per:(rank + 1) * per].clone().requires_grad_()
+    down = block.experts.down_proj.detach()[rank * per:(rank + 1) * per].clone().requires_grad_()
+    counted = {"float_bytes": 0}
+    real = {name: getattr(dist, name) for name in ("all_to_all_single",) + _EP_FORBIDDEN}
+
+    def counting(output, input, output_split_sizes=None, input_split_sizes=None, *args, **kwargs):
+        if input.is_floating_point():
+            rows = input.shape[0]
+            own = input_split_sizes[rank] if input_split_sizes is not None else rows // world_size
+            counted["float_bytes"] += (rows - own) * input[0].numel() * input.element_size() if rows else 0
+        return real["all_to_all_single"](output, input, output_split_sizes, input_split_sizes, *args, **kwargs)
+
+    def forbidden(name):
+        def call(*args, **kwargs):
+            raise AssertionError(f"expert_parallel_experts must not call dist.{name}: exchange with all-to-all")
+        return call
+
+    dist.all_to_all_single = counting
+    for name in _EP_FORBIDDEN:
+        setattr(dist, name, forbidden(name))
+    try:
+        y, sent = expert_parallel_experts(x, weights, experts, gate_up, down)
+        forward_bytes = counted["float_bytes"]
+        grad_out = torch.randn(y.shape, generator=g)
+        (y * grad_out).sum().backward()
+    finally:
+        for name, fn in real.items():
+            setattr(dist, name, fn)
+    zeros = torch.zeros_like
+    return {"x": x.detach(), "weights": weights.detach(), "experts": experts, "y": y.detach(), "sent": sent,
+            "forward_bytes": forward_bytes, "grad_out": grad_out,
+            "grad_x": x.grad if x.grad is not None else zeros(x),
+            "grad_weights": weights.grad if weights.grad is not None else zeros(weights),
+            "grad_gate_up": gate_up.grad if gate_up.grad is not None else zeros(gate_up),
+            "grad_down": down.grad if down.grad is not None else zeros(down)}
+
+
+for _N, _E, _k, _tokens, _skew, _seed in [(2, 4, 2, (5, 7), 0.0, 1), (4, 8, 2, (6, 3, 9, 4), 0.0, 2),
+                                          (3, 6, 3, (4, 4, 4), 0.0, 3), (4, 8, 1, (5, 5, 5, 5), 3.0, 4),
+                                          (2, 8, 2, (1, 6), 0.0, 5)]:
+    _skewv = torch.zeros(_E)
+    _skewv[0] = _skew  # the skewed case sends most slots to rank 0; some ranks receive nothing
+    _out = run_distributed(_ep_case, _N, _E, _k, _tokens, _skewv, _seed, timeout=120)
+    _block = mixtral_block(hidden=16, intermediate=20, experts=_E, k=_k, seed=_seed)
+    _gu = _block.experts.gate_up_proj.detach().clone().requires_grad_()
+    _dn = _block.experts.down_proj.detach().clone().requires_grad_()
+    _per = _E // _N
+    for _r, _o in enumerate(_out):
+        _x = _o["x"].clone().requires_grad_()
+        _w = _o["weights"].clone().requires_grad_()
+        _ref = _block.experts(_x, _o["experts"], _w)  # transformers' MixtralExperts with all E experts
+        assert_close(_o["y"], _ref.detach(), rtol=1e-5, atol=1e-6,
+                     name=f"expert_parallel_experts output, rank {_r} of {_N}, E={_E}, k={_k}")
+        _gx, _gw = torch.autograd.grad((_ref * _o["grad_out"]).sum(), [_x, _w])
+        assert_close(_o["grad_x"], _gx, rtol=1e-4, atol=1e-6, name=f"gradient of x, rank {_r} of {_N}, E={_E}")
+        assert_close(_o["grad_weights"], _gw, rtol=1e-4, atol=1e-6,
+                     name=f"gradient of the routing weights, rank {_r} of {_N}, E={_E}")
+        _flat = _o["experts"].reshape(-1)
+        _dispatch = int((_flat // _per != _r).sum())
+        _combine = sum(int((o["experts"].reshape(-1) // _per == _r).sum()) for j, o in enumerate(_out) if j != _r)
+        _expected = (_dispatch + _combine) * 16 * 4
+        assert _o["sent"] == _expected, (
+            f"rank {_r} of {_N} (E={_E}, k={_k}): {_dispatch} slots go to other ranks' experts and {_combine} "
+            f"rows come back from others' tokens: expected {_expected} bytes sent, got {_o['sent']}"
+        )
+        assert _o["forward_bytes"] == _expected, (
+            f"rank {_r} of {_N}: {_o['forward_bytes']} bytes of hidden states went to other ranks through "
+            f"all_to_all_single in the forward pass; the routing needs exactly {_expected}"
+        )
+    # Expert gradients: the full layer on every rank's tokens (each slot's expert gathered
+    # from the full tensors), summed over ranks, then sliced per rank.
+    _total = 0
+    for _o in _out:
+        _xx = _o["x"]
+        _h = torch.zeros(_xx.shape[0], 16)
+        for _j in range(_k):
+            _e = _o["experts"][:, _j]
+            _gate_up = torch.einsum("th,tih->ti", _xx, _gu[_e])
+            _act = F.silu(_gate_up[:, :20]) * _gate_up[:, 20:]
+            _h = _h + _o["weights"][:, _j, None] * torch.einsum("ti,thi->th", _act, _dn[_e])
+        _total = _total + (_h * _o["grad_out"]).sum()
+    _ggu, _gdn = torch.autograd.grad(_total, [_gu, _dn])
+    for _r, _o in enumerate(_out):
+        assert_close(_o["grad_gate_up"], _ggu[_r * _per:(_r + 1) * _per], rtol=1e-4, atol=1e-6,
+                     name=f"gradient of rank {_r}'s gate_up_proj slice, {_N} ranks, E={_E}")
+        assert_close(_o["grad_down"], _gdn[_r * _per:(_r + 1) * _per], rtol=1e-4, atol=1e-6,
+                     name=f"gradient of rank {_r}'s down_proj slice, {_N} ranks, E={_E}")
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
 # ## Wrap-up
 #
 # - Two router conventions, one choice of experts: top-k-then-softmax equals
@@ -950,7 +1156,8 @@ assert True
 # **What real systems do differently.** Fused kernels do the permutation, the grouped matmul
 # and the combine in a few launches (Megablocks, vLLM's fused MoE, DeepEP). Expert
 # parallelism places $E/n$ experts on each of $n$ GPUs and exchanges tokens with two
-# `all_to_all` collectives per layer (dispatch and combine), usually overlapped with the
-# shared expert's compute; unit 12 starts the processes such an exchange needs. DeepSeek-V3
+# `all_to_all` collectives per layer (dispatch and combine), as in section 6, usually
+# overlapped with the shared expert's compute, often with capacity-bounded buffers so that
+# no count exchange is needed (DeepEP's kernels write straight into remote GPU memory). DeepSeek-V3
 # also limits each token to a few GPU nodes (group-limited routing) to bound that traffic,
 # and keeps a tiny sequence-wise balance loss next to the bias.

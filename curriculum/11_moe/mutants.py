@@ -19,10 +19,21 @@ AUX = ("test_aux_visible", "test_aux_hidden")
 BIAS = ("test_bias_visible", "test_bias_hidden")
 CAPACITY = ("test_capacity_visible", "test_capacity_hidden")
 COUNTS = ("test_counts_hidden",)
+EP = ("test_ep_visible", "test_ep_hidden")
 
 _LAYER_ALL_EXPERTS = '''def moe_experts(x, weights, experts, gate_up_proj, down_proj):
     """Right values, by running every expert on every token (the setup cell's helper)."""
     return all_experts(x, weights, experts, gate_up_proj, down_proj)
+'''
+
+_EP_ALL_GATHER = '''def expert_parallel_experts(x, weights, experts, gate_up_local, down_local):
+    """Gathers every expert on every rank instead of moving tokens: right values, no all-to-all."""
+    n = dist.get_world_size()
+    gate_up = [torch.empty_like(gate_up_local) for _ in range(n)]
+    down = [torch.empty_like(down_local) for _ in range(n)]
+    dist.all_gather(gate_up, gate_up_local.contiguous())
+    dist.all_gather(down, down_local.contiguous())
+    return moe_experts(x, weights, experts, torch.cat(gate_up), torch.cat(down)), 0
 '''
 
 MUTANTS = [
@@ -318,5 +329,61 @@ MUTANTS = [
         [("2 * (active - vectors - embedding.numel()", "2 * (active - embedding.numel()")],
         COUNTS,
         "counts biases and norm scales as matmul weights",
+    ),
+    # --- 6. expert parallelism ----------------------------------------------------------------
+    Mutant(
+        name="ep_all_gather_experts",
+        cell="expert_parallel",
+        source=_EP_ALL_GATHER,
+        must_fail=EP,
+        why="gathers all experts' weights on every rank instead of sending tokens to them",
+    ),
+    _m(
+        "ep_interleaved_placement",
+        "expert_parallel",
+        [
+            (
+                "torch.bincount(flat[order] // per_rank, minlength=n)",
+                "torch.bincount(flat[order] % n, minlength=n)",
+            ),
+            ("local_ids -= rank * per_rank", "local_ids //= n"),
+        ],
+        EP,
+        "places expert e on rank e % N, but sends the rows sorted by expert: they reach the wrong ranks",
+    ),
+    _m(
+        "ep_counts_own_rows",
+        "expert_parallel",
+        [("sent = (sum(send) - send[rank] + sum(recv) - recv[rank])", "sent = (sum(send) + sum(recv))")],
+        EP,
+        "counts the rows a rank keeps for its own experts as sent",
+    ),
+    _m(
+        "ep_counts_dispatch_only",
+        "expert_parallel",
+        [("sent = (sum(send) - send[rank] + sum(recv) - recv[rank])", "sent = (sum(send) - send[rank])")],
+        EP,
+        "forgets the combine all-to-all when counting bytes",
+    ),
+    _m(
+        "ep_dispatch_without_gradient",
+        "expert_parallel",
+        [
+            (
+                "rows = dnf.all_to_all_single(x.new_empty(sum(recv), hidden), "
+                "x[token].contiguous(), recv, send)",
+                "rows = x.new_empty(sum(recv), hidden)\n"
+                "    dist.all_to_all_single(rows, x[token].contiguous(), recv, send)",
+            )
+        ],
+        ("test_ep_hidden",),
+        "dispatches with dist.all_to_all_single, which has no backward: x gets no gradient",
+    ),
+    _m(
+        "ep_weights_not_permuted",
+        "expert_parallel",
+        [("weights.reshape(-1)[order, None]", "weights.reshape(-1)[:, None]")],
+        EP,
+        "multiplies the returned rows, which are in expert order, by the weights in token order",
     ),
 ]
