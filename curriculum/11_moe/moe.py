@@ -388,6 +388,12 @@ assert_close(moe_experts(_x, _w, _e, _block.experts.gate_up_proj, _block.experts
 _w_before, _e_before = _w.clone(), _e.clone()
 moe_experts(_x, _w, _e, _block.experts.gate_up_proj, _block.experts.down_proj)
 assert torch.equal(_w, _w_before) and torch.equal(_e, _e_before), "moe_experts modified weights or experts"
+# float64 throughout: nothing may assume float32
+_p64 = [t.detach().double() for t in (_block.experts.gate_up_proj, _block.experts.down_proj)]
+_y64 = moe_experts(_x.double(), _w.double(), _e, *_p64)
+assert _y64.dtype == torch.float64, f"float64 inputs: moe_experts must return float64, got {_y64.dtype}"
+assert_close(_y64, all_experts(_x.double(), _w.double(), _e, *_p64), rtol=1e-10, atol=1e-12,
+             name="moe_experts in float64")
 
 # Work: FLOPs of the chosen experts' matmuls only (2 T k 3 H I), not E/k times more.
 _T, _H, _I, _E, _k = 256, 32, 48, 16, 2
@@ -523,6 +529,9 @@ assert_scalar_close(switch_aux_loss(_logits, 2),
 # collapsed routing: every token sends all its probability mass to expert 0 -> E * k * 1
 _collapsed = torch.full((10, 4), -1e4)
 _collapsed[:, 0] = 0
+# meta device: nothing assumes the CPU
+_meta = switch_aux_loss((torch.empty(6, 4, device="meta"),), 2)
+assert _meta.device.type == "meta", f"switch_aux_loss of meta logits must stay on meta, got {_meta.device}"
 assert_scalar_close(switch_aux_loss((_collapsed,), 1), 4.0, rtol=1e-5, atol=0, name="switch_aux_loss of a collapsed router")
 
 for _shape, _scale in [((4, 9, 8), 1.0), ((20, 6), 100.0), ((2, 3, 5, 4), 0.1)]:
