@@ -19,6 +19,7 @@ SAMPLER = ("test_sampler_visible", "test_sampler_hidden")
 BATCHED = ("test_batched_visible", "test_batched_hidden")
 PAGED = ("test_paged_visible", "test_paged_logits", "test_paged_memory")
 KVMEM = ("test_kv_memory_visible", "test_kv_memory_hidden")
+PREFIX = ("test_prefix_visible", "test_prefix_logits", "test_prefix_trace", "test_prefix_eviction")
 CONT = ("test_continuous_visible", "test_batching_hidden")
 STATIC = ("test_static_visible", "test_batching_hidden")
 SPEC = ("test_speculative_visible", "test_speculative_hidden")
@@ -266,6 +267,110 @@ MUTANTS = [
         [("return blocks * size + positions % size", "return positions")],
         PAGED,
         "uses the token index as the slot, as if the sequence's blocks were adjacent and started at block 0",
+    ),
+    # --- 3c. prefix caching -------------------------------------------------------------------
+    _m(
+        "prefix_hash_own_block_only",
+        "prefix_cache",
+        [
+            (
+                "            key = hash((key, tuple(tokens[i * size:(i + 1) * size])))\n"
+                "            block = self.cached.get(key)",
+                "            key = hash(tuple(tokens[i * size:(i + 1) * size]))\n"
+                "            block = self.cached.get(key)",
+            ),
+            (
+                "            key = hash((key, tuple(tokens[i * size:(i + 1) * size])))\n"
+                "            if key not in self.cached",
+                "            key = hash(tuple(tokens[i * size:(i + 1) * size]))\n"
+                "            if key not in self.cached",
+            ),
+        ],
+        ("test_prefix_logits",),
+        "names a block by its own tokens only: the same tokens after another beginning (or at another "
+        "position) reuse keys and values computed in a different context",
+    ),
+    _m(
+        "prefix_reuse_whole_prompt",
+        "prefix_cache",
+        [("for i in range((len(tokens) - 1) // size):", "for i in range(len(tokens) // size):")],
+        ("test_prefix_visible", "test_prefix_logits"),
+        "reuses every cached block of the prompt, even all of it: no token is left to compute the "
+        "logits that choose the first new token",
+    ),
+    _m(
+        "prefix_forget_on_free",
+        "prefix_cache",
+        [
+            (
+                "            if self.ref_counts[block] == 0 and block in self.block_hash:\n"
+                "                self.free_blocks.remove(block)\n"
+                "                self.evictable[block] = None\n",
+                "            if self.ref_counts[block] == 0 and block in self.block_hash:\n"
+                "                del self.cached[self.block_hash.pop(block)]\n",
+            )
+        ],
+        ("test_prefix_visible", "test_prefix_trace", "test_prefix_eviction"),
+        "forgets a block's hash when its last sequence ends: a system prompt is reused only while "
+        "some request using it is still running",
+    ),
+    _m(
+        "prefix_evict_most_recent",
+        "prefix_cache",
+        [("block, _ = self.evictable.popitem(last=False)", "block, _ = self.evictable.popitem(last=True)")],
+        ("test_prefix_eviction",),
+        "evicts the most recently used evictable block instead of the least recently used",
+    ),
+    _m(
+        "prefix_free_in_table_order",
+        "prefix_cache",
+        [("for block in reversed(table):", "for block in table:")],
+        ("test_prefix_eviction",),
+        "queues a finished sequence's blocks first block first, so its shared system-prompt blocks "
+        "are evicted before its private tail",
+    ),
+    _m(
+        "prefix_no_refcount_on_hit",
+        "prefix_cache",
+        [
+            (
+                "            self.ref_counts[block] += 1\n            table.append(block)",
+                "            table.append(block)",
+            )
+        ],
+        ("test_prefix_visible", "test_prefix_logits"),
+        "reuses a block without raising its reference count: freeing its first owner frees (or "
+        "evicts) a block another sequence still reads",
+    ),
+    _m(
+        "prefix_register_partial_block",
+        "prefix_cache",
+        [
+            (
+                "for i in range(len(tokens) // size):\n            key",
+                "for i in range(-(-len(tokens) // size)):\n            key",
+            )
+        ],
+        ("test_prefix_logits", "test_prefix_trace"),
+        "registers the last, partly filled block too: a later prompt reuses a block whose tail holds "
+        "another sequence's tokens (or none)",
+    ),
+    _m(
+        "prefix_evict_all_or_fail",
+        "prefix_cache",
+        [
+            (
+                "if len(self.free_blocks) < need <= len(self.free_blocks) + len(self.evictable):",
+                "if len(self.free_blocks) < need:",
+            ),
+            (
+                "                block, _ = self.evictable.popitem(last=False)",
+                "                if not self.evictable:\n                    break\n                block, _ = self.evictable.popitem(last=False)",
+            ),
+        ],
+        ("test_prefix_eviction",),
+        "evicts cached blocks even when the allocation fails anyway: a failed append_slots destroys "
+        "cached prefixes",
     ),
     # --- 3b. KV memory ------------------------------------------------------------------------
     _m(

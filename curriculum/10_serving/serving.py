@@ -13,7 +13,8 @@
 #    attention mask and position ids right, checked against `model.generate`;
 # 3. **a paged KV cache**: keys and values in fixed-size blocks of one preallocated pool, with a
 #    block table per sequence and copy-on-write for shared prefixes (vLLM's PagedAttention memory
-#    manager), graded on exact logits and on the bytes it holds;
+#    manager), graded on exact logits and on the bytes it holds; then **prefix caching**, full blocks
+#    reused across requests that share a system prompt, graded on the prefill tokens it saves;
 # 4. **continuous batching**: a scheduler that lets requests join and leave the batch between two
 #    decode steps (Orca, vLLM), against static batching, on a scripted request trace;
 # 5. **speculative decoding**: a cheap draft model proposes tokens, the real model checks them all in
@@ -33,6 +34,8 @@
 #   position ids) and say why a rotary model forgives wrong position ids while others do not;
 # - design a paged KV cache (block table, reference counts, copy-on-write) and compute the memory a
 #   max-length cache wastes;
+# - reuse cached blocks across requests by hashing their whole prefix, evict the least recently used
+#   ones, and count the prefill work (the time to first token) it saves;
 # - write an iteration-level scheduler, count the padded work static batching wastes, and compare the
 #   throughputs by counting forward passes rather than trusting a stopwatch on a shared machine;
 # - implement greedy speculative decoding and the rejection-sampling rule, and predict the speed-up
@@ -49,8 +52,8 @@
 #
 # ## Time, device, skills
 #
-# - **Time:** 5 to 6 hours: thirteen exercises, from one-line formulas to a paged KV cache with
-#   copy-on-write, two batchers and speculative decoding.
+# - **Time:** 5½ to 6½ hours: fourteen exercises, from one-line formulas to a paged KV cache with
+#   copy-on-write and prefix caching, two batchers and speculative decoding.
 # - **Device:** CPU by default; the whole notebook takes about a minute on 2 idle cores (the tiny
 #   model has 4 M parameters, traces are short), a few minutes on a busy shared machine. If a CUDA
 #   GPU is present, `device` becomes `"cuda"` and the same code runs there.
@@ -1273,6 +1276,437 @@ print(f"mean length {np.mean(chat_lengths):.0f} tokens: preallocated wastes {was
       f"blocks of 16 waste {waste_paged[3]:.1%}")
 print(f"16 GiB of KV cache holds {budget // (2048 * per_token_7b)} requests reserved at 2048 tokens, "
       f"about {budget / (mems[3]['paged'] / len(chat_lengths)):.0f} paged ones")
+
+# %% [markdown]
+# ### Prefix caching: reusing blocks across requests
+#
+# Many requests begin the same way: every conversation with a deployed assistant starts with the
+# same system prompt (often hundreds or thousands of tokens), a multi-turn chat resends the whole
+# conversation at each turn, and few-shot prompts share their examples. The keys and values of
+# those tokens are the same every time — a token's K and V depend only on the tokens up to it — so
+# an engine can keep them and skip their prefill. vLLM's **automatic prefix caching** (and SGLang's
+# RadixAttention) does it with exactly the blocks you just built:
+#
+# - a **full** block is immutable (a sequence only ever writes into its last, partly filled block),
+#   so it can be shared by any sequence whose first tokens are the same. Its identity is the
+#   **whole prefix** up to its end, not just its own `block_size` tokens: the same eight tokens
+#   after a different beginning have different keys and values (attention mixed in other tokens,
+#   and rotary embeddings encode the position). vLLM names a block by a chained hash,
+#   $h_i = \operatorname{hash}(h_{i-1}, \text{tokens of block } i)$ with $h_{-1}$ fixed, which stands for the
+#   whole prefix and costs one hash per block;
+# - a new request looks up its prompt's blocks $0, 1, 2, \dots$ in a dictionary from hash to block
+#   and stops at the first miss; every block found joins its block table with its **reference
+#   count** raised by one, exactly like `fork`. At least the last prompt token is always computed,
+#   even when the whole prompt is cached: its logits choose the first new token;
+# - when a sequence ends, its registered blocks are not forgotten: they stay in the dictionary with
+#   reference count 0, **evictable**. Only when the free list runs dry does the engine evict some,
+#   least recently used first.
+#
+# The saving is in prefill: a request whose first $c$ prompt tokens are cached computes only the
+# other $L - c$, and for a long prompt the time to first token (TTFT) is roughly proportional to the
+# prompt tokens computed. The tests count those tokens rather than timing them.
+#
+# Write `PrefixCachingKVCache`, a subclass of your `PagedKVCache`. Copy-on-write never comes into
+# play for cached blocks: they are full, and a full block is never written again.
+
+# %% answer id=prefix_cache
+class PrefixCachingKVCache(PagedKVCache):
+    """A PagedKVCache that keeps full blocks after their sequences end and reuses them for every later
+    sequence whose tokens begin the same way (automatic prefix caching).
+
+    self.cached: dict, prefix hash -> block id, for every registered block (full, never written again).
+    self.block_hash: dict, block id -> its prefix hash (the inverse of self.cached).
+    self.evictable: collections.OrderedDict, block id -> None: the registered blocks no sequence uses
+        (reference count 0), least recently used first. They are in neither self.free_blocks nor any
+        block table.
+    The prefix hash of block i of a token list is hash((prefix hash of block i - 1, tuple(tokens[i * b:(i + 1) * b])))
+    (b = block_size), starting from None: it names the whole prefix tokens[:(i + 1) * b].
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cached = {}
+        self.block_hash = {}
+        self.evictable = collections.OrderedDict()
+
+    def match_prefix(self, seq_id, tokens):
+        """Start the new sequence seq_id for the prompt `tokens` (a list of ints), reusing cached blocks: the
+        longest run of blocks 0, 1, 2, ... of tokens whose prefix hashes are registered, but at most
+        (len(tokens) - 1) // block_size blocks (the last prompt token is always computed). Each reused block
+        is appended to the sequence's block table with its reference count + 1 (an evictable one leaves
+        self.evictable). The sequence's length becomes the number of tokens reused, which is returned (a
+        multiple of block_size, 0 when nothing matches); the caller then feeds tokens[reused:] to run_model."""
+        ### BEGIN SOLUTION
+        self.add_sequence(seq_id)
+        table, size, key = self.block_tables[seq_id], self.block_size, None
+        for i in range((len(tokens) - 1) // size):
+            key = hash((key, tuple(tokens[i * size:(i + 1) * size])))
+            block = self.cached.get(key)
+            if block is None:
+                break
+            self.evictable.pop(block, None)
+            self.ref_counts[block] += 1
+            table.append(block)
+        self.lengths[seq_id] = len(table) * size
+        return self.lengths[seq_id]
+        ### END SOLUTION
+
+    def cache_blocks(self, seq_id, tokens):
+        """Register the sequence's full blocks. tokens: the length(seq_id) tokens whose keys and values the
+        cache holds for the sequence, in order. Every block i < len(tokens) // block_size of its table is
+        registered under the prefix hash of tokens[:(i + 1) * block_size], unless that hash is registered
+        already (the block registered first stays the one reused; this one stays unregistered). A partly
+        filled block is never registered. Calling it again with more tokens registers only the new blocks."""
+        ### BEGIN SOLUTION
+        table, size, key = self.block_tables[seq_id], self.block_size, None
+        for i in range(len(tokens) // size):
+            key = hash((key, tuple(tokens[i * size:(i + 1) * size])))
+            if key not in self.cached and table[i] not in self.block_hash:
+                self.cached[key] = table[i]
+                self.block_hash[table[i]] = key
+        ### END SOLUTION
+
+    def append_slots(self, seq_id, n):
+        """As PagedKVCache.append_slots, but when the free list holds fewer blocks than the call needs (new
+        blocks, plus one when a shared, partly filled last block must be copied), first move just enough
+        evictable blocks, least recently used first, to the free list, forgetting their hashes. When even
+        every evictable block would not be enough, evict none and raise MemoryError, changing nothing."""
+        ### BEGIN SOLUTION
+        table, start, size = self.block_tables[seq_id], self.lengths[seq_id], self.block_size
+        need = -(-(start + n) // size) - len(table)
+        need += start % size != 0 and self.ref_counts[table[-1]] > 1
+        if len(self.free_blocks) < need <= len(self.free_blocks) + len(self.evictable):
+            while len(self.free_blocks) < need:
+                block, _ = self.evictable.popitem(last=False)
+                del self.cached[self.block_hash.pop(block)]
+                self.free_blocks.append(block)
+        return super().append_slots(seq_id, n)
+        ### END SOLUTION
+
+    def free(self, seq_id):
+        """As PagedKVCache.free, but a registered block whose reference count drops to 0 becomes evictable
+        instead of free: it joins the end of self.evictable (the most recently used end), the sequence's
+        blocks last block first, so that its first blocks, the most widely shared, are evicted last."""
+        ### BEGIN SOLUTION
+        table = list(self.block_tables[seq_id])
+        super().free(seq_id)
+        for block in reversed(table):
+            if self.ref_counts[block] == 0 and block in self.block_hash:
+                self.free_blocks.remove(block)
+                self.evictable[block] = None
+        ### END SOLUTION
+
+    def num_free_blocks(self):
+        """Blocks new tokens can get: the free list plus the evictable blocks."""
+        ### BEGIN SOLUTION
+        return len(self.free_blocks) + len(self.evictable)
+        ### END SOLUTION
+
+# %% setup id=prefix_driver
+@torch.no_grad()
+def serve_trace(cache, trace):
+    """Replay `trace`, a list of (request_id, arrival_step, prompt, max_new_tokens), with greedy decoding on
+    `cache`, one run_model call per step that has work. At step s = 0, 1, 2, ...: the requests arriving by s
+    join (through cache.match_prefix when the cache has it, else cache.add_sequence); one run_model call feeds
+    each new request's prompt tail (the tokens not reused) and each running request's last token; each gets
+    its argmax token; then every sequence of the call offers its tokens in the cache to cache.cache_blocks
+    (when the cache has it); then the requests with max_new_tokens tokens are freed.
+    Returns a dict: "outputs" {id: generated tokens}, "prefill" {id: prompt tokens computed}, "reused"
+    {id: prompt tokens taken from the cache}, "first_logits" {id: the logits that chose its first token}."""
+    pending = sorted(trace, key=lambda r: (r[1], r[0]))
+    prompts = {rid: list(prompt) for rid, _, prompt, _ in trace}
+    limits = {rid: n for rid, _, _, n in trace}
+    result = {"outputs": {}, "prefill": {}, "reused": {}, "first_logits": {}}
+    running, step = [], 0
+    while pending or running:
+        batch = [(rid, [result["outputs"][rid][-1]]) for rid in running]
+        while pending and pending[0][1] <= step:
+            rid = pending.pop(0)[0]
+            if hasattr(cache, "match_prefix"):
+                reused = cache.match_prefix(rid, prompts[rid])
+            else:
+                cache.add_sequence(rid)
+                reused = 0
+            result["reused"][rid], result["prefill"][rid] = reused, len(prompts[rid]) - reused
+            result["outputs"][rid] = []
+            running.append(rid)
+            batch.append((rid, prompts[rid][reused:]))
+        step += 1
+        if not batch:
+            continue
+        for (rid, _), logits in zip(batch, run_model(model, cache, batch), strict=True):
+            if not result["outputs"][rid]:
+                result["first_logits"][rid] = logits[-1]
+            result["outputs"][rid].append(int(logits[-1].argmax()))
+        for rid, _ in batch:
+            if hasattr(cache, "cache_blocks"):
+                cache.cache_blocks(rid, prompts[rid] + result["outputs"][rid][:-1])
+        for rid in [r for r in running if len(result["outputs"][r]) >= limits[r]]:
+            cache.free(rid)
+            running.remove(rid)
+    return result
+
+
+def prefix_cache(num_blocks=64, block_size=4):
+    """A PrefixCachingKVCache shaped for the bundled model (the tests build theirs with it)."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return PrefixCachingKVCache(num_blocks, block_size, config.num_hidden_layers, config.num_key_value_heads, head_dim)
+
+
+# A chat-like trace: three system prompts shared by twelve requests with their own questions, one
+# arriving per step (two at step 0); request 11 repeats request 0's prompt word for word.
+SYSTEM_PROMPTS = [prompt_at(3000, 30), prompt_at(3400, 19), prompt_at(3800, 41)]
+PREFIX_TRACE_SYSTEMS = [0, 0, 1, 2, 1, 0, 2, 0, 1, 2, 0, 0]
+PREFIX_TRACE_QUESTIONS = [5, 9, 3, 12, 7, 4, 10, 6, 8, 11, 2, 5]
+PREFIX_TRACE_OUTPUTS = [4, 3, 5, 2, 6, 3, 4, 2, 5, 3, 4, 2]
+PREFIX_TRACE = [(i, max(i - 1, 0), SYSTEM_PROMPTS[PREFIX_TRACE_SYSTEMS[i]] + prompt_at(4200 + 60 * i, PREFIX_TRACE_QUESTIONS[i]),
+                 PREFIX_TRACE_OUTPUTS[i]) for i in range(11)]
+PREFIX_TRACE.append((11, 11, PREFIX_TRACE[0][2], 2))
+
+# %% test id=test_prefix_visible points=1
+px = PrefixCachingKVCache(num_blocks=8, block_size=4, num_layers=1, num_kv_heads=1, head_dim=2)
+toks = list(range(100, 110))  # 10 tokens: two full blocks and a partly filled one
+assert px.match_prefix("a", toks) == 0, "match_prefix on an empty cache must reuse 0 tokens"
+px.append_slots("a", 10)
+px.cache_blocks("a", toks)
+assert len(px.cached) == 2, f"cache_blocks of 10 tokens in blocks of 4 registers the 2 full blocks, got {len(px.cached)}"
+got_b = px.match_prefix("b", toks[:8] + [7, 8, 9])
+assert got_b == 8, f"a prompt starting with the same 8 tokens (2 full blocks) must reuse 8 tokens, got {got_b}"
+assert px.block_tables["b"] == px.block_tables["a"][:2] and px.length("b") == 8, (
+    f"the reused blocks join b's block table and its length is 8: tables {px.block_tables}, length {px.length('b')}"
+)
+assert [px.ref_counts[blk] for blk in px.block_tables["a"][:2]] == [2, 2], "a reused block's reference count goes up by one"
+px.free("a")
+px.free("b")
+assert len(px.evictable) == 2 and px.num_free_blocks() == 8, (
+    f"after freeing both, the 2 registered blocks are evictable and all 8 blocks are available: "
+    f"{len(px.evictable)} evictable, num_free_blocks() {px.num_free_blocks()}"
+)
+assert px.match_prefix("c", toks) == 8, "the blocks of a finished request are reused (they are evictable, not forgotten)"
+# A prompt of exactly 2 cached blocks: the last token must be computed, so only the first block is reused.
+assert px.match_prefix("d", toks[:8]) == 4, "match_prefix must leave at least the last prompt token to compute"
+# Same tokens in block 1, but a different block 0: a different prefix, nothing to reuse.
+assert px.match_prefix("e", [0] + toks[1:]) == 0, "blocks are named by their whole prefix: a different first token reuses nothing"
+
+# %% test id=test_prefix_logits points=3
+### BEGIN HIDDEN TESTS
+def _contiguous_copy(src_cache, src, dst, n):
+    """The oracle's prefix reuse: sequence dst of a ContiguousKVCache starts with src's first n keys and values."""
+    src_cache.add_sequence(dst)
+    src_cache.k[dst][:, :n] = src_cache.k[src][:, :n]
+    src_cache.v[dst][:, :n] = src_cache.v[src][:, :n]
+    src_cache.lengths[dst] = n
+
+
+def _run(cache, seq_id, tokens, decode_steps):
+    """Feed tokens (a prompt tail) to seq_id alone, then decode greedily alone; the logits of every call."""
+    outs = [run_model(model, cache, [(seq_id, tokens)])[0]]
+    for _ in range(decode_steps):
+        outs.append(run_model(model, cache, [(seq_id, [int(outs[-1][-1].argmax())])])[0])
+    return outs
+
+
+sys_prompt = prompt_at(5000, 14)
+prompt_a = sys_prompt + prompt_at(5100, 5)  # 19 tokens
+pl = prefix_cache(num_blocks=64, block_size=4)
+ref = contiguous_cache()
+assert pl.match_prefix("A", prompt_a) == 0, "match_prefix on an empty cache must reuse nothing"
+got_a = _run(pl, "A", prompt_a, 2)
+ref.add_sequence("A")
+want_a = _run(ref, "A", prompt_a, 2)
+gen_a = [int(o[-1].argmax()) for o in got_a]
+pl.cache_blocks("A", prompt_a + gen_a[:2])  # 21 tokens in the cache: 5 full blocks
+assert len(pl.cached) == 5, f"21 tokens in blocks of 4: 5 full blocks registered, got {len(pl.cached)}"
+# (name, prompt, expected tokens reused, whether A is freed first)
+cases = [
+    ("B", sys_prompt + prompt_at(5200, 7), 12, False),  # the 14-token system prompt: 3 full blocks
+    ("C", prompt_a, 16, True),  # A's own prompt again, A finished: blocks 0-3 (the 5th holds token 19)
+    ("D", prompt_a + gen_a[:2] + prompt_at(5300, 3), 20, False),  # continues into a block A filled while decoding
+    ("E", prompt_a[:5] + [prompt_a[5] + 1] + prompt_a[6:], 4, False),  # token 5 differs: only block 0 matches
+    ("F", prompt_a[4:], 0, False),  # A's tokens shifted by one block: other positions, other prefixes
+    ("G", prompt_a[:9], 8, False),  # a prefix of A ending one token into block 2
+    ("H", prompt_a[:8], 4, False),  # exactly two cached blocks: the last token is computed, one block reused
+]
+freed_a = False
+for name, prompt, want_reused, free_a in cases:
+    if free_a and not freed_a:
+        pl.free("A")
+        freed_a = True
+    reused = pl.match_prefix(name, prompt)
+    assert reused == want_reused, (
+        f"request {name} ({len(prompt)} tokens) shares its first {want_reused} tokens in whole cached blocks with earlier "
+        f"requests: match_prefix must return {want_reused}, got {reused}"
+    )
+    got = _run(pl, name, prompt[reused:], 2)
+    _contiguous_copy(ref, "A", name, reused)
+    want = _run(ref, name, prompt[reused:], 2)
+    for j, (g, w) in enumerate(zip(got, want, strict=True)):
+        # The same cached keys and values, the same tokens computed: bit-identical logits.
+        assert g.shape == w.shape and torch.equal(g, w), (
+            f"request {name} after reusing {reused} cached tokens: logits of call {j} differ from the same computation "
+            f"on a contiguous cache holding A's keys and values (max difference "
+            f"{float((g - w).abs().max()) if g.shape == w.shape else 'n/a (shapes ' + str(tuple(g.shape)) + ')'}); "
+            f"a reused block must hold exactly the keys and values of the same prefix"
+        )
+    pl.cache_blocks(name, prompt + [int(o[-1].argmax()) for o in got[:2]])
+# The cached answer equals the model's own logits (to float32 round-off of another batch shape).
+with torch.no_grad():
+    full = model(torch.tensor([prompt_a], device=device)).logits[0, -1].float()
+pl.match_prefix("I", prompt_a)
+tail = run_model(model, pl, [("I", prompt_a[16:])])[0][-1]
+assert_close(tail, full, rtol=1e-4, atol=1e-4, name="last-token logits of A's prompt with 16 cached tokens vs model(ids)")
+# Reference counts: A's first 3 blocks are in A (freed), B, C, D, I, and G, H share some: count the tables.
+for block in range(64):
+    holders = sum(table.count(block) for table in pl.block_tables.values())
+    assert pl.ref_counts[block] == holders, (
+        f"block {block} is in {holders} block tables but its reference count is {pl.ref_counts[block]}"
+    )
+for seq_id in list(pl.block_tables):
+    pl.free(seq_id)
+assert pl.num_free_blocks() == 64 and sum(pl.ref_counts) == 0, (
+    f"after freeing every sequence all 64 blocks are available (free or evictable), got {pl.num_free_blocks()}"
+)
+assert len(pl.evictable) == len(pl.cached) == len(pl.block_hash), (
+    f"with every sequence freed, every registered block is evictable: {len(pl.cached)} registered, "
+    f"{len(pl.evictable)} evictable"
+)
+assert not set(pl.evictable) & set(pl.free_blocks), "an evictable block must not also be in the free list"
+### END HIDDEN TESTS
+assert True
+
+# %% test id=test_prefix_trace points=3
+### BEGIN HIDDEN TESTS
+def _expected_reuse(trace, block_size):
+    """The oracle, from the prompts alone: a request reuses the longest whole-block prefix (leaving its last
+    token) that it shares with a request admitted at an earlier step (same-step requests are prefilled in
+    the same call, so neither finds the other's blocks). Valid with a pool large enough never to evict, and
+    because no prompt of the trace continues into another request's generated tokens."""
+    want = {}
+    for rid, arrival, prompt, _ in trace:
+        best = 0
+        for other, arrival_o, prompt_o, _ in trace:
+            if arrival_o < arrival:
+                common = 0
+                while common < min(len(prompt), len(prompt_o)) and prompt[common] == prompt_o[common]:
+                    common += 1
+                best = max(best, min(common // block_size, (len(prompt) - 1) // block_size) * block_size)
+        want[rid] = best
+    return want
+
+
+greedy = {rid: sequential_greedy(model, p, n) for rid, _, p, n in PREFIX_TRACE}
+total_prompt = sum(len(p) for _, _, p, _ in PREFIX_TRACE)
+for block_size in (4, 8, 1):
+    cache_t = prefix_cache(num_blocks=256, block_size=block_size)
+    res = serve_trace(cache_t, PREFIX_TRACE)
+    for rid, _, _, _ in PREFIX_TRACE:
+        assert_same_tokens(res["outputs"][rid], *greedy[rid], name=f"prefix-cached serving (block_size {block_size}), request {rid}")
+    want = _expected_reuse(PREFIX_TRACE, block_size)
+    assert res["reused"] == want, (
+        f"block_size {block_size}: prompt tokens reused per request on the shared-system-prompt trace: expected {want}, "
+        f"got {res['reused']}"
+    )
+    saved = sum(res["reused"].values())
+    assert sum(res["prefill"].values()) == total_prompt - saved
+    # Every distinct whole-block prefix of what the sequences held is registered once and, at the end, evictable.
+    prefixes = set()
+    for rid, _, p, _ in PREFIX_TRACE:
+        held = p + res["outputs"][rid][:-1]
+        prefixes |= {tuple(held[:(i + 1) * block_size]) for i in range(len(held) // block_size)}
+    assert len(cache_t.cached) == len(prefixes) and len(cache_t.evictable) == len(prefixes), (
+        f"block_size {block_size}: the sequences of the trace held {len(prefixes)} distinct whole-block prefixes; after the "
+        f"trace each must be registered once and evictable: {len(cache_t.cached)} registered, {len(cache_t.evictable)} evictable"
+    )
+    assert cache_t.num_free_blocks() == 256 and sum(cache_t.ref_counts) == 0, (
+        f"block_size {block_size}: after the trace every block is free or evictable, got {cache_t.num_free_blocks()} of 256"
+    )
+### END HIDDEN TESTS
+assert True
+
+# %% test id=test_prefix_eviction points=2
+### BEGIN HIDDEN TESTS
+pe = PrefixCachingKVCache(num_blocks=6, block_size=2, num_layers=1, num_kv_heads=1, head_dim=2)
+seq_a, seq_b = [1, 2, 3, 4, 5], [6, 7, 8, 9, 10]
+for name, toks_e in (("a", seq_a), ("b", seq_b)):
+    pe.match_prefix(name, toks_e)
+    pe.append_slots(name, 5)
+    pe.cache_blocks(name, toks_e)
+table_a, table_b = list(pe.block_tables["a"]), list(pe.block_tables["b"])
+assert len(pe.cached) == 4, f"two 5-token sequences in blocks of 2 register 2 full blocks each, got {len(pe.cached)}"
+pe.free("a")
+pe.free("b")
+# a's blocks join first, last block first (its partly filled third block is not registered: it is free).
+want_order = [table_a[1], table_a[0], table_b[1], table_b[0]]
+assert list(pe.evictable) == want_order, (
+    f"evictable blocks, least recently used first: a's then b's, each sequence's last full block first; expected "
+    f"{want_order}, got {list(pe.evictable)}"
+)
+assert sorted(pe.free_blocks) == sorted([table_a[2], table_b[2]]) and pe.num_free_blocks() == 6, (
+    f"the two unregistered (partly filled) blocks are free: free list {pe.free_blocks}, num_free_blocks {pe.num_free_blocks()}"
+)
+# A new sequence needing 3 blocks: 2 free + 1 evicted, the least recently used (a's second block).
+pe.match_prefix("c", [11, 12, 13, 14, 15, 16])
+pe.append_slots("c", 6)
+assert list(pe.evictable) == want_order[1:] and len(pe.cached) == 3, (
+    f"needing 3 blocks with 2 free, exactly one evictable block is evicted, the least recently used "
+    f"({want_order[0]}): evictable now {list(pe.evictable)}, {len(pe.cached)} registered (expected 3)"
+)
+assert table_a[1] not in pe.block_hash, "an evicted block's hash is forgotten"
+# a's first block survives: a prompt starting like a reuses it (and only it), taking it out of the evictable queue.
+assert pe.match_prefix("d", seq_a) == 2, "a's first block was not evicted: a prompt equal to a's must reuse 2 tokens"
+assert table_a[0] not in pe.evictable and pe.ref_counts[table_a[0]] == 1
+# Too little even with every evictable block: MemoryError, nothing evicted, nothing changed.
+state = (list(pe.evictable), dict(pe.cached), list(pe.free_blocks), pe.length("d"))
+try:
+    pe.append_slots("d", 7)  # needs 4 blocks: 0 free + 2 evictable
+    raised = False
+except MemoryError:
+    raised = True
+assert raised, "append_slots needing more than the free and evictable blocks together must raise MemoryError"
+assert (list(pe.evictable), dict(pe.cached), list(pe.free_blocks), pe.length("d")) == state, (
+    "a failed append_slots must change nothing: no block evicted, the free list, the registered hashes and the length unchanged"
+)
+pe.append_slots("d", 3)  # 2 blocks: both evictable b blocks go, oldest first
+assert not pe.evictable and len(pe.cached) == 1 and pe.num_free_blocks() == 0, (
+    f"needing 2 blocks with 0 free and 2 evictable: both evicted; left {list(pe.evictable)} evictable, "
+    f"{len(pe.cached)} registered (expected 1: a's first block, in use by d)"
+)
+# The shared-system-prompt trace on a pool too small to keep everything: the policy above decides which
+# blocks survive; outputs stay right and the reuse is exactly the policy's. (With 256 blocks request 11,
+# a repeat of request 0, reuses 32 tokens; here request 0's last blocks were evicted first and it reuses
+# 28. Evicting the most recently used instead loses request 10's whole system prompt: 200 tokens in all.)
+PREFIX_SMALL_POOL_REUSE = {0: 0, 1: 0, 2: 0, 3: 0, 4: 16, 5: 28, 6: 40, 7: 28, 8: 16, 9: 40, 10: 28, 11: 28}
+cache_s = prefix_cache(num_blocks=44, block_size=4)
+res_s = serve_trace(cache_s, PREFIX_TRACE)
+for rid, _, p, n in PREFIX_TRACE:
+    assert_same_tokens(res_s["outputs"][rid], *sequential_greedy(model, p, n), name=f"prefix caching on a 44-block pool, request {rid}")
+assert res_s["reused"] == PREFIX_SMALL_POOL_REUSE, (
+    f"the shared-system-prompt trace on a pool of 44 blocks of 4 (least recently used evicted first): expected "
+    f"reused tokens {PREFIX_SMALL_POOL_REUSE}, got {res_s['reused']}"
+)
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# Prefill tokens per request on the trace, with and without prefix caching (blocks of 4). A request
+# whose system prompt is cached computes only its question and the system prompt's tokens past its
+# last whole block; request 1 arrives in the same step as request 0 and finds nothing cached yet;
+# request 11, a repeat of request 0, computes 3 tokens.
+
+# %%
+plain = serve_trace(paged_cache(num_blocks=256, block_size=4), PREFIX_TRACE)
+cached_run = serve_trace(prefix_cache(num_blocks=256, block_size=4), PREFIX_TRACE)
+ids_t = [rid for rid, *_ in PREFIX_TRACE]
+fig, ax = plt.subplots(figsize=(7, 3.2))
+ax.bar([i - 0.2 for i in ids_t], [plain["prefill"][i] for i in ids_t], width=0.4, label="paged cache")
+ax.bar([i + 0.2 for i in ids_t], [cached_run["prefill"][i] for i in ids_t], width=0.4, label="with prefix caching")
+ax.set_xlabel("request (system prompt " + ", ".join(str(s) for s in PREFIX_TRACE_SYSTEMS) + ")")
+ax.set_ylabel("prompt tokens computed")
+ax.set_title("prefill work: a proxy for time to first token")
+ax.legend(fontsize=8)
+plt.show()
+print(f"prompt tokens computed: {sum(plain['prefill'].values())} without, {sum(cached_run['prefill'].values())} with "
+      f"prefix caching ({sum(cached_run['reused'].values())} reused); same greedy outputs: {plain['outputs'] == cached_run['outputs']}")
 
 # %% [markdown]
 # ## 4. Continuous batching
@@ -2575,7 +3009,7 @@ print("measured decode tokens/s by batch:", {b: round(v) for b, v in measured.it
 # ## Wrap-up
 #
 # You built the moving parts of an inference engine — logits processors and a tested sampler,
-# left-padded batching, a paged KV cache with copy-on-write, continuous batching, speculative
+# left-padded batching, a paged KV cache with copy-on-write and prefix caching, continuous batching, speculative
 # decoding, a load generator with honest latency metrics — and the roofline that explains why they
 # pay. What production engines do differently:
 #
@@ -2586,8 +3020,9 @@ print("measured decode tokens/s by batch:", {b: round(v) for b, v in measured.it
 #   remove the launch overhead that dominates small batches.
 # - **Scheduling.** Real schedulers admit requests only when the KV pool has blocks for them, preempt
 #   (swap out or recompute) sequences when it runs dry, split long prompts into chunks so that a
-#   prefill does not stall everyone's decode (chunked prefill), reuse cached prefixes across requests
-#   (vLLM's automatic prefix caching, SGLang's RadixAttention), and some run prefill and decode on
+#   prefill does not stall everyone's decode (chunked prefill), match cached prefixes in a radix tree
+#   of tokens rather than block by block (SGLang's RadixAttention), hash blocks with SHA-256 so that
+#   no collision can hand one user another's keys and values, and some run prefill and decode on
 #   different machines (disaggregated serving).
 # - **Speculation.** Drafts are trained for it (Medusa heads, EAGLE, a 1B model for a 70B one), propose
 #   trees of candidates rather than one chain, or are n-gram lookups in the prompt; with sampling the
