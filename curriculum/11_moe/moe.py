@@ -1029,7 +1029,7 @@ def _ep_small(rank, world_size):
     x = torch.randn(3, 8, generator=torch.Generator().manual_seed(rank))
     # rank 0's tokens use experts 0-3, rank 1's only experts 0 and 1 (both on rank 0)
     experts = torch.tensor([[0, 2], [3, 1], [1, 0]]) if rank == 0 else torch.tensor([[1, 0], [0, 1], [1, 0]])
-    weights = torch.full((3, 2), 0.5)
+    weights = torch.tensor([[0.75, 0.25], [0.6, 0.4], [0.9, 0.1]])
     p = block.experts
     y, sent = expert_parallel_experts(x, weights, experts, p.gate_up_proj[2 * rank:2 * rank + 2],
                                       p.down_proj[2 * rank:2 * rank + 2])
