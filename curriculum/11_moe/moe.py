@@ -621,6 +621,16 @@ for _E, _k, _norm, _scaling, _seed in [(8, 2, True, 2.5, 31), (16, 4, False, 1.0
     _w16, _e16 = route_sigmoid_bias(_logits.to(torch.bfloat16), _bias, _k, _norm, _scaling)
     assert _w16.dtype == torch.float32, f"bf16 logits: weights must be float32, got {_w16.dtype}"
 
+# Logits near -60: the scores (~1e-26) are below the 1e-20 that keeps the normalisation finite.
+_router = DeepseekV3TopkRouter(DeepseekV3Config(hidden_size=32, n_routed_experts=4, num_experts_per_tok=2, n_group=1,
+                                                topk_group=1, norm_topk_prob=True, routed_scaling_factor=1.0))
+with torch.no_grad():
+    _router.weight.copy_(-60 / 32 + 0.01 * torch.randn(4, 32, generator=torch.Generator().manual_seed(34)))
+_logits, _ref_w, _ref_e = _router(torch.ones(3, 32))
+_w, _e = route_sigmoid_bias(_logits, torch.zeros(4), 2, True, 1.0)
+assert_close(_dense(_w, _e, 4), _dense(_ref_w, _ref_e, 4), rtol=1e-5, atol=1e-9,
+             name="route_sigmoid_bias for logits near -60 (the 1e-20 in the normalisation matters)")
+
 _bias = torch.tensor([0.5, -0.25, 0.0, 1.0, 0.0])
 _before = _bias.clone()
 for _counts in (torch.tensor([10, 0, 5, 5, 5]), torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0]), torch.tensor([4, 4, 4, 4, 4])):
@@ -912,6 +922,8 @@ _bytes = 2 * (46_702_792_704 - _routed + _routed // 8)
 assert _c["bytes_per_gpu"] == _bytes, f"Mixtral-8x7B bf16 weights per GPU over 8 GPUs: expected {_bytes:,}, got {_c['bytes_per_gpu']:,}"
 for _key, _value in moe_counts(_mixtral, ep_size=4, bytes_per_param=4).items():
     assert isinstance(_value, int), f"moe_counts()[{_key!r}] must be an int, got {type(_value).__name__}"
+_b1 = moe_counts(_mixtral)["bytes_per_gpu"]
+assert _b1 == 2 * 46_702_792_704, f"the defaults are one GPU and 2 bytes per parameter: expected {2 * 46_702_792_704:,}, got {_b1:,}"
 _b4 = moe_counts(_mixtral, ep_size=4, bytes_per_param=4)["bytes_per_gpu"]
 assert _b4 == 4 * (46_702_792_704 - _routed + _routed // 4), f"fp32 over 4 GPUs: got {_b4:,}"
 
