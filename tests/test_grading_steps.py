@@ -3,6 +3,8 @@ step fails here in seconds, before the slow suite grades whole notebooks."""
 
 from __future__ import annotations
 
+import json
+
 import nbformat
 import pytest
 
@@ -65,3 +67,23 @@ def test_write_tree_writes_nested_files(tmp_path):
     write_tree(tmp_path, {"a/b/c.txt": b"data", "d.bin": b"\x00"})
     assert (tmp_path / "a" / "b" / "c.txt").read_bytes() == b"data"
     assert (tmp_path / "d.bin").read_bytes() == b"\x00"
+
+
+def test_sandbox_reports_are_matched_to_students_by_the_kernels_folder(tmp_path):
+    from graders.sandbox.launcher import reports_by_student
+
+    autograded, reports = tmp_path / "course" / "autograded", tmp_path / "reports"
+    reports.mkdir()
+    for name, cwd in (
+        ("1", autograded / "ada" / "unit"),
+        ("2", autograded / "bo" / "unit" / "sub"),
+        ("3", tmp_path / "elsewhere"),  # a kernel outside the course: nobody's
+    ):
+        (reports / f"{name}.json").write_text(json.dumps({"cwd": str(cwd), "restored": [name]}))
+    (reports / "4.json").write_text("{half written")
+    (reports / "5.json").write_text(json.dumps({"no cwd": True}))
+
+    found = reports_by_student(reports, autograded)
+
+    assert {s: r["restored"] for s, r in found.items()} == {"ada": ["1"], "bo": ["2"]}
+    assert reports_by_student(tmp_path / "missing", autograded) == {}

@@ -31,6 +31,7 @@ from graders.grading.course import init_course, throwaway_root
 from graders.grading.job import Event, run_job
 from graders.grading.submission import guard_flags, screen_submission
 from graders.grading.units import Unit
+from graders.sandbox.launcher import reports_by_student
 
 __all__ = ["CellResult", "GradingError", "Result", "SandboxReport", "grade_submissions"]
 
@@ -175,21 +176,6 @@ def cell_results(unit: Unit, scores: list[list[Any]]) -> list[CellResult]:
     return sorted(found, key=lambda c: order.get(c.grade_id, len(order)))
 
 
-def _read_sandbox_reports(report_dir: Path, course_dir: Path) -> dict[str, dict[str, Any]]:
-    """student -> the launcher's report for that student's kernel."""
-    out: dict[str, dict[str, Any]] = {}
-    autograded = course_dir / "autograded"
-    for path in sorted(report_dir.glob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-            rel = Path(data["cwd"]).resolve().relative_to(autograded.resolve())
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if rel.parts:
-            out[rel.parts[0]] = data
-    return out
-
-
 def grade_submissions(
     unit: Unit,
     submissions: dict[str, Path],
@@ -245,7 +231,7 @@ def grade_submissions(
                 results[student].seconds = float(event.get("seconds", 0.0))
                 if not event.get("success"):
                     results[student].error = f"nbgrader autograde failed: {event.get('error')}"
-        reports = _read_sandbox_reports(report_dir, course_dir)
+        reports = reports_by_student(report_dir, course_dir / "autograded")
         for student in gradable:
             result = results[student]
             scores = graded.get(student, {}).get("cells") or []

@@ -20,7 +20,6 @@ reads its kernel settings from the process environment.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -36,6 +35,7 @@ from typing import Any
 
 from graders import settings
 from graders.paths import regular_files
+from graders.sandbox.launcher import reports_by_student
 
 _LOCK = threading.Lock()
 _SKIP = (".ipynb_checkpoints", "__pycache__")
@@ -102,15 +102,6 @@ def _remove_orphans(root: Path) -> None:
         pid = path.name.split("-")[2]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _read_report(report_dir: Path) -> dict[str, Any]:
-    for path in sorted(report_dir.glob("*.json")):
-        try:
-            return dict(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
-    return {}
 
 
 @contextmanager
@@ -197,7 +188,7 @@ def _grade(template: Template, job: Job, started: float) -> dict[str, Any]:
             "error": event["error"],
             "cells": event["cells"],
             "files": files,
-            "sandbox": _read_report(report_dir),
+            "sandbox": reports_by_student(report_dir, course / "autograded").get(job.student, {}),
             "seconds": event["seconds"],
             "cached": generated.get("cached", False),
             "wall": round(time.perf_counter() - started, 2),

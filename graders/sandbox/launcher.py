@@ -248,6 +248,23 @@ class Report:
             _log(f"could not write the sandbox report: {e}")
 
 
+def reports_by_student(directory: Path, autograded: Path) -> dict[str, dict[str, Any]]:
+    """student -> the report of the kernel that ran in `autograded/<student>/...`, from the
+    reports written to `directory` (LLMLABS_SANDBOX_REPORT). The kernel's working directory
+    is the one link between a report and a student: nbgrader tells the launcher nothing
+    else. An unreadable report, or one from a kernel outside `autograded`, is left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(Path(directory).glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+            rel = Path(data["cwd"]).resolve().relative_to(Path(autograded).resolve())
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if rel.parts and isinstance(data, dict):
+            out[rel.parts[0]] = data
+    return out
+
+
 def main() -> int:
     args = sys.argv[1:]
     if "-f" not in args:
