@@ -568,7 +568,7 @@ left = [n for n, m in model.named_modules() if m._forward_hooks or m._forward_pr
 assert not left, f"input_norms left hooks on {left[:3]} after a forward pass that raised (use try/finally)"
 # The mask rule on random cases: per row exact counts, the lowest scores pruned, any shape.
 torch.manual_seed(904)
-for shape, s in [((12, 40), 0.5), ((40, 12), 0.25), ((16, 16), 0.75), ((5, 9), 0.0), ((5, 9), 1.0)]:
+for shape, s in [((12, 40), 0.5), ((40, 12), 0.25), ((16, 16), 0.75), ((6, 10), 0.1), ((5, 9), 0.0), ((5, 9), 1.0)]:
     wh = torch.randn(shape)
     nh = torch.rand(shape[1]) * 5
     keep_w, keep_n = wh.clone(), nh.clone()
@@ -586,6 +586,22 @@ for shape, s in [((12, 40), 0.5), ((40, 12), 0.25), ((16, 16), 0.75), ((5, 9), 0
     )
     assert torch.equal(wh, keep_w) and torch.equal(nh, keep_n), "wanda_mask modified its inputs"
 assert_runs_on_meta("wanda_mask", wanda_mask, torch.empty(6, 8, device="meta"), torch.empty(8, device="meta"), 0.5)
+# A bfloat16 model: the norms still come back as float32, summed without bf16's 8-bit mantissa.
+torch.manual_seed(911)
+cfg_w = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=1, num_attention_heads=4,
+                    num_key_value_heads=2)
+tw = LlamaForCausalLM(cfg_w).to(device=device, dtype=torch.bfloat16).eval()
+tw_ids = torch.randint(0, 64, (3, 40), device=device)
+tw_in = {}
+_h = tw.model.layers[0].mlp.down_proj.register_forward_pre_hook(lambda m, a: tw_in.__setitem__("x", a[0].detach().double()))
+with torch.no_grad():
+    tw(input_ids=tw_ids)
+_h.remove()
+tw_norms = input_norms(tw, tw_ids, ["model.layers.0.mlp.down_proj"])["model.layers.0.mlp.down_proj"]
+assert tw_norms.dtype == torch.float32, f"input_norms on a bfloat16 model: expected float32 norms, got {tw_norms.dtype}"
+# float32 sums of 120 squares of bf16 values: ~1e-6 relative; summing in bf16 is off by ~1e-2.
+assert_close(tw_norms, tw_in["x"].reshape(-1, 48).pow(2).sum(0).sqrt().float(), rtol=1e-4, atol=1e-6,
+             name="input_norms on a bfloat16 model")
 ### END HIDDEN TESTS
 assert True
 
@@ -868,7 +884,8 @@ assert True
 # %% answer id=prune_mlp
 def mlp_channel_scores(mlp):
     """s_j = ||gate_proj.weight[j, :]|| * ||up_proj.weight[j, :]|| * ||down_proj.weight[:, j]||
-    (L2 norms) of a LlamaMLP: float32 tensor (intermediate_size,) on the weights' device."""
+    (L2 norms) of a LlamaMLP: float32 tensor (intermediate_size,) on the weights' device, whatever
+    the weights' dtype, without an autograd graph."""
     ### BEGIN SOLUTION
     gate = mlp.gate_proj.weight.detach().float()
     up = mlp.up_proj.weight.detach().float()
@@ -974,6 +991,11 @@ with torch.no_grad():
         for lin in (layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj):
             lin.bias.normal_(0, 0.5)
 tb_ids = torch.randint(0, 64, (2, 9), device=device)
+tb_scores = mlp_channel_scores(tb.model.layers[0].mlp)
+assert tb_scores.dtype == torch.float32 and not tb_scores.requires_grad, (
+    f"mlp_channel_scores of a float64 MLP: expected float32 scores without an autograd graph, "
+    f"got {tb_scores.dtype}, requires_grad={tb_scores.requires_grad}"
+)
 with torch.no_grad():
     exp_b = _zeroed_reference(tb, 13)(input_ids=tb_ids).logits
     got_b = prune_mlp_channels(tb, 13)(input_ids=tb_ids).logits
