@@ -13,10 +13,11 @@ Everything comes from what stock nbgrader leaves in the course, so the report wo
   findings (`graders.grading.audit`) and copy detection (`graders.grading.similarity`)
   over the answer cells.
 
-Where `llmlabs grade` ran, its ledger (`.llmlabs/grade/<unit>.json`) adds what only it
-knows: the status and reason of a submission that could not be graded (a damaged
-notebook, a dead kernel), nbgrader's whole autograde time on the worker, and the
-in-kernel guard's findings; without it those are "not recorded".
+Where `llmlabs grade` ran, its ledger (`.llmlabs/grade/<unit>.json`; an entry counts while
+the submission's folder is the one it graded) adds what only it knows: the status and
+reason of a submission that could not be graded (a damaged notebook, a dead kernel),
+nbgrader's whole autograde time on the worker, and the in-kernel guard's findings;
+without it those are "not recorded".
 
 The page itself is drawn by `graders.grading.report_html`; this module gathers the data
 and writes the CSV files.
@@ -277,6 +278,15 @@ def _read_json(path: Path) -> Any:
         return None
 
 
+def _folder_hash(folder: Path) -> str:
+    from graders.grading.ledger import submission_hash
+
+    try:
+        return submission_hash(folder) if folder.is_dir() else ""
+    except OSError:
+        return ""
+
+
 def _similar(root: Path, unit: str, notebooks: dict[str, dict[str, Any]], report: ClassReport) -> None:
     """Copy detection over the autograded notebooks' answer cells, as `llmlabs grade` runs it."""
     from graders.grading import similarity
@@ -366,6 +376,8 @@ def build_report(course_dir: Path, unit: str) -> ClassReport:
         for nb in notebooks.values():
             messages.update(notebook_messages(nb, cell_timeout))
         entry = ledger.get(student) or {}
+        if entry and entry.get("hash") != _folder_hash(root / "submitted" / student / unit):
+            entry = {}  # the submission changed since llmlabs grade graded it: its record is stale
         row.status = entry.get("status") or ("autograded" if notebooks else "no autograded notebook")
         row.reason = str(entry.get("reason") or "")
         if entry.get("seconds"):
