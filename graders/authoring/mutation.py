@@ -146,7 +146,7 @@ def grade_unit(unit: Unit, workdir: Path) -> UnitGrades:
     release = release_unit(unit, root / "release")
     subs = {"reference": unit.notebook_path, "release": release}
     mutants = load_mutants(unit)
-    if unit.mutants == "notebook":
+    if unit.mutant_strategy == "notebook":
         subs.update({f"mutant_{m.name}": write_mutant(unit, m, root / "mutants") for m in mutants})
     course = root / "course"
     results = grade_submissions(unit, subs, keep_dir=course)
@@ -155,7 +155,7 @@ def grade_unit(unit: Unit, workdir: Path) -> UnitGrades:
     if autograded.is_file():
         grades.release_errors = notebook_errors(autograded)
     shutil.rmtree(course, ignore_errors=True)
-    if unit.mutants == "kernel":
+    if unit.mutant_strategy == "kernel":
         grades.mutant_scores = kernel_mutant_scores(unit)
     else:
         for m in mutants:

@@ -39,10 +39,10 @@ class Unit:
     cell_timeout: int = 60
     files: tuple[str, ...] = ()
     summary: str = ""
-    # How the test suite grades this unit's mutants: "notebook" runs each through nbgrader
-    # autograde; "kernel" (heavy units) runs them in one shared kernel
-    # (graders.authoring.mutant_kernel).
-    mutants: MutantStrategy = "notebook"
+    # How the test suite grades this unit's mutants (unit.toml's `mutants` key): "notebook"
+    # runs each through nbgrader autograde; "kernel" (heavy units) runs them in one shared
+    # kernel (graders.authoring.mutant_kernel).
+    mutant_strategy: MutantStrategy = "notebook"
 
     @property
     def notebook_path(self) -> Path:
@@ -111,7 +111,7 @@ def load_unit(unit_dir: Path) -> Unit:
         cell_timeout=int(meta.get("cell_timeout", 60)),
         files=tuple(meta.get("files", ())),
         summary=meta.get("summary", ""),
-        mutants=mutants,
+        mutant_strategy=mutants,
     )
 
 
