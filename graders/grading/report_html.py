@@ -18,7 +18,7 @@ th { background: #eee } td.num { text-align: right; white-space: nowrap }
 .card { border: 1px solid #ccc; border-radius: 6px; padding: .5em 1em }
 .card b { display: block; font-size: 140% }
 .plots { display: flex; gap: 2em; flex-wrap: wrap; align-items: flex-start }
-figure { margin: 0 } figcaption { color: #555; font-size: 90% }
+figure { margin: 0 } figcaption { color: #555; font-size: 90%; max-width: 30em }
 code { background: #f4f4f4; padding: 0 .2em } .none { color: #888 }
 .bad { color: #a40000 }
 """
