@@ -961,6 +961,197 @@ assert torch.isfinite(far) and abs(far.item() - 1000.0) < 1e-3, (
 ### END HIDDEN TESTS
 assert True
 
+# %% [markdown]
+# **A reward model.** RLHF's reward model is a language model whose LM head is replaced by a
+# scalar head. In transformers this is `LlamaForSequenceClassification` with `num_labels=1`
+# (what TRL's `RewardTrainer` trains): it runs the decoder on prompt + response, takes the last
+# hidden state at the *last real token* (the one that has seen the whole text), and maps it to
+# one number with a linear layer without bias (a bias would cancel in $r_w - r_l$ anyway).
+# Write `RewardModel` the same way: `pooled` returns those hidden states, `forward` the
+# rewards. Rows may be padded on either side (generation pads on the left), so the last real
+# token is the last position where `attention_mask` is 1, which is not always
+# `attention_mask.sum() - 1`.
+
+# %% answer id=reward_model
+class RewardModel(torch.nn.Module):
+    """A scalar reward on a causal LM's decoder, like LlamaForSequenceClassification(num_labels=1).
+
+    backbone: the decoder stack without its LM head (`model.model` of a LlamaForCausalLM), kept
+        as given (not copied, not frozen here) in self.backbone.
+    self.score: torch.nn.Linear(hidden_size, 1, bias=False), torch's default initialisation.
+    pooled(input_ids, attention_mask): int64 tensors (n, T), each row padded on either side; runs
+        the backbone once and returns its last hidden states at each row's last position whose
+        attention_mask is 1: (n, hidden_size).
+    forward(input_ids, attention_mask): self.score of the pooled states, as float32 rewards (n,).
+    """
+
+    def __init__(self, backbone):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.backbone = backbone
+        self.score = torch.nn.Linear(backbone.config.hidden_size, 1, bias=False)
+        ### END SOLUTION
+
+    def pooled(self, input_ids, attention_mask):
+        ### BEGIN SOLUTION
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        last = (positions * attention_mask).argmax(dim=1)
+        return hidden[torch.arange(len(hidden), device=hidden.device), last]
+        ### END SOLUTION
+
+    def forward(self, input_ids, attention_mask):
+        ### BEGIN SOLUTION
+        return self.score(self.pooled(input_ids, attention_mask)).squeeze(-1).float()
+        ### END SOLUTION
+
+# %% test id=test_reward_model_visible points=1
+torch.manual_seed(0)
+rm0 = RewardModel(copy.deepcopy(model.model)).to(device)
+assert isinstance(rm0.score, torch.nn.Linear) and rm0.score.bias is None and rm0.score.weight.shape == (1, 256), (
+    f"score: expected Linear(256, 1, bias=False), got {rm0.score}")
+texts0 = ["Docstring: Return x.\nKind: function", "Docstring: A widget.\nKind: class", "Kind: module"]
+enc0 = tokenizer(texts0, return_tensors="pt", padding=True).to(device)
+with torch.no_grad():
+    r0 = rm0(enc0["input_ids"], enc0["attention_mask"])
+    alone0 = torch.cat([rm0(**{k: v[i : i + 1, : int(enc0["attention_mask"][i].sum())] for k, v in enc0.items()})
+                        for i in range(3)])
+assert_shape(r0, (3,), name="rewards")
+assert r0.dtype == torch.float32, f"rewards: expected float32, got {r0.dtype}"
+# The padded batch against each row on its own (float32 round-off of a 4-layer forward).
+assert_close(r0, alone0, rtol=1e-4, atol=1e-5, name="rewards of a right-padded batch vs each row unpadded")
+
+# %% test id=test_reward_model_hidden points=3
+### BEGIN HIDDEN TESTS
+from transformers import LlamaForSequenceClassification
+
+# The oracle: transformers' own sequence-classification head on the same weights.
+torch.manual_seed(4)
+rm_h = RewardModel(copy.deepcopy(model.model)).to(device)
+with torch.no_grad():
+    rm_h.score.weight.normal_(0, 0.3)
+clf_config = copy.deepcopy(model.config)
+clf_config.num_labels = 1
+clf = LlamaForSequenceClassification(clf_config).to(device).eval()
+clf.model.load_state_dict(rm_h.backbone.state_dict())
+with torch.no_grad():
+    clf.score.weight.copy_(rm_h.score.weight)
+texts_h = [ex["prompt"] + ex["answer"] for ex in val_task[30:42]] + ["Kind:", "Docstring: A very long docstring " * 6]
+for side in ("right", "left"):
+    tokenizer.padding_side = side
+    try:
+        enc_h = tokenizer(texts_h, return_tensors="pt", padding=True).to(device)
+    finally:
+        tokenizer.padding_side = "right"
+    with torch.no_grad():
+        want_h = clf(**enc_h).logits[:, 0]
+        got_h = rm_h(enc_h["input_ids"], enc_h["attention_mask"])
+        pooled_h = rm_h.pooled(enc_h["input_ids"], enc_h["attention_mask"])
+    assert_shape(pooled_h, (len(texts_h), 256), name=f"pooled states ({side} padding)")
+    assert got_h.dtype == torch.float32, f"rewards: expected float32, got {got_h.dtype}"
+    # Same weights, same forward pass: float32 round-off only.
+    assert_close(got_h, want_h, rtol=1e-4, atol=1e-5,
+                 name=f"rewards vs LlamaForSequenceClassification(num_labels=1), {side} padding")
+# Gradients reach the head (the training below trains it), and the backbone is the one given.
+bb = copy.deepcopy(model.model)
+rm_g = RewardModel(bb)
+assert rm_g.backbone is bb, "self.backbone must be the backbone passed in (not a copy)"
+assert all(p.requires_grad for p in bb.parameters()), "RewardModel must not freeze the backbone (the caller decides)"
+enc_g = tokenizer(texts_h[:3], return_tensors="pt", padding=True)
+rm_g(enc_g["input_ids"], enc_g["attention_mask"]).sum().backward()
+assert rm_g.score.weight.grad is not None and rm_g.score.weight.grad.abs().sum() > 0, "the score head gets no gradient"
+del clf, rm_h, rm_g, bb
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# Now train one on the preference pairs of the docstring task: for each prompt the true kind
+# is *chosen* and one of the two other kinds, drawn at random, *rejected* (DPO trains on the same
+# pairs below). To take seconds on a CPU, the backbone (a copy of the bundled model's) is frozen
+# and only the head learns. Its pooled states then never change, so we compute them once and
+# fit the head on them with your Bradley–Terry loss: 300 full-batch AdamW steps. (A real reward
+# model fine-tunes the whole network, starting from a model that already follows instructions.)
+# Graded: the **held-out pairwise accuracy**, the share of the 102 validation pairs where the
+# reward of prompt + chosen is above that of prompt + rejected.
+
+# %%
+RM_STEPS, RM_LR = 300, 1e-2
+
+
+def preference_pairs(examples, seed):
+    gen = torch.Generator().manual_seed(seed)
+    pairs = []
+    for ex in examples:
+        others = [c for c in CHOICES if c != ex["answer"]]
+        pairs.append((ex["prompt"], ex["answer"], others[int(torch.randint(2, (1,), generator=gen))]))
+    return pairs
+
+
+def encode_texts(texts, batch=64):
+    """Right-padded token ids and masks of `texts`, in batches of `batch`."""
+    for i in range(0, len(texts), batch):
+        enc = tokenizer(texts[i : i + batch], return_tensors="pt", padding=True).to(device)
+        yield enc["input_ids"], enc["attention_mask"]
+
+
+def pair_rewards(fn, pairs):
+    """fn(input_ids, attention_mask) on prompt + chosen and prompt + rejected: (chosen, rejected)."""
+    texts = [p + w for p, w, _ in pairs] + [p + lo for p, _, lo in pairs]
+    out = torch.cat([fn(ids, mask) for ids, mask in encode_texts(texts)])
+    return out[: len(pairs)], out[len(pairs):]
+
+
+dpo_train, dpo_val = preference_pairs(train_task, 0), preference_pairs(val_task, 1)
+torch.manual_seed(0)
+reward_model = RewardModel(copy.deepcopy(model.model)).to(device)
+reward_model.backbone.requires_grad_(False)
+with torch.no_grad():
+    feats_w, feats_l = pair_rewards(reward_model.pooled, dpo_train)
+rm_optimizer = torch.optim.AdamW(reward_model.score.parameters(), lr=RM_LR, weight_decay=0.0)
+rm_losses = []
+for _ in range(RM_STEPS):
+    loss = bradley_terry_loss(reward_model.score(feats_w).squeeze(-1), reward_model.score(feats_l).squeeze(-1))
+    rm_optimizer.zero_grad()
+    loss.backward()
+    rm_optimizer.step()
+    rm_losses.append(loss.item())
+with torch.no_grad():
+    rm_val_w, rm_val_l = pair_rewards(reward_model, dpo_val)
+    rm_train_w, rm_train_l = reward_model.score(feats_w).squeeze(-1), reward_model.score(feats_l).squeeze(-1)
+rm_val_acc = (rm_val_w > rm_val_l).float().mean().item()
+rm_train_acc = (rm_train_w > rm_train_l).float().mean().item()
+print(f"reward model after {RM_STEPS} steps: Bradley-Terry loss {rm_losses[0]:.3f} -> {rm_losses[-1]:.3f}; "
+      f"pairwise accuracy {rm_train_acc:.3f} on the {len(dpo_train)} training pairs, "
+      f"{rm_val_acc:.3f} on the {len(dpo_val)} held-out pairs")
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.plot(rm_losses)
+ax.axhline(math.log(2), color="gray", linestyle=":", label="ln 2 (no preference)")
+ax.set_xlabel("step")
+ax.set_ylabel("Bradley-Terry loss")
+ax.legend()
+plt.show()
+
+# %% test id=test_reward_model_outcome points=2
+assert rm_losses[-1] < rm_losses[0], (
+    f"the Bradley-Terry loss must fall during training: {rm_losses[0]:.4f} -> {rm_losses[-1]:.4f}")
+### BEGIN HIDDEN TESTS
+# Calibrated on the bundled model (CPU, seed 0): held-out accuracy 0.657 (0.667 after 100 steps,
+# 0.696 after 1,000; 0.735 on the training pairs). A reward read at the padded end of each row
+# instead of its last real token: 0.529; at the first token (<bos>, the same for both responses):
+# 0.0; with the Bradley-Terry loss's sign flipped: 0.353. The bar, 0.6, sits 6 pairs (of 102)
+# below the reference and 7 above the padded-end reward; a correct answer computes the same
+# pooled states up to float32 round-off, which moves at most a pair or two.
+RM_ACC_MIN = 0.6
+assert rm_val_acc >= RM_ACC_MIN, (
+    f"held-out pairwise accuracy of the reward model (share of the {len(dpo_val)} validation pairs with "
+    f"reward(chosen) > reward(rejected)): expected at least {RM_ACC_MIN}, got {rm_val_acc:.3f}")
+assert rm_losses[-1] < 0.6, f"the Bradley-Terry loss after {RM_STEPS} steps: expected below 0.6, got {rm_losses[-1]:.4f}"
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# Back to DPO: write its loss from the formula above, as TRL computes it.
+
 # %% answer id=dpo_loss
 def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta=0.1, label_smoothing=0.0):
     """DPO loss of TRL's default loss type ("sigmoid"), per pair.
@@ -1034,15 +1225,6 @@ assert True
 DPO_STEPS, DPO_BATCH, DPO_LR, DPO_BETA = 20, 16, 3e-4, 0.1
 
 
-def preference_pairs(examples, seed):
-    gen = torch.Generator().manual_seed(seed)
-    pairs = []
-    for ex in examples:
-        others = [c for c in CHOICES if c != ex["answer"]]
-        pairs.append((ex["prompt"], ex["answer"], others[int(torch.randint(2, (1,), generator=gen))]))
-    return pairs
-
-
 def pair_logprobs(m, batch):
     """Summed log-probs of the chosen and of the rejected answers, in one forward pass."""
     sums, _ = sequence_logprobs(m, tokenizer, [(p, w) for p, w, _ in batch] + [(p, lo) for p, _, lo in batch])
@@ -1060,7 +1242,6 @@ def answer_kl(policy, reference, examples):
     return (lp.exp() * (lp - lq)).sum(-1).mean().item()
 
 
-dpo_train, dpo_val = preference_pairs(train_task, 0), preference_pairs(val_task, 1)
 torch.manual_seed(0)
 reference = model
 policy = copy.deepcopy(model).train()
@@ -1135,7 +1316,189 @@ assert True
 # tell a class from a function from the docstring, which takes hundreds of steps of
 # fine-tuning on this tiny model (unit 06). Note how fast the KL grows once the margin
 # starts to move: $\beta$ sets how expensive that is.
+
+# %% [markdown]
+# ### GRPO: reinforcement learning with a verifiable reward
 #
+# DPO learns from a fixed set of pairs. Reasoning models (DeepSeekMath, DeepSeek-R1) are trained
+# instead by reinforcement learning on rewards that a program checks (is the final answer right,
+# do the unit tests pass) with **GRPO**, group relative policy optimisation (Shao et al., 2024).
+# For each prompt the policy samples a *group* of $G$ completions, each gets a reward $r_i$, and
+# the advantage of a completion is its reward relative to the rest of its group:
+#
+# $$ A_i = \frac{r_i - \operatorname{mean}(r_1, \dots, r_G)}{\operatorname{std}(r_1, \dots, r_G) + 10^{-4}}, $$
+#
+# with the standard deviation Bessel-corrected (`torch.std`'s default), as TRL's `GRPOTrainer`
+# computes it. No value network (PPO's critic) is needed: the group is the baseline. A group
+# whose completions all get the same reward has advantages 0 and teaches nothing. (Dr. GRPO,
+# Liu et al., 2025, leaves out the division by the standard deviation: `scale=False` below.)
+#
+# Each completion token $t$ then gets PPO's clipped surrogate, with the probability ratio
+# $\rho_t = \pi_\theta(o_t \mid \cdot) / \pi_\text{old}(o_t \mid \cdot)$ against the policy that sampled
+# the completion, plus a penalty for moving away from the reference model, the KL estimated per
+# token with the "k3" estimator (Schulman, 2020):
+#
+# $$ \ell_t = -\min\bigl(\rho_t A,\ \operatorname{clip}(\rho_t, 1-\varepsilon, 1+\varepsilon)\,A\bigr) + \beta\,\bigl(e^{\,d_t} - d_t - 1\bigr), \qquad d_t = \log\pi_\text{ref}(o_t \mid \cdot) - \log\pi_\theta(o_t \mid \cdot). $$
+#
+# The k3 term is never negative, and its expectation over tokens sampled from $\pi_\theta$ is
+# $\mathrm{KL}(\pi_\theta \,\|\, \pi_\text{ref})$. The loss averages $\ell_t$ over the tokens of each
+# completion (the mask marks them), then over the completions: TRL's `loss_type="grpo"` (its other
+# loss types divide by the batch's total token count instead). With one gradient step per batch
+# of samples $\pi_\text{old} = \pi_\theta$, so $\rho_t = 1$ in value, but its gradient is that of
+# $\log \pi_\theta$: the sampling log-probabilities enter as constants. $\varepsilon = 0.2$ and
+# $\beta = 0.04$ are the DeepSeekMath paper's values. The hidden tests compare both functions with
+# the formula of TRL's `GRPOTrainer` on fixed tensors.
+
+# %% answer id=grpo_advantages
+def grpo_advantages(rewards, group_size, scale=True):
+    """Group-relative advantages of GRPO, as TRL's GRPOTrainer computes them.
+
+    rewards: float tensor (n_prompts * group_size,), prompt-major (the group_size completions of
+        prompt 0 first, then those of prompt 1, ...).
+    Each reward minus the mean of its group; with scale=True, divided by (the group's standard
+    deviation, Bessel-corrected as torch.std computes it, + 1e-4). Returns a tensor of the same
+    shape and dtype; `rewards` is not modified.
+    """
+    ### BEGIN SOLUTION
+    groups = rewards.view(-1, group_size)
+    advantages = groups - groups.mean(dim=1, keepdim=True)
+    if scale:
+        advantages = advantages / (groups.std(dim=1, keepdim=True) + 1e-4)
+    return advantages.reshape(rewards.shape)
+    ### END SOLUTION
+
+# %% test id=test_grpo_advantages_visible points=1
+adv0 = grpo_advantages(torch.tensor([1.0, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0]), 4)
+# Group 1: mean 0.25, std (Bessel) 0.5: (0.75, -0.25, -0.25, -0.25) / 0.5001; group 2: all equal, all 0.
+want0 = torch.tensor([0.75, -0.25, -0.25, -0.25, 0.0, 0.0, 0.0, 0.0]) / torch.tensor([0.5001] * 4 + [1e-4] * 4)
+assert_close(adv0, want0, rtol=1e-5, atol=1e-6, name="advantages of two groups of 4")
+assert_close(grpo_advantages(torch.tensor([1.0, 0.0, 3.0, 3.0]), 2, scale=False), torch.tensor([0.5, -0.5, 0.0, 0.0]),
+             rtol=0, atol=1e-7, name="advantages with scale=False")
+
+# %% test id=test_grpo_advantages_hidden points=2
+### BEGIN HIDDEN TESTS
+# TRL's GRPOTrainer (_generate_and_score_completions), written out here from its formula.
+def _trl_advantages(rewards, num_generations, scale_rewards=True):
+    mean_grouped_rewards = rewards.view(-1, num_generations).mean(dim=1)
+    std_grouped_rewards = rewards.view(-1, num_generations).std(dim=1)
+    mean_grouped_rewards = mean_grouped_rewards.repeat_interleave(num_generations, dim=0)
+    std_grouped_rewards = std_grouped_rewards.repeat_interleave(num_generations, dim=0)
+    advantages = rewards - mean_grouped_rewards
+    if scale_rewards:
+        advantages = advantages / (std_grouped_rewards + 1e-4)
+    return advantages
+
+
+gen_adv = torch.Generator().manual_seed(31)
+for n_prompts, g, kind in [(5, 8, "binary"), (3, 4, "float"), (1, 16, "binary"), (7, 2, "float"), (4, 3, "float")]:
+    if kind == "binary":  # pass/fail rewards, the usual verifiable reward
+        r = (torch.rand(n_prompts * g, generator=gen_adv) < 0.4).double()
+    else:
+        r = torch.randn(n_prompts * g, generator=gen_adv, dtype=torch.float64) * 3 + 1
+    for scale in (True, False):
+        before = r.clone()
+        got = grpo_advantages(r, g, scale=scale)
+        assert torch.equal(r, before), "grpo_advantages must not modify the rewards"
+        assert got.shape == r.shape and got.dtype == r.dtype, f"expected shape {tuple(r.shape)} and {r.dtype}, got {tuple(got.shape)} and {got.dtype}"
+        assert_close(got, _trl_advantages(r, g, scale), rtol=1e-10, atol=1e-12,
+                     name=f"advantages, {n_prompts} prompts x {g} completions ({kind}), scale={scale}")
+# The default is scale=True; a group of equal rewards gives zeros, never NaN.
+r_eq = torch.tensor([0.5, 0.5, 0.5, 1.0, 0.0, 1.0])
+assert_close(grpo_advantages(r_eq, 3), _trl_advantages(r_eq, 3), rtol=1e-5, atol=1e-6, name="advantages with the default scale")
+assert torch.isfinite(grpo_advantages(torch.ones(8), 4)).all(), "equal rewards in a group: expected advantages 0, got NaN/inf"
+### END HIDDEN TESTS
+assert True
+
+# %% answer id=grpo_loss
+def grpo_loss(logps, old_logps, ref_logps, advantages, mask, epsilon=0.2, beta=0.04):
+    """GRPO's loss (TRL's loss_type "grpo"): clipped surrogate plus beta * k3 KL, per token.
+
+    logps: (B, T) log-probs of the completion tokens under the policy being trained (with grad).
+    old_logps: (B, T) under the policy that sampled them; ref_logps: (B, T) under the reference
+        (both treated as constants: no gradient flows into them).
+    advantages: (B,), one per completion. mask: (B, T), 1 (or True) on completion tokens, 0 on padding.
+    ratio = exp(logps - old_logps); per token -min(ratio * A, clamp(ratio, 1 - epsilon, 1 + epsilon) * A)
+    + beta * (exp(ref_logps - logps) - (ref_logps - logps) - 1); averaged over each row's masked
+    tokens (a row with none counts 0: divide by max(count, 1)), then over the B rows. Returns a
+    scalar tensor in logps' dtype.
+    """
+    ### BEGIN SOLUTION
+    ratio = torch.exp(logps - old_logps.detach())
+    adv = advantages[:, None]
+    surrogate = -torch.min(ratio * adv, torch.clamp(ratio, 1 - epsilon, 1 + epsilon) * adv)
+    d = ref_logps.detach() - logps
+    per_token = surrogate + beta * (torch.exp(d) - d - 1)
+    mask = mask.to(logps.dtype)
+    return ((per_token * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)).mean()
+    ### END SOLUTION
+
+# %% test id=test_grpo_loss_visible points=1
+# One token, ratio 1 (old = current), advantage 2, reference = policy: loss = -2.
+lp1 = torch.tensor([[-1.0]], requires_grad=True)
+got1 = grpo_loss(lp1, lp1.detach(), lp1.detach(), torch.tensor([2.0]), torch.ones(1, 1))
+assert abs(got1.item() + 2.0) < 1e-6, f"ratio 1, A = 2, no KL: expected -2.0, got {got1.item()}"
+got1.backward()
+assert abs(lp1.grad.item() + 2.0) < 1e-6, f"d loss / d logp at ratio 1 is -A = -2, got {lp1.grad.item()}"
+# k3 alone (A = 0): d = log 2 - 0 gives beta * (2 - log 2 - 1).
+got2 = grpo_loss(torch.tensor([[math.log(0.5)]]), torch.tensor([[math.log(0.5)]]), torch.tensor([[0.0]]),
+                 torch.tensor([0.0]), torch.ones(1, 1), beta=0.5)
+assert abs(got2.item() - 0.5 * (1 - math.log(2))) < 1e-6, f"beta * k3 with ratio ref/policy = 2: expected {0.5 * (1 - math.log(2)):.6f}, got {got2.item()}"
+
+# %% test id=test_grpo_loss_hidden points=3
+### BEGIN HIDDEN TESTS
+# TRL's GRPOTrainer._compute_loss, loss_type "grpo" (trl/trainer/grpo_trainer.py), written out
+# here from its formula.
+def _trl_grpo_loss(per_token_logps, old_per_token_logps, ref_per_token_logps, advantages, completion_mask,
+                   epsilon_low=0.2, epsilon_high=0.2, beta=0.04):
+    per_token_kl = torch.exp(ref_per_token_logps - per_token_logps) - (ref_per_token_logps - per_token_logps) - 1
+    coef_1 = torch.exp(per_token_logps - old_per_token_logps)
+    coef_2 = torch.clamp(coef_1, 1 - epsilon_low, 1 + epsilon_high)
+    per_token_loss1 = coef_1 * advantages.unsqueeze(1)
+    per_token_loss2 = coef_2 * advantages.unsqueeze(1)
+    per_token_loss = -torch.min(per_token_loss1, per_token_loss2)
+    if beta != 0.0:
+        per_token_loss = per_token_loss + beta * per_token_kl
+    return ((per_token_loss * completion_mask).sum(-1) / completion_mask.sum(-1).clamp(min=1.0)).mean()
+
+
+gen_g = torch.Generator().manual_seed(41)
+for b, t, eps, beta, same_old in [(6, 9, 0.2, 0.04, True), (8, 5, 0.2, 0.04, False), (4, 12, 0.1, 0.0, False),
+                                  (5, 7, 0.3, 1.0, False), (3, 1, 0.2, 0.5, False)]:
+    base = -torch.rand(b, t, generator=gen_g, dtype=torch.float64) * 4
+    # Ratios far outside the clip range on both sides, with advantages of both signs.
+    old = base.clone() if same_old else base + torch.randn(b, t, generator=gen_g, dtype=torch.float64) * 0.5
+    ref = base + torch.randn(b, t, generator=gen_g, dtype=torch.float64) * 0.7
+    adv = torch.randn(b, generator=gen_g, dtype=torch.float64) * 2
+    mask = (torch.rand(b, t, generator=gen_g) < 0.7).double()
+    mask[:, 0] = 1.0
+    if b > 3:
+        mask[-1] = 0.0  # a completion without tokens counts 0
+    lp_got = base.clone().requires_grad_(True)
+    lp_want = base.clone().requires_grad_(True)
+    old_g, ref_g = old.clone().requires_grad_(True), ref.clone().requires_grad_(True)
+    got = grpo_loss(lp_got, old_g, ref_g, adv, mask, epsilon=eps, beta=beta)
+    want = _trl_grpo_loss(lp_want, old, ref, adv, mask, epsilon_low=eps, epsilon_high=eps, beta=beta)
+    assert got.dim() == 0 and got.dtype == torch.float64, f"expected a float64 scalar, got shape {tuple(got.shape)}, {got.dtype}"
+    assert_close(got, want, rtol=1e-10, atol=1e-12, name=f"GRPO loss ({b}x{t}, epsilon={eps}, beta={beta})")
+    got.backward()
+    want.backward()
+    # The gradient is where clipping shows: a clipped token on the side that matters gets none.
+    assert_close(lp_got.grad, lp_want.grad, rtol=1e-9, atol=1e-12, name=f"d loss / d logps ({b}x{t}, epsilon={eps}, beta={beta})")
+    assert old_g.grad is None and ref_g.grad is None, "no gradient may flow into old_logps or ref_logps"
+# A bool mask, the defaults (epsilon 0.2, beta 0.04) and float32.
+lp32 = -torch.rand(4, 6, generator=gen_g) * 3
+old32 = lp32 + torch.randn(4, 6, generator=gen_g) * 0.3
+ref32 = lp32 + torch.randn(4, 6, generator=gen_g) * 0.3
+adv32, mask32 = torch.randn(4, generator=gen_g), torch.rand(4, 6, generator=gen_g) < 0.6
+mask32[:, 0] = True
+got32 = grpo_loss(lp32, old32, ref32, adv32, mask32)
+assert got32.dtype == torch.float32, f"float32 inputs: expected a float32 loss, got {got32.dtype}"
+assert_close(got32, _trl_grpo_loss(lp32, old32, ref32, adv32, mask32.float()), rtol=1e-5, atol=1e-6,
+             name="GRPO loss with a bool mask and the default epsilon and beta")
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
 # ## 5. Contamination
 #
 # If evaluation items were in the training data, a model can answer them from memory and

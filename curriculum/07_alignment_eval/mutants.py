@@ -22,7 +22,10 @@ BOOT = ("test_bootstrap_visible", "test_bootstrap_hidden")
 MCN = ("test_mcnemar_visible", "test_mcnemar_hidden")
 KD = ("test_kd_visible", "test_kd_hidden")
 BT = ("test_bt_visible", "test_bt_hidden")
+RM = ("test_reward_model_visible", "test_reward_model_hidden", "test_reward_model_outcome")
 DPO = ("test_dpo_visible", "test_dpo_hidden")
+ADV = ("test_grpo_advantages_visible", "test_grpo_advantages_hidden")
+GL = ("test_grpo_loss_visible", "test_grpo_loss_hidden")
 NG = ("test_ngram_visible", "test_ngram_hidden")
 
 _MOVE = ("    if n_space:\n"
@@ -180,6 +183,34 @@ MUTANTS = [
        [("reward_chosen - reward_rejected", "reward_rejected - reward_chosen")], BT,
        "prefers the rejected response"),
     _m("bt_sum", "bradley_terry", [(".mean()", ".sum()")], BT, "sums over pairs instead of averaging"),
+    # --- 4. RewardModel ----------------------------------------------------------------------
+    _m("rm_padded_end", "reward_model",
+       [("last = (positions * attention_mask).argmax(dim=1)",
+         "last = torch.full_like(attention_mask[:, 0], input_ids.shape[1] - 1)")], RM,
+       "reads the reward at the last column: a pad token for every row shorter than the batch"),
+    _m("rm_sum_minus_one", "reward_model",
+       [("last = (positions * attention_mask).argmax(dim=1)", "last = attention_mask.sum(dim=1) - 1")],
+       ("test_reward_model_hidden",),
+       "attention_mask.sum() - 1 as the last real token: right for right padding only"),
+    _m("rm_first_token", "reward_model",
+       [("last = (positions * attention_mask).argmax(dim=1)",
+         "last = torch.zeros_like(attention_mask[:, 0])")],
+       ("test_reward_model_hidden", "test_reward_model_outcome"),
+       "reads the reward at the first token (<bos>): the same for every response"),
+    _m("rm_mean_pool", "reward_model",
+       [("        return hidden[torch.arange(len(hidden), device=hidden.device), last]\n",
+         "        m = attention_mask[..., None].to(hidden.dtype)\n"
+         "        return (hidden * m).sum(dim=1) / m.sum(dim=1)\n")], ("test_reward_model_hidden",),
+       "averages the hidden states over the real tokens instead of taking the last one"),
+    _m("rm_score_bias", "reward_model",
+       [("torch.nn.Linear(backbone.config.hidden_size, 1, bias=False)",
+         "torch.nn.Linear(backbone.config.hidden_size, 1)")],
+       ("test_reward_model_visible", "test_reward_model_hidden"),
+       "gives the head a bias: not the layout of LlamaForSequenceClassification's score"),
+    _m("rm_freezes_backbone", "reward_model",
+       [("        self.backbone = backbone\n",
+         "        self.backbone = backbone.requires_grad_(False)\n")], ("test_reward_model_hidden",),
+       "freezes the caller's backbone inside the class (the caller decides what trains)"),
     # --- 4. dpo_loss -------------------------------------------------------------------------
     _m("dpo_no_reference", "dpo_loss",
        [("    h = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)\n",
@@ -202,6 +233,48 @@ MUTANTS = [
         ("rejected_rewards = beta * (policy_rejected - ref_rejected).detach()",
          "rejected_rewards = (policy_rejected - ref_rejected).detach()")], DPO,
        "reports the log-ratio without beta as the reward"),
+    # --- 4. grpo_advantages ------------------------------------------------------------------
+    _m("adv_population_std", "grpo_advantages",
+       [("groups.std(dim=1, keepdim=True)", "groups.std(dim=1, keepdim=True, correction=0)")], ADV,
+       "divides by the population standard deviation (TRL uses torch.std's Bessel-corrected one)"),
+    _m("adv_no_epsilon", "grpo_advantages",
+       [("(groups.std(dim=1, keepdim=True) + 1e-4)", "groups.std(dim=1, keepdim=True)")], ADV,
+       "no 1e-4 in the denominator: a group of equal rewards gives 0 / 0 = NaN"),
+    _m("adv_batch_baseline", "grpo_advantages",
+       [("groups - groups.mean(dim=1, keepdim=True)", "groups - groups.mean()"),
+        ("groups.std(dim=1, keepdim=True)", "groups.std()")], ("test_grpo_advantages_hidden",),
+       "normalises over the whole batch instead of within each prompt's group"),
+    _m("adv_group_major", "grpo_advantages",
+       [("groups = rewards.view(-1, group_size)", "groups = rewards.view(group_size, -1).T")], ADV,
+       "reads the rewards group-major: mixes the completions of different prompts"),
+    _m("adv_always_scaled", "grpo_advantages",
+       [("    if scale:\n        advantages", "    if True:\n        advantages")], ADV,
+       "ignores scale=False (Dr. GRPO's unscaled advantages)"),
+    # --- 4. grpo_loss ------------------------------------------------------------------------
+    _m("gl_clipped_only", "grpo_loss",
+       [("-torch.min(ratio * adv, torch.clamp(ratio, 1 - epsilon, 1 + epsilon) * adv)",
+         "-torch.clamp(ratio, 1 - epsilon, 1 + epsilon) * adv")], ("test_grpo_loss_hidden",),
+       "uses only the clipped term: no gradient at all once a ratio leaves the clip range, on either side"),
+    _m("gl_max", "grpo_loss",
+       [("-torch.min(ratio * adv,", "-torch.max(ratio * adv,")], ("test_grpo_loss_hidden",),
+       "the optimistic bound (max) instead of PPO's pessimistic min"),
+    _m("gl_k3_reversed", "grpo_loss",
+       [("d = ref_logps.detach() - logps", "d = logps - ref_logps.detach()")], GL,
+       "k3 with the log-ratio the wrong way round: estimates KL(ref || policy)"),
+    _m("gl_k1", "grpo_loss",
+       [("beta * (torch.exp(d) - d - 1)", "beta * (-d)")], GL,
+       "the k1 estimator log(pi / ref): unbiased too, but negative on many tokens, and not TRL's"),
+    _m("gl_token_mean", "grpo_loss",
+       [("((per_token * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)).mean()",
+         "(per_token * mask).sum() / mask.sum().clamp(min=1.0)")], ("test_grpo_loss_hidden",),
+       "averages over all the batch's tokens (TRL's 'bnpo'), not per completion then over completions"),
+    _m("gl_old_not_detached", "grpo_loss",
+       [("torch.exp(logps - old_logps.detach())", "torch.exp(logps - old_logps)"),
+        ("d = ref_logps.detach() - logps", "d = ref_logps - logps")], ("test_grpo_loss_hidden",),
+       "lets the gradient flow into the sampling and reference log-probs"),
+    _m("gl_mask_ignored", "grpo_loss",
+       [("((per_token * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)).mean()", "per_token.mean()")],
+       ("test_grpo_loss_hidden",), "ignores the mask: padding tokens count"),
     # --- 5. ngram_overlap --------------------------------------------------------------------
     _m("ng_case_sensitive", "ngram_overlap",
        [("words = text.lower().split()", "words = text.split()")], NG, "compares words case-sensitively"),
