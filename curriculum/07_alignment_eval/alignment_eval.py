@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Unit 07 — Evaluation you can trust, distillation, and preference tuning (DPO)
+# # Unit 07 — Evaluation you can trust, distillation, and preference tuning (reward models, DPO, GRPO)
 #
 # A number on a leaderboard is only as good as the way it was measured. This unit builds,
 # on the bundled tiny Llama and the bundled docstring task, the pieces an LLM engineer
@@ -7,14 +7,16 @@
 # real library or a direct computation:
 #
 # 1. **log-likelihood evaluation** of multiple-choice questions, the way evaluation
-#    harnesses do it (answer-only tokens, the tokenisation boundary, length normalisation);
+#    harnesses do it (answer-only tokens, the tokenisation boundary, length normalisation),
+#    and **generated answers**: exact match after normalisation, and the unbiased pass@k;
 # 2. **is the difference real?** bootstrap confidence intervals and McNemar's paired test,
 #    graded by their coverage and error rates in a simulation where the truth is known;
 # 3. **knowledge distillation**: the temperature-scaled KL loss, and a small student
 #    that learns faster from the tiny Llama's soft targets than from the data alone;
-# 4. **preference tuning**: the Bradley–Terry reward-model loss and the DPO loss, and a
-#    short DPO run graded on its held-out log-ratio margin, preference accuracy and KL to
-#    the reference;
+# 4. **preference tuning**: the Bradley–Terry loss and a reward model with a scalar head,
+#    graded on held-out pairwise accuracy; the DPO loss, and a short DPO run graded on its
+#    held-out log-ratio margin, preference accuracy and KL to the reference; GRPO's
+#    group-relative advantages and clipped, KL-penalised loss against TRL's formula;
 # 5. **contamination**: n-gram overlap between an evaluation set and training data, and
 #    what leaked items do to a measured accuracy.
 #
@@ -23,11 +25,14 @@
 # After this unit you can
 # - score a multiple-choice item by the log-probability of each answer's tokens only, get
 #   the tokenisation boundary right, and say when length normalisation changes the answer;
+# - score generated answers by exact match after normalisation, and estimate pass@k without
+#   bias and without overflow;
 # - put a confidence interval on an accuracy, and decide with a paired test whether two
 #   models evaluated on the same items really differ;
 # - write the distillation loss with its T² factor and show what a teacher buys a student;
 # - derive the DPO loss from the Bradley–Terry model, check it equals ln 2 at the start,
 #   and read the implicit rewards and the KL to the reference during training;
+# - turn a language model into a reward model, and write GRPO's advantages and loss;
 # - measure how much of an evaluation set leaked into training, and what that does to
 #   the score.
 #
@@ -1619,7 +1624,11 @@ assert flags.dtype == bool and len(flags) == len(eval_mix), f"one flag per item:
 # - **Preference tuning**: DPO has many relatives (IPO, KTO, ORPO, SimPO) that TRL exposes
 #   through `loss_type`; RLHF with PPO or GRPO uses a learned or verifiable reward and
 #   explicit sampling. Real runs track the reward margins, accuracies and the KL exactly
-#   as you did above, and watch for the chosen log-probabilities *falling* too.
+#   as you did above, and watch for the chosen log-probabilities *falling* too. Reward
+#   models fine-tune the whole network (TRL's `RewardTrainer`), not only a head on frozen
+#   features. A GRPO run samples a group of completions per prompt at every step (TRL's
+#   `GRPOTrainer` hands the sampling to vLLM) and takes hundreds of steps on a GPU: this
+#   notebook checks the loss, not a run.
 # - **Contamination**: reports combine n-gram overlap with embedding similarity and
 #   membership-inference tests (perplexity on the item vs on paraphrases); the honest
 #   fix is a held-out set built after the training cut-off.
