@@ -12,7 +12,9 @@ tiny Llama and the unit's own engine (`run_model` over a packed batch):
 - the load generator: capacity (every request at once), then Poisson arrivals at fractions of it,
   TTFT/TPOT percentiles, and the highest rate whose p90 TTFT stays within 4x a lone request's;
 - the KV memory of chat-like request lengths, paged in blocks of 16 against preallocated to 2,048
-  tokens, for Llama-2-7B in float16.
+  tokens, for Llama-2-7B in float16;
+- prefix caching on the shared-system-prompt trace (`PREFIX_TRACE`, blocks of 4): prompt tokens
+  computed with and without it, and the time of the whole trace, timed interleaved.
 
 On a CPU shared with other busy processes, two or more torch threads can wait on each other and
 turn timings erratic; `--threads 1` gives repeatable figures there.
@@ -161,6 +163,28 @@ def bench_memory(ref: dict) -> dict:
     }
 
 
+def bench_prefix(ref: dict, repeats: int = 3) -> dict:
+    serve, trace = ref["serve_trace"], ref["PREFIX_TRACE"]
+    plain = serve(ref["paged_cache"](num_blocks=256, block_size=4), trace)
+    cached = serve(ref["prefix_cache"](num_blocks=256, block_size=4), trace)
+    r = speedup(
+        lambda: serve(ref["prefix_cache"](num_blocks=256, block_size=4), trace),
+        lambda: serve(ref["paged_cache"](num_blocks=256, block_size=4), trace),
+        repeats=repeats,
+        warmup=1,
+    )
+    return {
+        "requests": len(trace),
+        "prompt_tokens": sum(len(request[2]) for request in trace),
+        "prefill_without": sum(plain["prefill"].values()),
+        "prefill_with": sum(cached["prefill"].values()),
+        "same_outputs": plain["outputs"] == cached["outputs"],
+        "seconds_without": r.slow.median,
+        "seconds_with": r.fast.median,
+        "ratio": r.ratio,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=40, help="requests in the load sweep")
@@ -224,12 +248,26 @@ def main(argv: list[str] | None = None) -> int:
         f"Llama-2-7B fp16: preallocated to 2048 wastes {mem['waste_preallocated']:.0%}, "
         f"blocks of 16 waste {mem['waste_paged_16']:.1%}"
     )
+    prefix = bench_prefix(ref)
+    print(
+        f"\nprefix caching, {prefix['requests']} requests sharing 3 system prompts: prompt tokens "
+        f"computed {prefix['prefill_without']} -> {prefix['prefill_with']}; trace "
+        f"{prefix['seconds_without'] * 1e3:.0f} -> {prefix['seconds_with'] * 1e3:.0f} ms "
+        f"({prefix['ratio']:.2f}x); same outputs: {prefix['same_outputs']}"
+    )
     synchronize()
     print(f"\n({time.perf_counter() - start:.0f} s)")
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"device": name, "batching": batching, "speculative": spec, "load": load, "memory": mem},
+                {
+                    "device": name,
+                    "batching": batching,
+                    "speculative": spec,
+                    "load": load,
+                    "memory": mem,
+                    "prefix": prefix,
+                },
                 indent=1,
             )
             + "\n"

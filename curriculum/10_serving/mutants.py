@@ -16,6 +16,8 @@ _m = EditedMutants(Path(__file__).resolve().parent / "serving.py")
 
 PROC = ("test_processors_visible", "test_processors_hidden")
 SAMPLER = ("test_sampler_visible", "test_sampler_hidden")
+MINP = ("test_min_p_visible", "test_min_p_hidden")
+STOPPING = ("test_stopping_visible", "test_stopping_hidden")
 BATCHED = ("test_batched_visible", "test_batched_hidden")
 PAGED = ("test_paged_visible", "test_paged_logits", "test_paged_memory")
 KVMEM = ("test_kv_memory_visible", "test_kv_memory_hidden")
@@ -164,6 +166,106 @@ MUTANTS = [
         [("return logits.argmax(dim=-1)", "return logits.argmax()")],
         SAMPLER,
         "argmax without dim: one index into the flattened batch instead of one token per row",
+    ),
+    # --- 1c. min-p and EOS suppression ---------------------------------------------------------
+    _m(
+        "min_p_absolute_threshold",
+        "min_p",
+        [("probs < min_p * probs.amax(dim=-1, keepdim=True)", "probs < min_p")],
+        MINP,
+        "cuts at the absolute probability min_p (a fixed floor) instead of min_p times the top probability",
+    ),
+    _m(
+        "min_p_on_logits",
+        "min_p",
+        [
+            (
+                "probs < min_p * probs.amax(dim=-1, keepdim=True)",
+                "logits < min_p * logits.amax(dim=-1, keepdim=True)",
+            )
+        ],
+        MINP,
+        "scales the largest logit instead of the largest probability",
+    ),
+    _m(
+        "min_p_removes_ties_at_cut",
+        "min_p",
+        [("probs < min_p * probs.amax", "probs <= min_p * probs.amax")],
+        ("test_min_p_hidden",),
+        "removes tokens exactly at the cut: min_p = 1 removes even the most likely token",
+    ),
+    _m(
+        "suppress_eos_one_step_too_long",
+        "min_p",
+        [("if num_generated < min_new_tokens:", "if num_generated <= min_new_tokens:")],
+        MINP,
+        "masks EOS for one step more than min_new_tokens asks",
+    ),
+    _m(
+        "suppress_eos_in_place",
+        "min_p",
+        [("out = logits.clone()", "out = logits")],
+        MINP,
+        "writes -inf into the caller's logits",
+    ),
+    # --- 1d. stopping ---------------------------------------------------------------------------
+    _m(
+        "stop_anywhere_in_text",
+        "stopping",
+        [("text.find(s, max(0, before - len(s) + 1))", "text.find(s)")],
+        ("test_stopping_hidden",),
+        "looks for a stop string anywhere in the text: one completed before min_new_tokens stops the "
+        "request at the next token",
+    ),
+    _m(
+        "stop_must_start_in_new_token",
+        "stopping",
+        [("text.find(s, max(0, before - len(s) + 1))", "text.find(s, before)")],
+        STOPPING,
+        "only finds stop strings that start inside the newest token: misses one spanning a token boundary",
+    ),
+    _m(
+        "stop_text_keeps_stop_string",
+        "stopping",
+        [
+            (
+                "return self.tokenizer.decode(self.tokens)[:self._stop_start()]",
+                "return self.tokenizer.decode(self.tokens)",
+            )
+        ],
+        STOPPING,
+        "returns the text with the stop string still in it",
+    ),
+    _m(
+        "stop_text_keeps_eos",
+        "stopping",
+        [
+            (
+                "                return self.tokenizer.decode(self.tokens[:-1])",
+                "                return self.tokenizer.decode(self.tokens)",
+            )
+        ],
+        STOPPING,
+        "shows the EOS token to the user",
+    ),
+    _m(
+        "stop_ignores_min_new_tokens",
+        "stopping",
+        [("if len(self.tokens) >= self.min_new_tokens:", "if True:")],
+        ("test_stopping_hidden",),
+        "lets EOS and stop strings end the request before min_new_tokens",
+    ),
+    _m(
+        "stop_ignore_eos_ignored",
+        "stopping",
+        [
+            (
+                "(not self.ignore_eos and self.tokens[-1] in self.eos_token_ids)",
+                "(self.tokens[-1] in self.eos_token_ids)",
+            )
+        ],
+        ("test_stopping_hidden",),
+        "ends on EOS even with ignore_eos=True",
     ),
     # --- 2. batched generation ----------------------------------------------------------------
     _m(
@@ -365,7 +467,9 @@ MUTANTS = [
             ),
             (
                 "                block, _ = self.evictable.popitem(last=False)",
-                "                if not self.evictable:\n                    break\n                block, _ = self.evictable.popitem(last=False)",
+                "                if not self.evictable:\n"
+                "                    break\n"
+                "                block, _ = self.evictable.popitem(last=False)",
             ),
         ],
         ("test_prefix_eviction",),

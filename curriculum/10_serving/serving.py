@@ -8,7 +8,8 @@
 # ideas, and in this unit you build each of them around the course's tiny Llama:
 #
 # 1. **sampling**: temperature, top-k, top-p (nucleus) and the repetition penalty as logits
-#    processors, checked against `transformers`' own, and a sampler checked statistically;
+#    processors, checked against `transformers`' own, and a sampler checked statistically; then
+#    min-p, EOS handling and stop strings, against `transformers`' processors and stopping criteria;
 # 2. **batched generation with left padding**: prompts of different lengths in one batch, with the
 #    attention mask and position ids right, checked against `model.generate`;
 # 3. **a paged KV cache**: keys and values in fixed-size blocks of one preallocated pool, with a
@@ -30,6 +31,8 @@
 # After this unit you can
 # - implement and order the usual logits processors, and test a sampler with a chi-square test
 #   whose false-alarm rate you can state;
+# - end a request where users expect it (EOS ids, `min_new_tokens`, `ignore_eos`, stop strings that
+#   span tokens) and return the text and finish reason a serving API returns;
 # - batch prompts of different lengths for a decoder-only model (left padding, attention mask,
 #   position ids) and say why a rotary model forgives wrong position ids while others do not;
 # - design a paged KV cache (block table, reference counts, copy-on-write) and compute the memory a
@@ -52,7 +55,7 @@
 #
 # ## Time, device, skills
 #
-# - **Time:** 5½ to 6½ hours: fourteen exercises, from one-line formulas to a paged KV cache with
+# - **Time:** 6 to 7 hours: sixteen exercises, from one-line formulas to a paged KV cache with
 #   copy-on-write and prefix caching, two batchers and speculative decoding.
 # - **Device:** CPU by default; the whole notebook takes about a minute on 2 idle cores (the tiny
 #   model has 4 M parameters, traces are short), a few minutes on a busy shared machine. If a CUDA
@@ -96,8 +99,12 @@ from graders.notebook import (
 )
 from transformers import (
     DynamicCache,
+    EosTokenCriteria,
     LlamaConfig,
+    MinNewTokensLengthLogitsProcessor,
+    MinPLogitsWarper,
     RepetitionPenaltyLogitsProcessor,
+    StopStringCriteria,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
@@ -502,6 +509,381 @@ ax.set_ylabel("probability")
 ax.set_title("next-token distribution after each processor")
 ax.legend(fontsize=8)
 plt.show()
+
+# %% [markdown]
+# ### Where a generation stops: min-p, EOS and stop strings
+#
+# Three more knobs that users of a serving API meet on their first day:
+#
+# - **min-p** (Nguyen et al., 2024): keep every token whose probability is at least `min_p` times
+#   that of the most likely token, $p_i \ge \text{min\_p} \cdot \max_j p_j$. The cut follows the
+#   model's confidence — a confident step keeps a handful of tokens, an uncertain one many — which is
+#   why it tolerates higher temperatures than top-p. `transformers` applies it as `MinPLogitsWarper`.
+# - **End of sequence.** A request ends when the model emits an EOS token. Models may have several
+#   (Llama 3 ends a chat turn with `<|eot_id|>` and a document with `<|end_of_text|>`, so its
+#   `generation_config.eos_token_id` is a list). `min_new_tokens` sets the EOS logits to $-\infty$
+#   until that many tokens exist (`MinNewTokensLengthLogitsProcessor`) — otherwise a model that likes
+#   to stop stops at once — and benchmarks set `ignore_eos` so that every request generates exactly
+#   `max_tokens` tokens.
+# - **Stop strings** ("\n\n", "Observation:") are *text*, not tokens: one can span several tokens or
+#   end inside one. After each new token an engine checks whether a stop string occurs in the text
+#   that **overlaps the new token's text** (one that ended earlier would have stopped generation
+#   earlier) — the rule of `transformers`' `StopStringCriteria`. The user receives the text cut
+#   just *before* the stop string, without an EOS token, and a `finish_reason`: `"stop"` or
+#   `"length"` (the field of OpenAI's and vLLM's APIs).
+#
+# One convention differs between libraries: `transformers`' `min_new_tokens` only masks EOS, while
+# vLLM's `min_tokens` also holds stop strings back until that many tokens exist. `StopChecker` below
+# follows vLLM; the tests compare it with `transformers` where the two agree.
+
+# %% answer id=min_p
+def min_p_filter(logits, min_p):
+    """Min-p filtering of logits (..., V), 0 <= min_p <= 1: per row, p = softmax(logits); every token
+    with p < min_p * max(p) gets -inf (the most likely token always stays, and so does every token tied
+    with it). The softmax in the logits' dtype (as transformers does) or in a wider float type are both
+    accepted. Returns a new tensor of the same shape and dtype (the input is not modified)."""
+    ### BEGIN SOLUTION
+    probs = logits.softmax(dim=-1)
+    return logits.masked_fill(probs < min_p * probs.amax(dim=-1, keepdim=True), float("-inf"))
+    ### END SOLUTION
+
+
+def suppress_eos(logits, num_generated, min_new_tokens, eos_token_ids):
+    """Logits (..., V) for the next token of a request that has generated num_generated tokens so far:
+    while num_generated < min_new_tokens, every id in eos_token_ids (a list of ints) gets -inf; from
+    then on the logits are returned unchanged. Returns a new tensor of the same shape and dtype (the
+    input is not modified)."""
+    ### BEGIN SOLUTION
+    out = logits.clone()
+    if num_generated < min_new_tokens:
+        out[..., list(eos_token_ids)] = float("-inf")
+    return out
+    ### END SOLUTION
+
+# %% test id=test_min_p_visible points=1
+inf = float("inf")
+# Probabilities 0.5, 0.3, 0.15, 0.05 with min_p = 0.2: the cut is 0.2 * 0.5 = 0.1, so 0.05 goes.
+lm0 = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+assert_close(min_p_filter(lm0, 0.2), torch.tensor([[lm0[0, 0], lm0[0, 1], lm0[0, 2], -inf]]), rtol=0, atol=0,
+             name="min_p_filter(log [0.5, 0.3, 0.15, 0.05], min_p=0.2) (cut at 0.2 * 0.5 = 0.1)")
+le0 = torch.tensor([[0.5, 3.0, 1.0, 2.0]])
+assert_close(suppress_eos(le0, 1, 3, [1, 3]), torch.tensor([[0.5, -inf, 1.0, -inf]]), rtol=0, atol=0,
+             name="suppress_eos(1 token generated, min_new_tokens=3, EOS ids [1, 3])")
+assert_close(suppress_eos(le0, 3, 3, [1, 3]), le0, rtol=0, atol=0,
+             name="suppress_eos(3 tokens generated, min_new_tokens=3): EOS allowed again")
+assert le0[0, 1] == 3.0, "suppress_eos must not modify its input logits"
+
+# %% test id=test_min_p_hidden points=2
+### BEGIN HIDDEN TESTS
+torch.manual_seed(910)
+
+
+def _assert_min_p(got, x, min_p, name):
+    """got must be transformers' MinPLogitsWarper output with the softmax in x's dtype, in float32 or in
+    float64 (compared exactly: min-p only masks, it changes no value)."""
+    options = [MinPLogitsWarper(min_p)(None, x.clone())]
+    options += [MinPLogitsWarper(min_p)(None, x.to(wide)).to(x.dtype) for wide in (torch.float32, torch.float64)]
+    assert got.dtype == x.dtype, f"{name}: expected dtype {x.dtype} (the logits'), got {got.dtype}"
+    if any(got.shape == o.shape and torch.equal(got, o) for o in options):
+        return
+    assert_close(got, options[0], rtol=0, atol=0, name=f"{name} vs transformers' MinPLogitsWarper")
+
+
+for label, x in _rows():
+    before = x.clone()
+    for mp in (0.0, 0.01, 0.1, 0.37, 0.9, 1.0):
+        _assert_min_p(min_p_filter(x, mp), x, mp, name=f"min_p_filter({label}, min_p={mp})")
+    assert torch.equal(x, before), f"min_p_filter must not modify its input logits ({label})"
+# Ties with the most likely token stay even at min_p = 1; leading batch axes, a non-contiguous view.
+tie = torch.tensor([[2.0, 2.0, 1.0, -1.0]])
+assert_close(min_p_filter(tie, 1.0), torch.tensor([[2.0, 2.0, -inf, -inf]]), rtol=0, atol=0,
+             name="min_p_filter([[2, 2, 1, -1]], min_p=1) (both maxima stay)")
+x3m = (torch.randn(2, 64, 3) * 3).transpose(1, 2)
+got3m = min_p_filter(x3m, 0.05)
+assert_shape(got3m, (2, 3, 64), name="min_p_filter on logits (2, 3, 64)")
+_assert_min_p(got3m.reshape(-1, 64), x3m.reshape(-1, 64), 0.05, name="min_p_filter(min_p=0.05) on logits (2, 3, 64)")
+for dtype in (torch.bfloat16, torch.float16):
+    xh = (torch.randn(4, 64) * 4).to(dtype)
+    _assert_min_p(min_p_filter(xh, 0.1), xh, 0.1, name=f"min_p_filter(min_p=0.1) on {dtype} logits")
+# suppress_eos against transformers' MinNewTokensLengthLogitsProcessor (prompt of 5 tokens skipped).
+for eos_ids in ([1], [1, 7, 30], [63]):
+    for min_new in (0, 1, 4):
+        for generated in (0, 1, 3, 4, 9):
+            for dtype in (torch.float32, torch.bfloat16):
+                x = (torch.randn(3, 64) * 2).to(dtype)
+                before = x.clone()
+                ids = torch.zeros(3, 5 + generated, dtype=torch.long)
+                want = MinNewTokensLengthLogitsProcessor(5, min_new, eos_ids)(ids, x.clone())
+                got = suppress_eos(x, generated, min_new, eos_ids)
+                assert got.dtype == dtype, f"suppress_eos on {dtype} logits must return {dtype}, got {got.dtype}"
+                assert_close(got.float(), want.float(), rtol=0, atol=0,
+                             name=f"suppress_eos({generated} generated, min_new_tokens={min_new}, EOS {eos_ids}) "
+                                  f"vs transformers' MinNewTokensLengthLogitsProcessor")
+                assert torch.equal(x, before), "suppress_eos must not modify its input logits"
+got_b = suppress_eos(torch.zeros(2, 3, 8), 0, 1, [2, 5])
+assert_shape(got_b, (2, 3, 8), name="suppress_eos on logits (2, 3, 8)")
+assert bool(torch.isinf(got_b[..., [2, 5]]).all()) and int(torch.isinf(got_b).sum()) == 12, (
+    "suppress_eos on logits (2, 3, 8) with EOS ids [2, 5]: exactly those two columns of every row must be -inf"
+)
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# `StopChecker` is what an engine keeps per request: it is fed every generated token, decides when
+# the request is finished and why, and produces the text the user receives.
+
+# %% answer id=stopping
+class StopChecker:
+    """When is a request finished, and what text does its user receive? Fed one generated token at a time.
+
+    tokenizer: decodes token ids (tokenizer.decode(ids) with its default arguments); eos_token_ids: the
+    ids that end the request; stop_strings: non-empty strings that end it; max_new_tokens >= 1;
+    min_new_tokens >= 0: neither an EOS token nor a stop string ends the request before it has this many
+    tokens; ignore_eos: EOS tokens never end it.
+    self.tokens: the generated tokens so far (ints); self.finish_reason: None while the request runs,
+    then "stop" (EOS or stop string) or "length" (max_new_tokens reached).
+    """
+
+    def __init__(self, tokenizer, eos_token_ids, stop_strings=(), max_new_tokens=16, min_new_tokens=0,
+                 ignore_eos=False):
+        self.tokenizer, self.eos_token_ids, self.stop_strings = tokenizer, set(eos_token_ids), list(stop_strings)
+        self.max_new_tokens, self.min_new_tokens, self.ignore_eos = max_new_tokens, min_new_tokens, ignore_eos
+        self.tokens = []
+        self.finish_reason = None
+
+    def append(self, token):
+        """Record one generated token (an int) and return True if the request is finished with it. It finishes
+        with "stop" when it has at least min_new_tokens tokens and the token is an EOS token (unless ignore_eos)
+        or completes a stop string: a stop string occurs in tokenizer.decode(self.tokens) and ends after the
+        first len(tokenizer.decode(self.tokens[:-1])) characters (it overlaps the new token's text). Otherwise
+        it finishes with "length" when it has max_new_tokens tokens. Appending to a finished request raises
+        RuntimeError."""
+        ### BEGIN SOLUTION
+        if self.finish_reason is not None:
+            raise RuntimeError(f"the request already finished ({self.finish_reason})")
+        self.tokens.append(int(token))
+        if len(self.tokens) >= self.min_new_tokens:
+            if (not self.ignore_eos and self.tokens[-1] in self.eos_token_ids) or self._stop_start() is not None:
+                self.finish_reason = "stop"
+                return True
+        if len(self.tokens) >= self.max_new_tokens:
+            self.finish_reason = "length"
+            return True
+        return False
+
+    def _stop_start(self):
+        """Where the earliest stop string overlapping the last token's text starts, or None."""
+        text = self.tokenizer.decode(self.tokens)
+        before = len(self.tokenizer.decode(self.tokens[:-1]))
+        starts = [text.find(s, max(0, before - len(s) + 1)) for s in self.stop_strings]
+        starts = [i for i in starts if i >= 0]
+        return min(starts) if starts else None
+        ### END SOLUTION
+
+    def text(self):
+        """The text the user receives: tokenizer.decode(self.tokens), but without the last token when an EOS
+        token finished the request, and, when a stop string finished it, cut just before the earliest-starting
+        stop string that overlaps the last token's text (the stop string itself is not returned)."""
+        ### BEGIN SOLUTION
+        if self.finish_reason == "stop":
+            if not self.ignore_eos and self.tokens[-1] in self.eos_token_ids:
+                return self.tokenizer.decode(self.tokens[:-1])
+            return self.tokenizer.decode(self.tokens)[:self._stop_start()]
+        return self.tokenizer.decode(self.tokens)
+        ### END SOLUTION
+
+# %% test id=test_stopping_visible points=1
+words = tokenizer.encode("Returns the current ABC cache token", add_special_tokens=False)  # 6 tokens, one a word
+sc = StopChecker(tokenizer, [tokenizer.eos_token_id], stop_strings=["C cac"], max_new_tokens=10)
+finished = [sc.append(t) for t in words[:5]]
+# "C cac" spans the tokens " ABC" and " cache": it is complete with the 5th token, and cut from the text.
+assert finished == [False] * 4 + [True] and sc.finish_reason == "stop", (
+    f"StopChecker(stop_strings=['C cac']) on 'Returns the current ABC cache': expected to finish at the 5th token "
+    f"with 'stop', got {finished} and finish_reason {sc.finish_reason!r}"
+)
+assert sc.text() == "Returns the current AB", f"text() must end just before the stop string: expected 'Returns the current AB', got {sc.text()!r}"
+se = StopChecker(tokenizer, [tokenizer.eos_token_id], max_new_tokens=10)
+for t in words[:2] + [tokenizer.eos_token_id]:
+    se.append(t)
+assert se.finish_reason == "stop" and se.text() == "Returns the", (
+    f"an EOS token finishes the request and is not in the text: expected 'stop' and 'Returns the', got "
+    f"{se.finish_reason!r} and {se.text()!r}"
+)
+sl = StopChecker(tokenizer, [tokenizer.eos_token_id], max_new_tokens=3)
+assert [sl.append(t) for t in words[:3]] == [False, False, True] and sl.finish_reason == "length", (
+    f"max_new_tokens=3: the 3rd token finishes the request with 'length', got finish_reason {sl.finish_reason!r}"
+)
+
+# %% test id=test_stopping_hidden points=3
+### BEGIN HIDDEN TESTS
+EOS = tokenizer.eos_token_id
+_rng_s = np.random.default_rng(911)
+
+
+def _first_stop(tokens, stop_strings):
+    """transformers' StopStringCriteria on the generated tokens alone: the number of tokens after which it stops."""
+    criterion = StopStringCriteria(tokenizer, stop_strings)
+    for n in range(1, len(tokens) + 1):
+        if bool(criterion(torch.tensor([tokens[:n]]), None)[0]):
+            return n
+    return None
+
+
+def _feed(checker, tokens):
+    """Feed tokens until the checker finishes; the number of tokens it took (None if it never finished)."""
+    for n, t in enumerate(tokens, start=1):
+        if checker.append(t):
+            return n
+    return None
+
+
+# Stop strings cut from the text at random places (across token boundaries, inside tokens), against transformers.
+checked = 0
+for trial in range(60):
+    start = int(_rng_s.integers(0, 7000))
+    toks = [t for t in corpus[start:start + 14] if t not in (0, 1, 2)]
+    text = tokenizer.decode(toks)
+    if len(text) < 12 or not text.isascii():
+        continue
+    a = int(_rng_s.integers(1, len(text) - 2))
+    stops = [text[a:a + int(_rng_s.integers(1, 9))]]
+    if trial % 3 == 0:
+        stops.append("\u00a7never\u00a7")
+    if trial % 4 == 0:
+        b = int(_rng_s.integers(0, len(text) - 1))
+        stops.append(text[b:b + 3])
+    if any(not s.strip() for s in stops):
+        continue
+    want_n = _first_stop(toks, stops)
+    sc_h = StopChecker(tokenizer, [EOS], stop_strings=stops, max_new_tokens=len(toks) + 5)
+    got_n = _feed(sc_h, toks)
+    assert got_n == want_n, (
+        f"tokens {toks} (text {text!r}), stop strings {stops}: transformers' StopStringCriteria stops after {want_n} "
+        f"tokens, StopChecker after {got_n}"
+    )
+    if want_n is not None:
+        out_text = tokenizer.decode(toks[:want_n])
+        before = len(tokenizer.decode(toks[:want_n - 1]))
+        cut = min(i for i in (out_text.find(s, max(0, before - len(s) + 1)) for s in stops) if i >= 0)
+        assert sc_h.finish_reason == "stop" and sc_h.text() == out_text[:cut], (
+            f"stop strings {stops} in {out_text!r}: expected finish_reason 'stop' and text {out_text[:cut]!r}, got "
+            f"{sc_h.finish_reason!r} and {sc_h.text()!r}"
+        )
+    checked += 1
+assert checked >= 30
+# Greedy generation with EOS, min_new_tokens and stop strings, against model.generate (prompts after which the
+# bundled model soon writes EOS).
+other_eos = tokenizer.encode("\n", add_special_tokens=False)[0]
+for start, eos_ids, min_new, stops in [
+    (2495, [EOS], 0, ()), (2651, [EOS], 0, ()), (2651, [EOS], 5, ()), (3663, [EOS], 3, ()),
+    (2493, [EOS, other_eos], 0, ()), (4315, [EOS], 0, ("the",)), (2495, [EOS], 0, ("e", "\n")),
+    (4420, [EOS], 2, ()),
+]:
+    prompt = corpus[start:start + 20]
+    gen_kw = dict(stop_strings=list(stops), tokenizer=tokenizer) if stops else {}
+    with torch.no_grad():
+        want = model.generate(torch.tensor([prompt], device=device), max_new_tokens=12, min_new_tokens=min_new,
+                              eos_token_id=eos_ids, pad_token_id=PAD, do_sample=False, **gen_kw)[0, 20:].tolist()
+    sc_g = StopChecker(tokenizer, eos_ids, stop_strings=stops, max_new_tokens=12, min_new_tokens=min_new)
+    cache_g, x = DynamicCache(), torch.tensor([prompt], device=device)
+    with torch.no_grad():
+        while True:
+            logits = model(input_ids=x, past_key_values=cache_g, use_cache=True).logits[0, -1:]
+            token = int(suppress_eos(logits, len(sc_g.tokens), min_new, eos_ids).argmax())
+            if sc_g.append(token):
+                break
+            x = torch.tensor([[token]], device=device)
+    assert sc_g.tokens == want, (
+        f"prompt at {start}, EOS ids {eos_ids}, min_new_tokens={min_new}, stop strings {list(stops)}: model.generate "
+        f"gives {want}, greedy decoding with suppress_eos and StopChecker gives {sc_g.tokens}"
+    )
+    # The expected reason and text, from transformers' own criteria on the generated tokens.
+    ended_eos = bool(EosTokenCriteria(eos_ids)(torch.tensor([want]), None)[0])
+    ended_stop = bool(stops) and not ended_eos and _first_stop(want, list(stops)) == len(want)
+    want_reason = "stop" if ended_eos or ended_stop else "length"
+    want_text = tokenizer.decode(want[:-1]) if ended_eos else tokenizer.decode(want)
+    if ended_stop:
+        b4 = len(tokenizer.decode(want[:-1]))
+        want_text = want_text[:min(i for i in (want_text.find(s, max(0, b4 - len(s) + 1)) for s in stops) if i >= 0)]
+    assert sc_g.finish_reason == want_reason and sc_g.text() == want_text, (
+        f"prompt at {start}: expected finish_reason {want_reason!r} and text {want_text!r}, got {sc_g.finish_reason!r} "
+        f"and {sc_g.text()!r}"
+    )
+# EOS ids inserted at random places: the request ends where transformers' EosTokenCriteria says.
+for trial in range(20):
+    start = int(_rng_s.integers(0, 7000))
+    toks = [t for t in corpus[start:start + 10] if t not in (0, 1, 2)]
+    eos_ids = [EOS] if trial % 2 else [EOS, toks[int(_rng_s.integers(0, len(toks)))]]
+    at = int(_rng_s.integers(0, len(toks) + 1))
+    toks = toks[:at] + [EOS] + toks[at:]
+    crit = EosTokenCriteria(eos_ids)
+    want_n = next(n for n in range(1, len(toks) + 1) if bool(crit(torch.tensor([toks[:n]]), None)[0]))
+    sc_e = StopChecker(tokenizer, eos_ids, max_new_tokens=len(toks) + 1)
+    got_n = _feed(sc_e, toks)
+    assert got_n == want_n and sc_e.text() == tokenizer.decode(toks[:want_n - 1]), (
+        f"tokens {toks}, EOS ids {eos_ids}: transformers' EosTokenCriteria stops after {want_n} tokens, StopChecker after "
+        f"{got_n}; expected the text {tokenizer.decode(toks[:want_n - 1])!r}, got {sc_e.text()!r}"
+    )
+# Edge cases of the contract.
+w = tokenizer.encode("Returns the current ABC cache token", add_special_tokens=False)
+# An EOS before min_new_tokens does not end the request (a sampler without suppress_eos could draw one).
+s1 = StopChecker(tokenizer, [EOS], max_new_tokens=8, min_new_tokens=3)
+assert _feed(s1, [w[0], EOS, w[1], EOS]) == 4 and s1.finish_reason == "stop", (
+    f"min_new_tokens=3: an EOS as 2nd token does not end the request, one as 4th does; got finish after "
+    f"{len(s1.tokens)} tokens with {s1.finish_reason!r}"
+)
+# A stop string complete before min_new_tokens does not count, and is not caught later either (it no longer
+# overlaps the newest token); one that completes after does.
+s2 = StopChecker(tokenizer, [EOS], stop_strings=["the"], max_new_tokens=6, min_new_tokens=3)
+assert _feed(s2, w) == 6 and s2.finish_reason == "length" and s2.text() == tokenizer.decode(w), (
+    f"'the' completes with the 2nd token, before min_new_tokens=3: it must not stop the request then or later; "
+    f"got {len(s2.tokens)} tokens, {s2.finish_reason!r}, {s2.text()!r}"
+)
+s3 = StopChecker(tokenizer, [EOS], stop_strings=["ache"], max_new_tokens=6, min_new_tokens=3)
+assert _feed(s3, w) == 5 and s3.text() == "Returns the current ABC c", f"stop 'ache' after min_new_tokens: got {s3.text()!r}"
+# A stop string and max_new_tokens on the same token: "stop" wins; EOS and max_new_tokens too.
+s4 = StopChecker(tokenizer, [EOS], stop_strings=["current"], max_new_tokens=3)
+assert _feed(s4, w) == 3 and s4.finish_reason == "stop" and s4.text() == "Returns the ", (
+    f"a stop string completed by the last allowed token: expected 'stop' and 'Returns the ', got {s4.finish_reason!r}, {s4.text()!r}"
+)
+s5 = StopChecker(tokenizer, [EOS], max_new_tokens=2)
+assert _feed(s5, [w[0], EOS]) == 2 and s5.finish_reason == "stop" and s5.text() == "Returns", (
+    f"EOS as the last allowed token: expected 'stop' and 'Returns', got {s5.finish_reason!r}, {s5.text()!r}"
+)
+# ignore_eos: EOS tokens are text like any other and only the length ends the request.
+s6 = StopChecker(tokenizer, [EOS], max_new_tokens=3, ignore_eos=True)
+assert _feed(s6, [w[0], EOS, w[1]]) == 3 and s6.finish_reason == "length" and s6.text() == tokenizer.decode([w[0], EOS, w[1]]), (
+    f"ignore_eos=True: expected 3 tokens, 'length' and the EOS in the text, got {s6.tokens}, {s6.finish_reason!r}, {s6.text()!r}"
+)
+# Several stop strings overlapping the last token: the text is cut before the one that starts first.
+s7 = StopChecker(tokenizer, [EOS], stop_strings=["cache", "ABC c", "BC"], max_new_tokens=9)
+assert _feed(s7, w) == 4 and s7.text() == "Returns the current A", (
+    f"'BC' completes with the 4th token: expected the text 'Returns the current A', got {s7.text()!r} after {len(s7.tokens)} tokens"
+)
+s8 = StopChecker(tokenizer, [EOS], stop_strings=["cache", "ABC c"], max_new_tokens=9)
+assert _feed(s8, w) == 5 and s8.text() == "Returns the current ", (
+    f"'cache' and 'ABC c' both complete with the 5th token: cut before the earlier one, expected 'Returns the current ', got {s8.text()!r}"
+)
+# A stop string spanning three tokens; the whole text never stops twice; appending after the end raises.
+s9 = StopChecker(tokenizer, [EOS], stop_strings=["the current ABC"], max_new_tokens=9)
+assert _feed(s9, w) == 4 and s9.text() == "Returns ", f"a stop string over three tokens: got {s9.text()!r}"
+try:
+    s9.append(w[4])
+    raised = False
+except RuntimeError:
+    raised = True
+assert raised, "StopChecker.append on a finished request must raise RuntimeError"
+assert len(s9.tokens) == 4, "a refused append must not record the token"
+# Several EOS ids, and the text of a request still running.
+s10 = StopChecker(tokenizer, [EOS, w[3]], max_new_tokens=9)
+assert _feed(s10, w[:3]) is None and s10.finish_reason is None and s10.text() == "Returns the current", (
+    f"a running request: finish_reason None and the text so far, got {s10.finish_reason!r}, {s10.text()!r}"
+)
+assert s10.append(w[3]) and s10.finish_reason == "stop" and s10.text() == "Returns the current", (
+    "every id in eos_token_ids ends the request"
+)
+### END HIDDEN TESTS
+assert True
 
 # %% [markdown]
 # ## 2. Batched generation with left padding
@@ -1607,7 +1989,10 @@ for block_size in (4, 8, 1):
         f"got {res['reused']}"
     )
     saved = sum(res["reused"].values())
-    assert sum(res["prefill"].values()) == total_prompt - saved
+    assert sum(res["prefill"].values()) == total_prompt - saved, (
+        f"block_size {block_size}: prompt tokens computed {sum(res['prefill'].values())} + reused {saved} must add up "
+        f"to the trace's {total_prompt} prompt tokens"
+    )
     # Every distinct whole-block prefix of what the sequences held is registered once and, at the end, evictable.
     prefixes = set()
     for rid, _, p, _ in PREFIX_TRACE:
