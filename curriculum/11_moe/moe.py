@@ -1061,14 +1061,14 @@ _EP_FORBIDDEN = ("all_gather", "all_gather_into_tensor", "all_reduce", "broadcas
                  "reduce_scatter", "reduce_scatter_tensor", "send", "isend")
 
 
-def _ep_case(rank, world_size, num_experts, k, tokens, skew, seed):
-    block = mixtral_block(hidden=16, intermediate=20, experts=num_experts, k=k, seed=seed)
+def _ep_case(rank, world_size, num_experts, k, tokens, skew, seed, dtype):
+    block = mixtral_block(hidden=16, intermediate=20, experts=num_experts, k=k, seed=seed, dtype=dtype)
     per = num_experts // world_size
     g = torch.Generator().manual_seed(seed + 100 * rank)
-    x = torch.randn(tokens[rank], 16, generator=g, requires_grad=True)
-    logits = x.detach() @ block.gate.weight.detach().T + skew
+    x = torch.randn(tokens[rank], 16, generator=g).to(dtype).requires_grad_()
+    logits = x.detach() @ block.gate.weight.detach().T + skew.to(dtype)
     weights, experts = route_topk_softmax(logits, k)
-    weights.requires_grad_()
+    weights = weights.to(torch.promote_types(torch.float32, dtype)).requires_grad_()
     gate_up = block.experts.gate_up_proj.detach()[rank * per:(rank + 1) * per].clone().requires_grad_()
     down = block.experts.down_proj.detach()[rank * per:(rank + 1) * per].clone().requires_grad_()
     counted = {"float_bytes": 0}
@@ -1092,7 +1092,7 @@ def _ep_case(rank, world_size, num_experts, k, tokens, skew, seed):
     try:
         y, sent = expert_parallel_experts(x, weights, experts, gate_up, down)
         forward_bytes = counted["float_bytes"]
-        grad_out = torch.randn(y.shape, generator=g)
+        grad_out = torch.randn(y.shape, generator=g).to(y.dtype)
         (y * grad_out).sum().backward()
     finally:
         for name, fn in real.items():
@@ -1106,13 +1106,21 @@ def _ep_case(rank, world_size, num_experts, k, tokens, skew, seed):
             "grad_down": down.grad if down.grad is not None else zeros(down)}
 
 
-for _N, _E, _k, _tokens, _skew, _seed in [(2, 4, 2, (5, 7), 0.0, 1), (4, 8, 2, (6, 3, 9, 4), 0.0, 2),
-                                          (3, 6, 3, (4, 4, 4), 0.0, 3), (4, 8, 1, (5, 5, 5, 5), 3.0, 4),
-                                          (2, 8, 2, (1, 6), 0.0, 5)]:
+_f32, _bf16, _f64 = torch.float32, torch.bfloat16, torch.float64
+for _N, _E, _k, _tokens, _skew, _seed, _dtype in [
+    (2, 4, 2, (5, 7), 0.0, 1, _f32), (4, 8, 2, (6, 3, 9, 4), 0.0, 2, _f32), (3, 6, 3, (4, 4, 4), 0.0, 3, _f32),
+    (4, 8, 1, (5, 5, 5, 5), 3.0, 4, _f32), (2, 8, 2, (1, 6), 0.0, 5, _f32), (3, 6, 2, (4, 5, 3), 50.0, 6, _f32),
+    (2, 4, 2, (6, 5), 0.0, 7, _bf16), (2, 4, 2, (3, 4), 0.0, 8, _f64),
+]:
     _skewv = torch.zeros(_E)
-    _skewv[0] = _skew  # the skewed case sends most slots to rank 0; some ranks receive nothing
-    _out = run_distributed(_ep_case, _N, _E, _k, _tokens, _skewv, _seed, timeout=120)
-    _block = mixtral_block(hidden=16, intermediate=20, experts=_E, k=_k, seed=_seed)
+    # Skewed cases favour rank 0's experts; with +50 every slot goes there and the other ranks
+    # receive no row at all.
+    _skewv[: _E // _N] = _skew
+    _out = run_distributed(_ep_case, _N, _E, _k, _tokens, _skewv, _seed, _dtype, timeout=120)
+    _block = mixtral_block(hidden=16, intermediate=20, experts=_E, k=_k, seed=_seed, dtype=_dtype)
+    # float32: round-off of sums in another order; bf16: transformers rounds each weighted
+    # expert output to bf16 before adding (a few bf16 steps); float64: round-off only.
+    _rtol, _atol = {_f32: (1e-5, 1e-6), _bf16: (3e-2, 2e-2), _f64: (1e-10, 1e-12)}[_dtype]
     _gu = _block.experts.gate_up_proj.detach().clone().requires_grad_()
     _dn = _block.experts.down_proj.detach().clone().requires_grad_()
     _per = _E // _N
@@ -1120,16 +1128,18 @@ for _N, _E, _k, _tokens, _skew, _seed in [(2, 4, 2, (5, 7), 0.0, 1), (4, 8, 2, (
         _x = _o["x"].clone().requires_grad_()
         _w = _o["weights"].clone().requires_grad_()
         _ref = _block.experts(_x, _o["experts"], _w)  # transformers' MixtralExperts with all E experts
-        assert_close(_o["y"], _ref.detach(), rtol=1e-5, atol=1e-6,
-                     name=f"expert_parallel_experts output, rank {_r} of {_N}, E={_E}, k={_k}")
-        _gx, _gw = torch.autograd.grad((_ref * _o["grad_out"]).sum(), [_x, _w])
-        assert_close(_o["grad_x"], _gx, rtol=1e-4, atol=1e-6, name=f"gradient of x, rank {_r} of {_N}, E={_E}")
-        assert_close(_o["grad_weights"], _gw, rtol=1e-4, atol=1e-6,
-                     name=f"gradient of the routing weights, rank {_r} of {_N}, E={_E}")
+        assert _o["y"].dtype == _dtype, f"{_dtype} tokens: expert_parallel_experts returned {_o['y'].dtype}"
+        assert_close(_o["y"].double(), _ref.detach().double(), rtol=_rtol, atol=_atol,
+                     name=f"expert_parallel_experts output, rank {_r} of {_N}, E={_E}, k={_k}, {_dtype}")
+        if _dtype == _f32:
+            _gx, _gw = torch.autograd.grad((_ref * _o["grad_out"]).sum(), [_x, _w])
+            assert_close(_o["grad_x"], _gx, rtol=1e-4, atol=1e-6, name=f"gradient of x, rank {_r} of {_N}, E={_E}")
+            assert_close(_o["grad_weights"], _gw, rtol=1e-4, atol=1e-6,
+                         name=f"gradient of the routing weights, rank {_r} of {_N}, E={_E}")
         _flat = _o["experts"].reshape(-1)
         _dispatch = int((_flat // _per != _r).sum())
         _combine = sum(int((o["experts"].reshape(-1) // _per == _r).sum()) for j, o in enumerate(_out) if j != _r)
-        _expected = (_dispatch + _combine) * 16 * 4
+        _expected = (_dispatch + _combine) * 16 * _o["x"].element_size()
         assert _o["sent"] == _expected, (
             f"rank {_r} of {_N} (E={_E}, k={_k}): {_dispatch} slots go to other ranks' experts and {_combine} "
             f"rows come back from others' tokens: expected {_expected} bytes sent, got {_o['sent']}"
@@ -1138,6 +1148,8 @@ for _N, _E, _k, _tokens, _skew, _seed in [(2, 4, 2, (5, 7), 0.0, 1), (4, 8, 2, (
             f"rank {_r} of {_N}: {_o['forward_bytes']} bytes of hidden states went to other ranks through "
             f"all_to_all_single in the forward pass; the routing needs exactly {_expected}"
         )
+    if _dtype != _f32:
+        continue
     # Expert gradients: the full layer on every rank's tokens (each slot's expert gathered
     # from the full tensors), summed over ranks, then sliced per rank.
     _total = 0
