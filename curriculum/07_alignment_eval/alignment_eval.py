@@ -467,6 +467,7 @@ def pass_at_k(n, c, k):
 for (n0, c0, k0), want0 in [((10, 3, 2), 1 - 21 / 45), ((10, 3, 1), 0.3), ((5, 0, 2), 0.0), ((4, 2, 3), 1.0)]:
     got0 = pass_at_k(n0, c0, k0)
     assert isinstance(got0, float) and abs(got0 - want0) < 1e-12, f"pass_at_k({n0}, {c0}, {k0}): expected {want0:.6f}, got {got0!r}"
+assert pass_at_k(3, 3, 3) == 1.0, f"c = n = k = 3: expected 1.0, got {pass_at_k(3, 3, 3)!r}"
 
 # %% test id=test_pass_at_k_hidden points=3
 ### BEGIN HIDDEN TESTS
