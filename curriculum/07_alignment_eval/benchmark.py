@@ -9,7 +9,10 @@ bundled tiny Llama (or the model named by LLMLABS_MODEL):
   ratio from interleaved runs (`graders.notebook.speedup`), plus the median absolute time;
 - the coverage of the percentile bootstrap's 95 % interval of an accuracy of 0.7 at several
   numbers of items, and the false-positive rate of McNemar's exact test at alpha = 0.05 for
-  two equally good models: simulations with a known truth (deterministic for the seeds).
+  two equally good models: simulations with a known truth (deterministic for the seeds);
+- pass@k's product form against the direct formula with float64 binomial coefficients
+  (scipy.special.comb) and the exact rational value, up to n = 10,000: where the direct
+  formula stops working (inf / inf) and how far the product form is from exact.
 
 The reference code is not copied here: it is read from the answer cells of
 `alignment_eval.py` (the notebook's text form), solution markers dropped, and executed.
@@ -70,6 +73,22 @@ def false_positive_rate(ref: dict, n_items: int, reps: int) -> float:
                for _ in range(reps)) / reps
 
 
+def pass_at_k_overflow(ref: dict) -> dict:
+    from fractions import Fraction
+
+    from scipy.special import comb
+
+    out = {}
+    for n in (100, 1000, 1030, 1100, 2000, 10000):
+        c, k = 3, n // 2
+        exact = float(1 - Fraction(math.comb(n - c, k), math.comb(n, k)))
+        with np.errstate(all="ignore"):
+            direct = float(1 - comb(n - c, k) / comb(n, k))
+        out[n] = {"c": c, "k": k, "exact": exact, "direct_float64": direct,
+                  "product_abs_error": abs(ref["pass_at_k"](n, c, k) - exact)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=102, help="validation items to score")
@@ -89,9 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     fpr = {n: false_positive_rate(ref, n, args.reps) for n in (30, 150, 600)}
     for n, r in fpr.items():
         print(f"McNemar exact test, two equal models, {n:>3} items: false positives at 0.05: {r:.3f}")
+    overflow = pass_at_k_overflow(ref)
+    for n, row in overflow.items():
+        print(f"pass@{row['k']} with n = {n:>5}, c = {row['c']}: exact {row['exact']:.6f}, "
+              f"direct formula in float64 {row['direct_float64']:.6f}, "
+              f"product form off by {row['product_abs_error']:.1e}")
     if args.json:
         args.json.write_text(json.dumps({"device": str(device), "model": model_source(), "scoring": scoring,
-                                         "coverage": covers, "mcnemar_false_positives": fpr}, indent=2))
+                                         "coverage": covers, "mcnemar_false_positives": fpr,
+                                         "pass_at_k_overflow": overflow}, indent=2))
     return 0
 
 
