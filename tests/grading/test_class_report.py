@@ -162,7 +162,7 @@ def test_report_from_postgresql_without_llmlabs_grade_records(graded, tmp_path, 
         f.write(f"\nc.CourseDirectory.db_url = {postgres!r}\n")
     nbgrader("generate_assignment", UNIT.name, cwd=course)
     # Generated, nothing graded yet: the error says what to run (the CLI prints it as one
-    # line, as every LLMLabsError; tests/test_class_report.py).
+    # line, as every LLMLabsError; tests/test_report_parts.py).
     with pytest.raises(ReportError, match=f"no submission of '{UNIT.name}' is graded .*postgres@"):
         build_report(course, UNIT.name)
 
