@@ -236,6 +236,78 @@ def ngram_overlap(eval_texts, train_texts, n=8):
     return flags
 """
 
+# Written by the unit's author (issue 32), not blind: no helper was available to write them from
+# the release. Each differs from the reference in method: regular expressions and str.translate
+# for the normalisation; exact integer binomials for pass@k; a flipped mask and gather for the last
+# real token; an explicit loop and a hand-written variance for the advantages; torch.where on the
+# advantage's sign and expm1 for the GRPO loss.
+EXACT_MATCH_REGEX = """
+import re as _re
+
+
+def normalize_answer(text):
+    text = text.lower().translate(str.maketrans("", "", string.punctuation))
+    text = _re.sub(r"\\b(a|an|the)\\b", " ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction, reference):
+    return 1.0 if normalize_answer(prediction) == normalize_answer(reference) else 0.0
+"""
+
+PASS_AT_K_EXACT = """
+def pass_at_k(n, c, k):
+    if c < 0 or c > n or k < 1 or k > n:
+        raise ValueError("need 0 <= c <= n and 1 <= k <= n")
+    # Python's int / int is correctly rounded, however large the binomials.
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+"""
+
+REWARD_MODEL_GATHER = """
+class RewardModel(torch.nn.Module):
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.score = torch.nn.Linear(backbone.config.hidden_size, 1, bias=False)
+
+    def pooled(self, input_ids, attention_mask):
+        states = self.backbone(input_ids=input_ids, attention_mask=attention_mask)[0]
+        width = attention_mask.shape[1]
+        last = width - 1 - attention_mask.flip(1).argmax(dim=1)
+        index = last.view(-1, 1, 1).expand(-1, 1, states.shape[-1])
+        return states.gather(1, index).squeeze(1)
+
+    def forward(self, input_ids, attention_mask):
+        return self.score(self.pooled(input_ids, attention_mask))[:, 0].to(torch.float32)
+"""
+
+GRPO_ADVANTAGES_LOOP = """
+def grpo_advantages(rewards, group_size, scale=True):
+    out = torch.empty_like(rewards)
+    for start in range(0, rewards.numel(), group_size):
+        group = rewards[start : start + group_size]
+        centred = group - group.sum() / group_size
+        if scale:
+            std = torch.sqrt((centred**2).sum() / (group_size - 1))
+            centred = centred / (std + 1e-4)
+        out[start : start + group_size] = centred
+    return out
+"""
+
+GRPO_LOSS_WHERE = """
+def grpo_loss(logps, old_logps, ref_logps, advantages, mask, epsilon=0.2, beta=0.04):
+    ratio = (logps - old_logps.detach()).exp()
+    clipped = ratio.clamp(1 - epsilon, 1 + epsilon)
+    a = advantages.unsqueeze(1).expand_as(ratio)
+    # -min(ratio * A, clipped * A): the smaller ratio when A >= 0, the larger when A < 0.
+    surrogate = torch.where(a >= 0, torch.minimum(ratio, clipped), torch.maximum(ratio, clipped)) * a
+    d = ref_logps.detach() - logps
+    per_token = -surrogate + beta * (torch.expm1(d) - d)
+    m = mask.to(logps.dtype)
+    per_row = (per_token * m).sum(dim=-1) / torch.clamp(m.sum(dim=-1), min=1.0)
+    return per_row.sum() / per_row.numel()
+"""
+
 ALTERNATIVES = [
     Alternative(
         "cont_suffix", "continuation_tokens", CONT_SUFFIX, "rstrip, slice off the moved suffix, list() copies"
@@ -289,6 +361,13 @@ ALTERNATIVES = [
     Alternative("dpo_softplus", "dpo_loss", DPO_SOFTPLUS, "rewards under no_grad, losses as softplus"),
     Alternative("ngram_strings", "ngram_overlap", NGRAM_STRINGS, "n-grams as joined strings, set.isdisjoint"),
     Alternative("ngram_any", "ngram_overlap", NGRAM_ANY, "zip of shifted word lists, any() membership"),
+    Alternative("em_regex", "exact_match", EXACT_MATCH_REGEX, "str.translate and SQuAD's regex (not blind)"),
+    Alternative("pk_exact", "pass_at_k", PASS_AT_K_EXACT, "exact integer binomials, int / int (not blind)"),
+    Alternative("rm_gather", "reward_model", REWARD_MODEL_GATHER, "flipped mask argmax, gather (not blind)"),
+    Alternative(
+        "adv_loop", "grpo_advantages", GRPO_ADVANTAGES_LOOP, "loop over groups, variance by hand (not blind)"
+    ),
+    Alternative("gl_where", "grpo_loss", GRPO_LOSS_WHERE, "torch.where on the sign of A, expm1 (not blind)"),
 ]
 
 # Fairness defects found: none. Probed without loss: rng.choice bootstrap (another RNG stream than
