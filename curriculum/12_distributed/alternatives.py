@@ -350,6 +350,168 @@ class ShardedAdamW:
                 offset += p.numel()
 '''
 
+# Written by the unit's author (issue 32), not blind: no helper was available to write one from the
+# release. It differs from the reference in its collectives (list all_gather + torch.cat, list
+# reduce_scatter), its padding (F.pad + chunk) and its structure (one Function class per wrapper,
+# made in __init__, closing over the wrapper).
+FSDP_LISTS = '''
+class FSDPLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, shard, fsdp, i):
+        raise RuntimeError("unused: HandFSDP below makes its own Function")
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        raise RuntimeError("unused")
+
+
+class HandFSDP(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        world, rank = dist.get_world_size(), dist.get_rank()
+        self.world = world
+        self.plan = []  # (child, index or None)
+        self.units = []  # (child, [(name, shape)], numel)
+        self.shards = nn.ParameterList()
+        for child in model.children():
+            named = [(name, p) for name, p in child.named_parameters()]
+            if len(named) == 0:
+                self.plan.append((child, None))
+                continue
+            flat = torch.cat([p.detach().flatten() for _, p in named])
+            k = math.ceil(flat.numel() / world)
+            pieces = F.pad(flat, (0, k * world - flat.numel())).chunk(world)
+            self.shards.append(nn.Parameter(pieces[rank].clone()))
+            self.units.append((child, [(name, p.shape) for name, p in named], flat.numel()))
+            self.plan.append((child, len(self.units) - 1))
+            child.to(device="meta")
+        wrapper = self
+
+        class _Run(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, shard, i):
+                ctx.i = i
+                ctx.save_for_backward(x)
+                with torch.no_grad():
+                    return torch.func.functional_call(wrapper.units[i][0], wrapper.gather(i), (x,))
+
+            @staticmethod
+            def backward(ctx, grad_y):
+                (x,) = ctx.saved_tensors
+                i = ctx.i
+                flat = wrapper._gather_flat(i).requires_grad_()
+                inp = x.detach().requires_grad_(ctx.needs_input_grad[0])
+                with torch.enable_grad():
+                    out = torch.func.functional_call(wrapper.units[i][0], wrapper._views(i, flat), (inp,))
+                    targets = [flat] + ([inp] if ctx.needs_input_grad[0] else [])
+                    got = torch.autograd.grad(out, targets, grad_y)
+                mine = torch.zeros_like(wrapper.shards[i])
+                dist.reduce_scatter(mine, list(got[0].chunk(wrapper.world)))
+                return (got[1] if ctx.needs_input_grad[0] else None), mine / wrapper.world, None
+
+        self._run = _Run
+
+    def _gather_flat(self, i):
+        shard = self.shards[i].detach()
+        parts = [torch.empty_like(shard) for _ in range(self.world)]
+        dist.all_gather(parts, shard)
+        return torch.cat(parts)
+
+    def _views(self, i, flat):
+        _, spec, _ = self.units[i]
+        sizes = [math.prod(shape) for _, shape in spec]
+        pieces = torch.split(flat[: sum(sizes)], sizes)
+        return {name: piece.reshape(shape) for (name, shape), piece in zip(spec, pieces)}
+
+    def gather(self, i):
+        return self._views(i, self._gather_flat(i))
+
+    def forward(self, x):
+        h = x
+        for child, i in self.plan:
+            h = child(h) if i is None else self._run.apply(h, self.shards[i], i)
+        return h
+'''
+
+# Written by the unit's author (issue 32), not blind, for the same reason as FSDP_LISTS: irecv for
+# every message, the steps of the schedule listed first and then run, and the bubble from a memoised
+# recursion (cycle detection for schedules that cannot finish) instead of repeated sweeps.
+ONEFONEB_PLAN = '''
+def one_f_one_b(stage, x, y, micro_batches):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    m = micro_batches
+    warm = min(world - rank - 1, m)
+    plan = [("F", j) for j in range(warm)]
+    for k in range(m - warm):
+        plan += [("F", warm + k), ("B", k)]
+    plan += [("B", j) for j in range(m - warm, m)]
+    xs, ys = list(torch.tensor_split(x, m)), list(torch.tensor_split(y, m))
+    saved, pending, loss_sum = {}, [], 0.0
+    for kind, j in plan:
+        if kind == "F":
+            if rank == 0:
+                inp = xs[j]
+            else:
+                inp = torch.zeros_like(xs[j])
+                dist.irecv(inp, src=rank - 1).wait()
+                inp.requires_grad_()
+            res = stage(inp)
+            if rank == world - 1:
+                res = F.mse_loss(res, ys[j], reduction="sum") / (x.shape[0] * x.shape[1])
+                loss_sum += float(res)
+            else:
+                buf = res.detach().clone()
+                pending.append((buf, dist.isend(buf, dst=rank + 1)))
+            saved[j] = (inp, res)
+        else:
+            inp, res = saved.pop(j)
+            if rank == world - 1:
+                torch.autograd.backward(res)
+            else:
+                g = torch.zeros_like(res)
+                dist.irecv(g, src=rank + 1).wait()
+                torch.autograd.backward(res, g)
+            if rank != 0:
+                gbuf = inp.grad.clone()
+                pending.append((gbuf, dist.isend(gbuf, dst=rank - 1)))
+    for _, req in pending:
+        req.wait()
+    return plan, (loss_sum if rank == world - 1 else None)
+
+
+def pipeline_bubble(schedules):
+    p = len(schedules)
+    where = [{op: i for i, op in enumerate(s)} for s in schedules]
+    memo, visiting = {}, set()
+
+    def end(r, i):
+        if (r, i) in memo:
+            return memo[(r, i)]
+        if (r, i) in visiting:
+            raise ValueError("the schedules cannot finish: a cycle of waits")
+        visiting.add((r, i))
+        kind, j = schedules[r][i]
+        t = end(r, i - 1) if i > 0 else 0
+        if kind == "F" and r > 0:
+            dep = (r - 1, ("F", j))
+        elif kind == "B":
+            dep = (r + 1, ("B", j)) if r < p - 1 else (r, ("F", j))
+        else:
+            dep = None
+        if dep is not None:
+            q, op = dep
+            if op not in where[q]:
+                raise ValueError(f"the schedules cannot finish: {op} never runs on rank {q}")
+            t = max(t, end(q, where[q][op]))
+        visiting.discard((r, i))
+        memo[(r, i)] = t + 1
+        return t + 1
+
+    ends = [end(r, i) for r in range(p) for i in range(len(schedules[r]))]
+    slots = max(ends)
+    return slots, 1.0 - len(ends) / (p * slots)
+'''
+
 TP_LINEAR = """
 class CopyToTensorParallel(torch.autograd.Function):
     @staticmethod
@@ -627,6 +789,12 @@ ALTERNATIVES = [
         "padded reduce_scatter_tensor filled slice by slice, shard updated inside each parameter, torch's lerp/addcmul/addcdiv",
     ),
     Alternative(
+        "fsdp_lists",
+        "fsdp",
+        FSDP_LISTS,
+        "list all_gather + torch.cat, list reduce_scatter, F.pad + chunk, a Function class per wrapper (not blind)",
+    ),
+    Alternative(
         "tp_linear", "tp", TP_LINEAR, "nn.utils.skip_init layers, copy_ of the weight blocks, mlp.act_fn"
     ),
     Alternative(
@@ -640,6 +808,12 @@ ALTERNATIVES = [
     ),
     Alternative(
         "gpipe_irecv", "gpipe", GPIPE_IRECV, "every irecv posted up front, blocking send, output preallocated"
+    ),
+    Alternative(
+        "onefoneb_plan",
+        "onefoneb",
+        ONEFONEB_PLAN,
+        "plan listed first, irecv everywhere, summed-then-divided MSE, memoised recursive replay (not blind)",
     ),
     Alternative(
         "model_dict", "model", MODEL_DICT, "closed form per layer, a dict of lambdas for the strategies"

@@ -11,8 +11,10 @@ Measures, with `--ranks` gloo processes on this machine (graders.notebook.run_di
   DistributedDataParallel with 1 MB buckets (the model is smaller than the default 25 MB),
   and with one bucket larger than the model (no overlap: the only all-reduce starts when
   backward has finished);
-- the reference ShardedAdamW step against torch.optim.AdamW, with the optimizer-state
-  bytes of each.
+- the reference ShardedAdamW step (reduce-scatter of the gradients, AdamW on the shard,
+  all-gather of the parameters) against torch.optim.AdamW (no communication), with the
+  optimizer-state bytes of each and the bytes a rank sends per step against DDP's all-reduce
+  of the same gradients (counted by the setup cell's `count_sent_bytes`).
 
 On 2 CPU cores the "communication" is memory copies and loopback TCP done by the same cores
 that compute the backward pass, so overlapping the two gains little or nothing: the figures
@@ -118,7 +120,13 @@ def _bench_zero(rank, world_size, ref, width, steps):
         t.numel() * t.element_size() for s in full.state.values() for t in s.values() if t.dim() > 0
     )
     zero_bytes = sum(t.numel() * t.element_size() for t in sharded.state.values() if torch.is_tensor(t))
+    with ref["count_sent_bytes"]() as zero_sent:
+        sharded.step()
+    with ref["count_sent_bytes"]() as ddp_sent:
+        dist.all_reduce(torch.cat([p.grad.reshape(-1) for p in params]))
     return {
+        "zero1_sent_bytes": zero_sent["bytes"],
+        "ddp_sent_bytes": ddp_sent["bytes"],
         "zero1_ms": zero_ms,
         "adamw_ms": adamw_ms,
         "zero1_state_bytes": zero_bytes,
@@ -159,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"optimizer step: ShardedAdamW {zero['zero1_ms']:.2f} ms, {zero['zero1_state_bytes']:,} state bytes "
-        f"per rank; AdamW {zero['adamw_ms']:.2f} ms with {zero['adamw_state_bytes']:,}"
+        f"per rank; AdamW {zero['adamw_ms']:.2f} ms with {zero['adamw_state_bytes']:,}; bytes sent per step "
+        f"{zero['zero1_sent_bytes']:,} (DDP's all-reduce: {zero['ddp_sent_bytes']:,})"
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

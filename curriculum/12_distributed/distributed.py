@@ -14,12 +14,17 @@
 #    gradients; after k steps every rank holds exactly what one process training on the
 #    whole batch holds, and what `torch.nn.parallel.DistributedDataParallel` computes; then
 #    overlap communication with backward, in buckets started from gradient hooks, as DDP does;
-# 3. shard the optimizer state (**ZeRO stage 1**): each rank keeps AdamW's moments for
-#    1/N of the parameters only, and the result still equals unsharded AdamW;
+# 3. shard the optimizer state (**ZeRO-1/2**): each rank keeps AdamW's moments for 1/N of
+#    the parameters only, reduce-scatters the gradients and all-gathers the parameters,
+#    sending exactly DDP's bytes, and the result still equals unsharded AdamW; then shard the
+#    parameters too (**ZeRO-3 / FSDP**): all-gather each layer just before its forward and
+#    backward, free it after, reduce-scatter its gradients, against torch's `fully_shard`;
 # 4. split every weight matrix of Llama's MLP across ranks (**tensor parallelism**, Megatron's
 #    column- then row-parallel layers): one all-reduce in forward, one in backward, and the
 #    same outputs and gradients as the unsharded layer;
-# 5. run a model cut into pipeline stages, one per rank, on micro-batches (GPipe);
+# 5. run a model cut into pipeline stages, one per rank, on micro-batches (GPipe), then
+#    train it with the **1F1B** schedule (forwards and backwards interleaved) and measure its
+#    bubble and the activations it holds;
 # 6. put numbers on it: parameters of the 7B and 70B Llama configurations, bytes per GPU
 #    under DDP, ZeRO-1/2/3 and tensor parallelism, the time an all-reduce must take, and
 #    the idle "bubble" of pipeline parallelism.
@@ -32,12 +37,15 @@
 # - write a data-parallel training step and prove it equal to single-process training;
 # - overlap gradient communication with the backward pass (buckets, hooks, async collectives);
 # - say which model states ZeRO-1, -2 and -3 shard and compute the bytes per GPU of each;
+#   make ZeRO send no more than DDP (reduce-scatter, then all-gather), and write FSDP's
+#   gather-compute-free cycle per layer with its reduce-scatter of gradients;
 # - split a transformer MLP across ranks (column- then row-parallel) with one all-reduce per
 #   pass, and write the collectives' backward as autograd functions;
 # - estimate from first principles whether a model fits on a GPU and how long its gradient
 #   all-reduce must take at a given bandwidth;
 # - run a GPipe forward pass across ranks, and compute its bubble (p−1)/(m+p−1) to
-#   choose a number of micro-batches.
+#   choose a number of micro-batches; train a pipeline with 1F1B, which holds at most p
+#   micro-batches' activations instead of m, and count its bubble from the schedule.
 #
 # ## Prerequisites
 #
@@ -46,7 +54,7 @@
 #
 # ## Time, device, skills
 #
-# - **Time:** about 3 hours 20 minutes.
+# - **Time:** about 4 hours.
 # - **Device:** CPU. Every exercise starts 2 to 4 worker processes from this notebook
 #   (`graders.notebook.run_distributed`); the whole notebook takes about two minutes on 2
 #   cores. On a machine with several GPUs the same code runs with the `nccl` backend and
@@ -84,6 +92,10 @@ setup()
 
 import matplotlib.pyplot as plt
 from graders.notebook import assert_close, assert_scalar_close, run_distributed
+
+# torch's first backward from a given gradient (out.backward(grad)) imports sympy, about 2 s:
+# do it once here, so that the forked workers inherit the import instead of each paying it.
+torch.ones(1, requires_grad=True).mul(2).backward(torch.ones(1))
 
 
 class MLP(nn.Module):
@@ -1008,6 +1020,420 @@ for _label, _b in [("DDP all-reduce", _ddp_b), ("all-reduce + all-gather", _naiv
     print(f"{_label:36} {_b:7,} bytes sent by rank 0 per step ({_b / _ddp_b:.2f} x DDP)")
 
 # %% [markdown]
+# ### 3b. ZeRO-3 / FSDP by hand: shard the parameters too
+#
+# ZeRO-1 and -2 still keep every parameter on every rank. **ZeRO-3**, which PyTorch calls
+# **FSDP** (Fully Sharded Data Parallel), keeps only a shard of each layer's parameters and
+# assembles a whole layer just when it is needed:
+#
+# - **sharding**: each layer's parameters are flattened into one vector of $P_\ell$ elements,
+#   padded with zeros to $N k_\ell$ with $k_\ell = \lceil P_\ell/N \rceil$, and rank $r$ keeps
+#   elements $[r k_\ell, (r+1) k_\ell)$ only (FSDP pads at the end like this, so that every
+#   rank's piece has the same size);
+# - **forward**: just before layer $\ell$ runs, one **all-gather** of its shards gives the full
+#   parameters; the layer runs; the gathered buffer is **freed**;
+# - **backward**: just before layer $\ell$'s backward, all-gather again (it was freed), compute
+#   the gradients of its parameters and of its input, free; one **reduce-scatter** of the flat
+#   parameter gradient gives each rank the sum over ranks of its shard's gradient; divided by
+#   N, the mean, as in DDP;
+# - **step**: each rank's optimizer updates its shards only (any optimizer, since each element
+#   is updated independently).
+#
+# Parameters held per rank: the shards, $\sum_\ell k_\ell \approx P/N$ elements, plus one layer's
+# full parameters at a time: $\sum_\ell k_\ell + \max_\ell N k_\ell$ instead of DDP's $P$.
+# Traffic per step and rank: two all-gathers and one reduce-scatter of every layer,
+# $3(N-1)\sum_\ell k_\ell$ elements, **1.5 times** DDP's $2(N-1)P/N$: the parameters' memory is
+# bought with one more all-gather.
+#
+# A layer's backward needs its parameters and its input. Here the simplest way: an
+# `autograd.Function` per layer whose `forward` gathers, runs the layer under `torch.no_grad()`,
+# keeps only the layer's input (`ctx.save_for_backward(x)`) and frees the parameters, and whose
+# `backward` gathers again and **recomputes** the layer's forward with autograd on, then calls
+# `torch.autograd.grad` for the input and the flat parameters. This is what FSDP combined with
+# activation checkpointing does (the usual setting for large models). FSDP without checkpointing
+# keeps the layer's autograd graph and its activations, and before backward refills the very
+# storage it freed after forward (`untyped_storage().resize_(...)`), so the graph's saved
+# tensors see the parameters again. To run a layer on parameters that are not its own, call
+# `torch.func.functional_call(layer, {name: tensor, ...}, (x,))`; to free a layer's own
+# parameters, move it to the meta device (`layer.to("meta")`: shapes without memory).
+#
+# PyTorch's own FSDP (`torch.distributed.fsdp.fully_shard`, applied to each layer and then to
+# the whole model) runs on `gloo` and the CPU in torch 2.13; the hidden tests train it beside
+# yours and compare the parameters. It calls the process group directly, so
+# `count_sent_bytes` does not see its collectives.
+#
+# **Exercise.** Write `HandFSDP` (the `autograd.Function` is a suggested helper: the tests
+# grade `HandFSDP` only).
+
+# %% answer id=fsdp
+class FSDPLayer(torch.autograd.Function):
+    """One layer of a HandFSDP: forward(ctx, x, shard, fsdp, i) returns the i-th layer with
+    parameters applied to x, gathering its full parameters just before and freeing them
+    after; backward(ctx, grad_y) gathers them again, recomputes the layer from its saved
+    input, and returns (grad of x or None, the mean over ranks of this rank's shard of the
+    gradient (one reduce-scatter), None, None)."""
+
+    @staticmethod
+    def forward(ctx, x, shard, fsdp, i):
+        ### BEGIN SOLUTION
+        with torch.no_grad():
+            y = torch.func.functional_call(fsdp.layers[i], fsdp.gather(i), (x,))
+        ctx.fsdp, ctx.i = fsdp, i
+        ctx.save_for_backward(x)
+        return y
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        ### BEGIN SOLUTION
+        (x,) = ctx.saved_tensors
+        fsdp, i = ctx.fsdp, ctx.i
+        n = dist.get_world_size()
+        shard = fsdp.shards[i]
+        full = torch.empty(n * shard.numel())
+        dist.all_gather_into_tensor(full, shard.detach())
+        full.requires_grad_(True)
+        x = x.detach().requires_grad_(ctx.needs_input_grad[0])
+        with torch.enable_grad():
+            y = torch.func.functional_call(fsdp.layers[i], fsdp.unflatten(i, full), (x,))
+            wrt = (x, full) if ctx.needs_input_grad[0] else (full,)
+            grads = torch.autograd.grad(y, wrt, grad_y)
+        shard_grad = torch.empty_like(shard)
+        dist.reduce_scatter_tensor(shard_grad, grads[-1])
+        shard_grad.div_(n)
+        return (grads[0] if ctx.needs_input_grad[0] else None), shard_grad, None, None
+        ### END SOLUTION
+
+
+class HandFSDP(nn.Module):
+    """ZeRO-3 / FSDP by hand around `model`, an nn.Sequential of float32 layers, the same
+    (same values) on every rank; each child is either free of parameters (an activation)
+    or has parameters and no buffers.
+
+    self.shards: nn.ParameterList, one float32 Parameter per child with parameters, in
+    order (child with parameters number i): flatten that child's parameters (in
+    named_parameters() order, P_i elements), pad with zeros to N k_i elements where
+    k_i = ceil(P_i / N), and keep elements [r k_i, (r + 1) k_i) of rank r: k_i elements.
+    self.parameters() are these shards only, and the children's own parameters hold no
+    memory afterwards (move the children to the meta device).
+    gather(i): the full parameters of child-with-parameters i, from ONE all-gather of the
+    shards: a dict {name: tensor} with the names and shapes of the child's named_parameters().
+    forward(x): applies the children in order, equal to model(x). For each child with
+    parameters: one all-gather of its shards just before its forward and one just before its
+    backward; at most one child's gathered parameters alive at any time (no prefetch), none
+    once forward or backward has returned; in backward one reduce-scatter per child, which
+    accumulates into shards[i].grad the mean over ranks of this rank's piece of the flat
+    gradient (the same loss on every rank gives that loss's gradient). Collectives: only
+    dist.all_gather_into_tensor or dist.all_gather, and dist.reduce_scatter_tensor or
+    dist.reduce_scatter; per training step, sending exactly 3 (N - 1) sum_i k_i elements.
+    An optimizer over self.parameters(), stepped on every rank, then trains exactly as one
+    process training `model` on the whole batch (the mean of the ranks' losses).
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        ### BEGIN SOLUTION
+        rank, n = dist.get_rank(), dist.get_world_size()
+        self.order, self.layers, self.specs = [], [], []
+        self.shards = nn.ParameterList()
+        for child in model:
+            named = list(child.named_parameters())
+            if not named:
+                self.order.append((child, None))
+                continue
+            flat = torch.cat([p.detach().reshape(-1) for _, p in named])
+            k = -(-flat.numel() // n)
+            padded = torch.zeros(n * k)
+            padded[: flat.numel()] = flat
+            self.shards.append(nn.Parameter(padded[rank * k:(rank + 1) * k].clone()))
+            self.specs.append([(name, p.shape) for name, p in named])
+            child.to("meta")
+            self.order.append((child, len(self.layers)))
+            self.layers.append(child)
+        ### END SOLUTION
+
+    def unflatten(self, i, full):
+        """Views of the flat (padded) vector `full` as child i's parameters, by name."""
+        ### BEGIN SOLUTION
+        params, offset = {}, 0
+        for name, shape in self.specs[i]:
+            params[name] = full[offset:offset + shape.numel()].view(shape)
+            offset += shape.numel()
+        return params
+        ### END SOLUTION
+
+    def gather(self, i):
+        ### BEGIN SOLUTION
+        shard = self.shards[i]
+        full = torch.empty(dist.get_world_size() * shard.numel())
+        dist.all_gather_into_tensor(full, shard.detach())
+        return self.unflatten(i, full)
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        for child, i in self.order:
+            x = child(x) if i is None else FSDPLayer.apply(x, self.shards[i], self, i)
+        return x
+        ### END SOLUTION
+
+# %% test id=test_fsdp_visible points=1
+def _fsdp_mlp(seed):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 3))
+
+
+def _fsdp_small(rank, world_size, x, y):
+    model = _fsdp_mlp(0)
+    fsdp = HandFSDP(model)
+    opt = torch.optim.SGD(fsdp.parameters(), lr=0.1)
+    xs, ys = x.chunk(world_size), y.chunk(world_size)
+    sent = []
+    for _ in range(2):
+        opt.zero_grad()
+        with count_sent_bytes() as meter:
+            ((fsdp(xs[rank]) - ys[rank]) ** 2).mean().backward()
+        sent.append(meter["bytes"])
+        opt.step()
+    return [s.detach() for s in fsdp.shards], sent
+
+torch.manual_seed(4)
+_x, _y = torch.randn(8, 6), torch.randn(8, 3)
+_single = _fsdp_mlp(0)
+_opt = torch.optim.SGD(_single.parameters(), lr=0.1)
+for _ in range(2):
+    _opt.zero_grad()
+    ((_single(_x) - _y) ** 2).mean().backward()
+    _opt.step()
+_out = run_distributed(_fsdp_small, 2, _x, _y, timeout=60)
+# Layers of 6x16+16 = 112, 16x16+16 = 272 and 16x3+3 = 51 parameters: shards of 56, 136 and 26.
+assert [s.numel() for s in _out[0][0]] == [56, 136, 26], (
+    f"rank 0's shards: expected 56, 136 and 26 elements (ceil(P_i / 2)), got {[s.numel() for s in _out[0][0]]}")
+for _i, _layer in enumerate([_single[0], _single[2], _single[4]]):
+    _flat = torch.cat([p.detach().reshape(-1) for p in _layer.parameters()])
+    _joined = torch.cat([_out[0][0][_i], _out[1][0][_i]])[: _flat.numel()]
+    # The same SGD arithmetic on the mean of two half-batch gradients.
+    assert_close(_joined, _flat, rtol=1e-5, atol=1e-6,
+                 name=f"layer {_i}'s parameters (rank 0's shard, then rank 1's) after 2 FSDP steps vs one process")
+# Two all-gathers and one reduce-scatter of 56 + 136 + 26 = 218 elements each, (N-1) x 218 x 4 bytes.
+assert [s for s in _out[0][1]] == [3 * 218 * 4] * 2, (
+    f"bytes rank 0 sent per step: expected 3 (N-1) sum k_i x 4 = {3 * 218 * 4}, got {_out[0][1]}")
+
+# %% test id=test_fsdp_hidden points=3
+### BEGIN HIDDEN TESTS
+import weakref
+
+_FSDP_GATHERS = ("all_gather", "all_gather_into_tensor")
+_FSDP_FORBIDDEN = ("all_reduce", "broadcast", "reduce", "all_to_all", "all_to_all_single", "gather", "scatter",
+                   "send", "recv", "isend", "irecv", "batch_isend_irecv")
+
+
+class _Done:
+    """What an async collective returns, for one that has already completed."""
+
+    def wait(self, *args, **kwargs):
+        return True
+
+    def is_completed(self):
+        return True
+
+
+@contextlib.contextmanager
+def _fsdp_watch():
+    """Watches every all-gather: its output buffers are the gathered parameters. Records the
+    bytes of gathered buffers alive (earlier ones still referenced, plus the new one) at
+    each gather, and the kind of every collective, in order."""
+    record = {"alive": [], "peak": 0, "kinds": []}
+    real = {name: getattr(dist, name) for name in _FSDP_GATHERS + ("reduce_scatter", "reduce_scatter_tensor")}
+    real.update({name: getattr(dist, name) for name in _FSDP_FORBIDDEN})
+
+    def held():
+        return sum(t.numel() * t.element_size() for ref in record["alive"]
+                   if (t := ref()) is not None and t.untyped_storage().nbytes() > 0)
+
+    def gathering(name):
+        @functools.wraps(real[name])
+        def call(out, *args, **kwargs):
+            outs = list(out) if isinstance(out, (list, tuple)) else [out]
+            record["peak"] = max(record["peak"], held() + sum(t.numel() * t.element_size() for t in outs))
+            record["alive"].extend(weakref.ref(t) for t in outs)
+            record["kinds"].append("gather")
+            # gloo keeps a reference to a collective's tensors for a few ms after it returns: gather
+            # into private buffers and copy, so that only the learner's own references keep `out` alive.
+            private = [torch.empty_like(t) for t in outs]
+            asked_async = kwargs.pop("async_op", False)
+            real[name](private if isinstance(out, (list, tuple)) else private[0], *args, **kwargs)
+            for t, p in zip(outs, private):
+                t.copy_(p)
+            return _Done() if asked_async else None
+        return call
+
+    def scattering(name):
+        @functools.wraps(real[name])
+        def call(*args, **kwargs):
+            record["kinds"].append("scatter")
+            return real[name](*args, **kwargs)
+        return call
+
+    def forbidden(name):
+        def call(*args, **kwargs):
+            raise AssertionError(f"HandFSDP must not call dist.{name}: all-gathers and reduce-scatters only")
+        return call
+
+    for name in _FSDP_GATHERS:
+        setattr(dist, name, gathering(name))
+    for name in ("reduce_scatter", "reduce_scatter_tensor"):
+        setattr(dist, name, scattering(name))
+    for name in _FSDP_FORBIDDEN:
+        setattr(dist, name, forbidden(name))
+    record["held"] = held
+    try:
+        yield record
+    finally:
+        for name, fn in real.items():
+            setattr(dist, name, fn)
+
+
+def _fsdp_net(seed, kind):
+    torch.manual_seed(seed)
+    if kind == "mlp":
+        return _fsdp_mlp(seed)
+    # Layers of 5x7+7 = 42, 7x7 = 49 (no bias) and 7x2+2 = 16 parameters; a GELU between.
+    return nn.Sequential(nn.Linear(5, 7), nn.GELU(), nn.Linear(7, 7, bias=False), nn.Tanh(), nn.Linear(7, 2))
+
+
+def _fsdp_optimizer(name, params):
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=0.05, momentum=0.9)
+    return torch.optim.AdamW(params, lr=0.01, weight_decay=0.1)
+
+
+def _fsdp_case(rank, world_size, kind, opt_name, x, y, steps):
+    from torch.distributed.fsdp import fully_shard
+
+    model = _fsdp_net(1, kind)
+    unsharded = _fsdp_net(1, kind)
+    fsdp = HandFSDP(model)
+    live = [(name, p.device.type, p.untyped_storage().nbytes()) for name, p in model.named_parameters()
+            if p.device.type != "meta" and p.untyped_storage().nbytes() > 0]
+    n_params = [p.numel() for p in fsdp.parameters()]
+    opt = _fsdp_optimizer(opt_name, fsdp.parameters())
+    xs, ys = x.chunk(world_size), y.chunk(world_size)
+    steps_seen = []
+    for _ in range(steps):
+        opt.zero_grad()
+        with _fsdp_watch() as watch, count_sent_bytes() as meter:
+            out = fsdp(xs[rank])
+            after_forward = watch["held"]()
+            ((out - ys[rank]) ** 2).mean().backward()
+            after_backward = watch["held"]()
+        steps_seen.append((watch["peak"], after_forward, after_backward, watch["kinds"], meter["bytes"]))
+        opt.step()
+    with torch.no_grad():
+        forward_now = fsdp(xs[rank])
+        expected_now = None
+    gathered = [{k: v.detach().clone() for k, v in fsdp.gather(i).items()} for i in range(len(fsdp.shards))]
+    # PyTorch's FSDP on the same model, as the oracle.
+    ref = _fsdp_net(1, kind)
+    for child in ref:
+        if any(True for _ in child.parameters()):
+            fully_shard(child)
+    fully_shard(ref)
+    opt_ref = _fsdp_optimizer(opt_name, ref.parameters())
+    for _ in range(steps):
+        opt_ref.zero_grad()
+        ((ref(xs[rank]) - ys[rank]) ** 2).mean().backward()
+        opt_ref.step()
+    torch_fsdp = {k: v.full_tensor().detach() for k, v in ref.state_dict().items()}
+    del expected_now, unsharded
+    return ([s.detach() for s in fsdp.shards], n_params, live, steps_seen, forward_now, gathered, torch_fsdp)
+
+
+for _n_ranks, _kind, _opt_name, _steps in [(3, "mlp", "adamw", 3), (2, "odd", "sgd", 3), (4, "odd", "adamw", 2)]:
+    torch.manual_seed(40 + _n_ranks)
+    _x, _y = torch.randn(4 * _n_ranks, 6 if _kind == "mlp" else 5), torch.randn(4 * _n_ranks, 3 if _kind == "mlp" else 2)
+    _single = _fsdp_net(1, _kind)
+    _opt = _fsdp_optimizer(_opt_name, _single.parameters())
+    for _ in range(_steps):
+        _opt.zero_grad()
+        ((_single(_x) - _y) ** 2).mean().backward()
+        _opt.step()
+    _layers = [c for c in _single if any(True for _ in c.parameters())]
+    _sizes = [sum(p.numel() for p in c.parameters()) for c in _layers]
+    _ks = [-(-s // _n_ranks) for s in _sizes]
+    _case = f"{_n_ranks} ranks, {_opt_name}, layers of {_sizes} parameters"
+    _out = run_distributed(_fsdp_case, _n_ranks, _kind, _opt_name, _x, _y, _steps, timeout=120)
+    for _r, (_shards, _n_params, _live, _seen, _fwd, _gathered, _torch) in enumerate(_out):
+        assert _n_params == _ks, (
+            f"{_case}: rank {_r}'s HandFSDP parameters must be its shards only, of ceil(P_i / N) = {_ks} "
+            f"elements; got {_n_params}")
+        assert not _live, f"{_case}: rank {_r}: the wrapped model's own parameters still hold memory: {_live}"
+        for _i, _layer in enumerate(_layers):
+            _flat = torch.cat([p.detach().reshape(-1) for p in _layer.parameters()])
+            _mine = _flat.new_zeros(_n_ranks * _ks[_i])
+            _mine[: _flat.numel()] = _flat
+            # Means of per-rank gradients (sums in another order), amplified a little by AdamW's 1/sqrt(v).
+            assert_close(_shards[_i], _mine[_r * _ks[_i]:(_r + 1) * _ks[_i]], rtol=1e-4, atol=1e-5,
+                         name=f"{_case}: rank {_r}'s shard of layer {_i} after {_steps} steps vs one process "
+                              f"(elements [r k, (r+1) k) of the zero-padded flat parameters)")
+            for (_name, _p), (_got_name, _got) in zip(_layer.named_parameters(), _gathered[_i].items()):
+                assert _got_name == _name, f"{_case}: gather({_i}) names {list(_gathered[_i])}, expected {_name}"
+                assert_close(_got, _p.detach(), rtol=1e-4, atol=1e-5, name=f"{_case}: rank {_r}'s gather({_i})[{_name!r}]")
+        _index = 0
+        for _j, _child in enumerate(_single):
+            for _name, _p in _child.named_parameters():
+                assert_close(_torch[f"{_j}.{_name}"], _p.detach(), rtol=1e-4, atol=1e-5,
+                             name=f"{_case}: torch's fully_shard, {_j}.{_name} (the oracle itself vs one process)")
+                _index += 1
+        with torch.no_grad():
+            _expected_fwd = _single(_x.chunk(_n_ranks)[_r])
+        assert_close(_fwd, _expected_fwd, rtol=1e-5, atol=1e-6, name=f"{_case}: rank {_r}'s HandFSDP forward after training")
+        _layer_bytes = [4 * _n_ranks * k for k in _ks]
+        for _step, (_peak, _after_fwd, _after_bwd, _kinds, _bytes) in enumerate(_seen):
+            _where = f"{_case}: rank {_r}, step {_step}"
+            assert _peak == max(_layer_bytes), (
+                f"{_where}: at the peak, {_peak} bytes of gathered parameters were alive; one layer at a time "
+                f"(the largest, N k_i x 4 = {max(_layer_bytes)} bytes) is the most FSDP holds without prefetch "
+                f"(layers: {_layer_bytes} bytes)")
+            assert _after_fwd == 0 and _after_bwd == 0, (
+                f"{_where}: gathered parameters still alive after forward ({_after_fwd} bytes) or after backward "
+                f"({_after_bwd} bytes): free each layer's full parameters once it has run")
+            _expected_kinds = ["gather"] * len(_ks) + ["gather", "scatter"] * len(_ks)
+            assert _kinds == _expected_kinds, (
+                f"{_where}: collectives in order: expected one all-gather per layer in forward, then per layer "
+                f"(last first) an all-gather before its backward and a reduce-scatter after: {_expected_kinds}; "
+                f"got {_kinds}")
+            _want = 4 * 3 * (_n_ranks - 1) * sum(_ks)
+            assert _bytes == _want, (
+                f"{_where}: sent {_bytes} bytes; two all-gathers and one reduce-scatter of every layer's padded "
+                f"parameters send 3 (N-1) sum k_i x 4 = {_want}")
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# What sharding buys and costs, measured on 4 ranks for a stack of 8 layers of 32 × 32 (+ bias):
+# the parameters held per rank at the peak against DDP's full copy, and the bytes sent per step
+# against DDP's all-reduce. The more layers, the closer the parameters held get to 1/N.
+
+# %%
+def _fsdp_traffic(rank, world_size):
+    torch.manual_seed(0)
+    model = nn.Sequential(*[layer for _ in range(8) for layer in (nn.Linear(32, 32), nn.Tanh())])
+    total = sum(p.numel() for p in model.parameters())
+    fsdp = HandFSDP(model)
+    with count_sent_bytes() as meter:
+        fsdp(torch.randn(2, 32)).sum().backward()
+    with count_sent_bytes() as ddp:
+        dist.all_reduce(torch.zeros(total))
+    shards = [s.numel() for s in fsdp.shards]
+    held = 4 * (sum(shards) + max(world_size * k for k in shards))
+    return 4 * total, held, ddp["bytes"], meter["bytes"]
+
+_ddp_held, _fsdp_held, _ddp_sent, _fsdp_sent = run_distributed(_fsdp_traffic, 4, timeout=60)[0]
+print(f"parameters held at the peak: DDP {_ddp_held:,} bytes, FSDP {_fsdp_held:,} ({_fsdp_held / _ddp_held:.2f} x)")
+print(f"bytes sent per step:         DDP {_ddp_sent:,}, FSDP {_fsdp_sent:,} ({_fsdp_sent / _ddp_sent:.2f} x)")
+
+# %% [markdown]
 # ## 4. Tensor parallelism: split every layer (Megatron)
 #
 # DDP and ZeRO keep whole layers on every rank. When one layer's matrices are too large for
@@ -1392,6 +1818,344 @@ for _n_ranks, _batch, _m in [(2, 7, 4), (4, 8, 8), (3, 5, 1), (4, 9, 2), (2, 5, 
 assert True
 
 # %% [markdown]
+# ### 5b. 1F1B: forward and backward interleaved
+#
+# Training needs the backward pass too, which runs through the stages in reverse: the last
+# rank computes the loss of a micro-batch and its gradient, sends the gradient of its
+# *input* back to rank $p-2$, and so on down to rank 0. A stage can run the backward of
+# micro-batch $j$ only while it still holds what its forward of $j$ saved (the activations).
+# GPipe runs all $m$ forwards, then all $m$ backwards, so every stage holds the activations
+# of all $m$ micro-batches at once. **1F1B** (PipeDream-Flush, Narayanan et al., 2021) starts
+# backwards as early as possible. Rank $r$ of $p$:
+#
+# 1. **warm-up**: $w_r = \min(p - r - 1, m)$ forwards (micro-batches $0, \dots, w_r - 1$);
+# 2. **steady state**, $m - w_r$ times: one forward (the next micro-batch), then one backward
+#    (the oldest micro-batch whose forward it has run);
+# 3. **cool-down**: the $w_r$ backwards left.
+#
+# ```
+# slot:     1   2   3   4   5   6   7   8   9   10        (p = 2, m = 4; F = forward, B = backward)
+# rank 0:  F0  F1  --  B0  F2  B1  F3  B2  --  B3
+# rank 1:  --  F0  B0  F1  B1  F2  B2  F3  B3  --
+# ```
+#
+# Rank $r$ then never holds more than $\min(p - r, m)$ micro-batches' activations (at most $p$,
+# on rank 0) instead of GPipe's $m$; its bubble is still $(p-1)/(m+p-1)$ when a forward and a
+# backward take one time slot each. You will measure that bubble: replay the order in which
+# each rank ran its operations, each as early as its inputs allow (forward $j$ on rank $r$
+# after forward $j$ on rank $r-1$; backward $j$ after backward $j$ on rank $r+1$, or, on the
+# last rank, after its own forward $j$), count the slots, and compare.
+#
+# The loss is the mean squared error over the whole batch: micro-batch $j$ of $b_j$ rows
+# contributes `F.mse_loss(out_j, y_j) * b_j / batch`, so that the gradients summed over the
+# micro-batches equal those of the whole batch in one piece. A stage's input must require grad
+# (`h.requires_grad_(True)` after receiving it) for `backward` to give its gradient, which
+# goes to rank $r-1$; the last rank calls `loss.backward()`, the others `out.backward(grad)`
+# with the gradient they received. As in GPipe, send with `dist.isend` and wait on every
+# request before returning.
+#
+# **Exercise.** Write `one_f_one_b(stage, x, y, micro_batches)` and `pipeline_bubble(schedules)`.
+
+# %% answer id=onefoneb
+def one_f_one_b(stage, x, y, micro_batches):
+    """One training step (forward and backward, no optimizer step) of a pipeline over all
+    ranks with the 1F1B schedule. The stages' gradients accumulate into their .grad.
+
+    stage: this rank's module (rank r holds the r-th stage), (b, d) -> (b, d) float32.
+    x, y: (batch, d) float32 input and target, the same on every rank (rank 0 uses x's values,
+    the last rank y's, the others only their shapes). micro_batches: m, 1 <= m <= batch; the
+    micro-batches are torch.tensor_split(x, m) and torch.tensor_split(y, m).
+    Rank r of p runs w = min(p - r - 1, m) forwards, then m - w times one forward and one
+    backward, then w backwards; micro-batches in order 0, 1, ... for forwards and for
+    backwards. Forward of j: rank 0 applies its stage to x_j; rank r > 0 receives its input
+    (dist.recv or dist.irecv) from rank r - 1; every rank but the last sends its output to
+    rank r + 1 (dist.send or dist.isend); the last rank's loss for j is
+    F.mse_loss(out_j, y_j) * b_j / batch (b_j rows in micro-batch j). Backward of j: the
+    last rank back-propagates its loss; rank r < p - 1 receives the gradient of its output
+    from rank r + 1 and back-propagates it; every rank but rank 0 sends the gradient of its
+    input to rank r - 1. A rank keeps a micro-batch's activations from its forward until its
+    backward only (at most min(p - r, m) at a time).
+    Returns (schedule, loss): schedule, the list of ("F", j) and ("B", j) in the order this
+    rank ran them; loss, on the last rank the float sum of the micro-batches' losses (the
+    whole batch's mean squared error), None on the others.
+    """
+    ### BEGIN SOLUTION
+    rank, p = dist.get_rank(), dist.get_world_size()
+    xs, ys = torch.tensor_split(x, micro_batches), torch.tensor_split(y, micro_batches)
+    inputs, outputs, in_flight, schedule = {}, {}, [], []
+    total = 0.0
+
+    def forward(j):
+        nonlocal total
+        if rank == 0:
+            h = xs[j]
+        else:
+            h = torch.empty_like(xs[j])
+            dist.recv(h, src=rank - 1)
+            h.requires_grad_(True)
+        out = stage(h)
+        if rank == p - 1:
+            out = F.mse_loss(out, ys[j]) * (len(xs[j]) / len(x))
+            total += out.item()
+        else:
+            sent = out.detach()
+            in_flight.append((sent, dist.isend(sent, dst=rank + 1)))
+        inputs[j], outputs[j] = h, out
+        schedule.append(("F", j))
+
+    def backward(j):
+        h, out = inputs.pop(j), outputs.pop(j)
+        if rank == p - 1:
+            out.backward()
+        else:
+            grad = torch.empty_like(out)
+            dist.recv(grad, src=rank + 1)
+            out.backward(grad)
+        if rank > 0:
+            in_flight.append((h.grad, dist.isend(h.grad, dst=rank - 1)))
+        schedule.append(("B", j))
+
+    warmup = min(p - rank - 1, micro_batches)
+    for j in range(warmup):
+        forward(j)
+    for j in range(micro_batches - warmup):
+        forward(warmup + j)
+        backward(j)
+    for j in range(micro_batches - warmup, micro_batches):
+        backward(j)
+    for _, request in in_flight:
+        request.wait()
+    return schedule, (total if rank == p - 1 else None)
+    ### END SOLUTION
+
+
+def pipeline_bubble(schedules):
+    """The bubble of a pipeline schedule, counted in time slots.
+
+    schedules: a list with one list per rank (rank r's at index r, p ranks) of ("F", j) and
+    ("B", j), in the order that rank ran them. Every operation takes one slot. Replay them:
+    each rank runs its operations one at a time in its list's order, each as early as
+    possible: ("F", j) on rank r > 0 once ("F", j) on rank r - 1 has ended; ("B", j) on
+    rank r < p - 1 once ("B", j) on rank r + 1 has ended, on the last rank once its own
+    ("F", j) has ended (rank 0's forwards wait for nothing else).
+    Returns (slots, bubble): slots, the int number of slots until the last operation ends;
+    bubble, the float fraction of the p x slots rank-slots in which no operation runs.
+    Raises ValueError if the schedules can never finish (an operation waits for one that
+    comes later, or never comes).
+    """
+    ### BEGIN SOLUTION
+    p = len(schedules)
+    ended, clock, done = {}, [0] * p, [0] * p
+    total = sum(len(s) for s in schedules)
+    while sum(done) < total:
+        progressed = False
+        for r in range(p):
+            if done[r] == len(schedules[r]):
+                continue
+            kind, j = schedules[r][done[r]]
+            if kind == "F":
+                ready = 0 if r == 0 else ended.get(("F", r - 1, j))
+            else:
+                ready = ended.get(("B", r + 1, j)) if r < p - 1 else ended.get(("F", r, j))
+            if ready is None:
+                continue
+            clock[r] = max(clock[r], ready) + 1
+            ended[(kind, r, j)] = clock[r]
+            done[r] += 1
+            progressed = True
+        if not progressed:
+            raise ValueError(f"the schedules cannot finish: every rank waits (next operations {done})")
+    slots = max(clock)
+    return slots, 1 - total / (p * slots)
+    ### END SOLUTION
+
+# %% test id=test_onefoneb_visible points=1
+class _Counted(nn.Module):
+    """Wraps a stage: counts the micro-batches whose forward (with autograd) has run and whose
+    backward has not yet reached the stage's first parameter, and keeps the largest count."""
+
+    def __init__(self, stage):
+        super().__init__()
+        self.stage, self.alive, self.most = stage, 0, 0
+        next(stage.parameters()).register_post_accumulate_grad_hook(self._backward_done)
+
+    def _backward_done(self, p):
+        self.alive -= 1
+
+    def forward(self, h):
+        if torch.is_grad_enabled():
+            self.alive += 1
+            self.most = max(self.most, self.alive)
+        return self.stage(h)
+
+
+def _ofob_small(rank, world_size, x, y, m):
+    stage = _Counted(_stage(rank))
+    schedule, loss = one_f_one_b(stage, x, y, m)
+    return schedule, loss, [p.grad for p in stage.parameters()], stage.most
+
+torch.manual_seed(6)
+_x, _y = torch.randn(8, 4), torch.randn(8, 4)
+_whole = nn.Sequential(_stage(0), _stage(1))
+_loss = F.mse_loss(_whole(_x), _y)
+_loss.backward()
+_out = run_distributed(_ofob_small, 2, _x, _y, 4, timeout=60)
+for _r, (_schedule, _l, _grads, _most) in enumerate(_out):
+    # The same products on micro-batches of 2 rows, summed over 4 micro-batches.
+    for _i, (_g, _p) in enumerate(zip(_grads, _whole[_r].parameters())):
+        assert_close(_g, _p.grad, rtol=1e-5, atol=1e-6, name=f"rank {_r}'s gradient {_i} vs the unpipelined model's")
+    # Rank r holds at most min(p - r, m) micro-batches: 2 on rank 0, 1 on rank 1 (GPipe: 4 on both).
+    assert _most == 2 - _r, f"rank {_r} held {_most} micro-batches' activations at once; 1F1B holds {2 - _r}"
+assert_scalar_close(_out[1][1], _loss.item(), rtol=1e-5, atol=1e-7, name="the last rank's loss vs the whole batch's")
+assert _out[0][1] is None, f"rank 0 is not the last stage and returns loss None, got {_out[0][1]}"
+_slots, _bubble = pipeline_bubble([s for s, _, _, _ in _out])
+assert (_slots, round(_bubble, 6)) == (10, 0.2), (
+    f"pipeline_bubble of your 1F1B schedules on 2 ranks, 4 micro-batches: expected 10 slots and a bubble of "
+    f"(p-1)/(m+p-1) = 0.2, got {_slots} slots, bubble {_bubble}")
+
+# %% test id=test_onefoneb_hidden points=3
+### BEGIN HIDDEN TESTS
+def _ofob_case(rank, world_size, x, y, m):
+    sends = []
+    real = {name: getattr(dist, name) for name in ("send", "isend")}
+
+    def counting(name):
+        @functools.wraps(real[name])
+        def send(tensor, *args, **kwargs):
+            sends.append((tensor.numel(), kwargs.get("dst", args[0] if args else None)))
+            return real[name](tensor, *args, **kwargs)
+        return send
+
+    for name in real:
+        setattr(dist, name, counting(name))
+    try:
+        stage = _Counted(_stage(rank))
+        schedule, loss = one_f_one_b(stage, x, y, m)
+    finally:
+        for name, fn in real.items():
+            setattr(dist, name, fn)
+    return schedule, loss, [p.grad for p in stage.parameters()], stage.most, sends
+
+
+def _canonical_1f1b(p, m):
+    out = []
+    for r in range(p):
+        w, s = min(p - r - 1, m), []
+        s += [("F", j) for j in range(w)]
+        for j in range(m - w):
+            s += [("F", w + j), ("B", j)]
+        s += [("B", j) for j in range(m - w, m)]
+        out.append(s)
+    return out
+
+
+def _replay(schedules):
+    """The test's own replay: the ASAP start of every operation, by repeated relaxation."""
+    p = len(schedules)
+    ops = [(r, i, kind, j) for r, s in enumerate(schedules) for i, (kind, j) in enumerate(s)]
+    start = {}
+    for _ in range(len(ops) + 1):
+        changed = False
+        for r, i, kind, j in ops:
+            deps = [(r, i - 1)] if i else []
+            if kind == "F" and r > 0:
+                deps.append((r - 1, schedules[r - 1].index(("F", j)) if ("F", j) in schedules[r - 1] else None))
+            if kind == "B":
+                q = r + 1 if r < p - 1 else r
+                want = ("B", j) if r < p - 1 else ("F", j)
+                deps.append((q, schedules[q].index(want) if want in schedules[q] else None))
+            if any(d[1] is None for d in deps):
+                continue
+            if all(d in start for d in deps):
+                t = max([start[d] + 1 for d in deps], default=0)
+                if start.get((r, i)) != t:
+                    start[(r, i)], changed = t, True
+        if not changed:
+            break
+    if len(start) < len(ops):
+        return None
+    slots = max(start.values()) + 1
+    return slots, 1 - len(ops) / (p * slots)
+
+
+for _n_ranks, _batch, _m in [(4, 8, 8), (3, 5, 1), (4, 9, 2), (3, 7, 5), (2, 5, 3)]:
+    torch.manual_seed(60 + _batch)
+    _x, _y = torch.randn(_batch, 4), torch.randn(_batch, 4)
+    _whole = nn.Sequential(*[_stage(r) for r in range(_n_ranks)])
+    _loss = F.mse_loss(_whole(_x), _y)
+    _loss.backward()
+    _case = f"{_n_ranks} ranks, batch {_batch}, {_m} micro-batches"
+    _out = run_distributed(_ofob_case, _n_ranks, _x, _y, _m, timeout=60)
+    _sizes = [c.numel() for c in torch.tensor_split(_x, _m)]
+    _canon = _canonical_1f1b(_n_ranks, _m)
+    for _r, (_schedule, _l, _grads, _most, _sends) in enumerate(_out):
+        for _i, (_g, _p) in enumerate(zip(_grads, _whole[_r].parameters())):
+            # Gradients summed over micro-batches of fewer rows: float32 sums in another order.
+            assert_close(_g, _p.grad, rtol=1e-5, atol=1e-6,
+                         name=f"{_case}: rank {_r}'s gradient {_i} vs the unpipelined model's")
+        assert _schedule == _canon[_r], (
+            f"{_case}: rank {_r} ran {_schedule}; 1F1B runs min(p - r - 1, m) forwards, then one forward and one "
+            f"backward at a time, then the backwards left: {_canon[_r]}")
+        assert _most == min(_n_ranks - _r, _m), (
+            f"{_case}: rank {_r} held {_most} micro-batches' activations at once (counted at the stage); 1F1B "
+            f"holds min(p - r, m) = {min(_n_ranks - _r, _m)} (GPipe: m = {_m})")
+        _forward = [n for n, dst in _sends if dst == _r + 1]
+        _backward = [n for n, dst in _sends if dst == _r - 1]
+        assert _forward == (_sizes if _r < _n_ranks - 1 else []) and _backward == (_sizes if _r > 0 else []), (
+            f"{_case}: rank {_r} sent {_forward} elements forward and {_backward} back; expected one message "
+            f"per micro-batch of {_sizes} elements to rank r + 1 (all but the last rank) and to rank r - 1 "
+            f"(all but rank 0)")
+        if _r == _n_ranks - 1:
+            assert_scalar_close(_l, _loss.item(), rtol=1e-5, atol=1e-7, name=f"{_case}: the last rank's loss")
+        else:
+            assert _l is None, f"{_case}: rank {_r} is not the last stage and returns loss None, got {_l}"
+    _p, _want = _n_ranks, (_n_ranks - 1) / (_m + _n_ranks - 1)
+    for _name, _sched in [("1F1B", _canon),
+                          ("GPipe", [[("F", j) for j in range(_m)] + [("B", j) for j in range(_m)]] * _p),
+                          ("one micro-batch at a time", [sum(([("F", j), ("B", j)] for j in range(_m)), [])] * _p)]:
+        _slots, _bubble = pipeline_bubble(_sched)
+        _oracle = _replay(_sched)
+        assert isinstance(_slots, int) and (_slots, round(_bubble, 9)) == (_oracle[0], round(_oracle[1], 9)), (
+            f"pipeline_bubble of the {_name} schedule, {_case}: expected {_oracle[0]} slots, bubble "
+            f"{_oracle[1]:.4f}; got {_slots}, {_bubble}")
+    _slots, _bubble = pipeline_bubble(_canon)
+    assert_scalar_close(_bubble, _want, rtol=1e-9, atol=1e-12, name=f"{_case}: 1F1B's bubble vs (p-1)/(m+p-1)")
+# Backward of a micro-batch on the last rank before its forward: it can never run.
+for _bad in ([[("F", 0), ("B", 0)], [("B", 0), ("F", 0)]], [[("F", 0), ("B", 0)], [("F", 1), ("B", 1)]]):
+    try:
+        pipeline_bubble(_bad)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError(f"pipeline_bubble({_bad}) must raise ValueError: those schedules can never finish")
+# Uneven work: rank 1 idles while rank 0 runs 3 forwards it never uses.
+_uneven = [[("F", 0), ("F", 1), ("F", 2), ("B", 0)], [("F", 0), ("B", 0)]]
+_oracle = _replay(_uneven)
+_got = pipeline_bubble(_uneven)
+assert (_got[0], round(_got[1], 9)) == (_oracle[0], round(_oracle[1], 9)), (
+    f"pipeline_bubble({_uneven}): expected {_oracle}, got {_got}")
+### END HIDDEN TESTS
+assert True
+
+# %% [markdown]
+# GPipe against 1F1B, measured on 4 ranks and 8 micro-batches: the same slots and bubble, and
+# the activations each rank holds at the peak.
+
+# %%
+def _pipelines(rank, world_size, x, y, m):
+    stage = _Counted(_stage(rank))
+    schedule, _ = one_f_one_b(stage, x, y, m)
+    return schedule, stage.most
+
+_m = 8
+_runs = run_distributed(_pipelines, 4, torch.randn(16, 4), torch.randn(16, 4), _m, timeout=60)
+_gpipe = [[("F", j) for j in range(_m)] + [("B", j) for j in range(_m)]] * 4
+print("1F1B : slots %d, bubble %.3f, activations held per rank %s" % (
+    *pipeline_bubble([s for s, _ in _runs]), [most for _, most in _runs]))
+print("GPipe: slots %d, bubble %.3f, activations held per rank %s" % (*pipeline_bubble(_gpipe), [_m] * 4))
+print(f"(p-1)/(m+p-1) = {3 / (_m + 3):.3f}")
+
+# %% [markdown]
 # ## 6. The memory and communication model
 #
 # **Parameters of a Llama.** With hidden size $h$, MLP size $f$, $L$ layers, $a$ attention
@@ -1584,18 +2348,18 @@ plt.show()
 #   gradient hook while backward still computes earlier layers; on GPUs this hides most of
 #   the communication. On 2 CPU cores, computation and communication share the cores, so
 #   the gain is small (see the benchmark).
-# - **ZeRO-2/3 and FSDP.** ZeRO-2 replaces the gradient all-reduce by a reduce-scatter (each
-#   rank only needs the gradients of its shard); ZeRO-3 (PyTorch's FSDP) also shards the
-#   parameters and all-gathers each layer's weights just before its forward and backward.
+# - **ZeRO-2/3 and FSDP.** Real ZeRO-2 reduce-scatters in buckets during backward and frees
+#   each bucket's gradients at once; FSDP (exercise 3b) prefetches the next layer's
+#   all-gather while the current one computes (so two layers' parameters are alive), keeps
+#   activations instead of recomputing them unless activation checkpointing is on, and
+#   reduce-scatters in bf16 or fp32 as configured.
 # - **Tensor and pipeline parallelism.** Megatron splits attention as you split the MLP
 #   (heads are independent: q, k, v column-parallel, the output projection row-parallel), so
 #   a transformer layer costs two all-reduces forward and two backward; sequence parallelism
 #   replaces each by a reduce-scatter and an all-gather so that norms and dropout also run on
-#   1/N of the activations. Pipelines run forward and backward: GPipe runs all $m$ forwards
-#   and then all backwards, so each stage holds the activations of all $m$ micro-batches;
-#   **1F1B** (PipeDream-Flush) alternates one forward and one backward once the pipeline is
-#   full, which keeps the same bubble $(p-1)/(m+p-1)$ but holds at most $p$ micro-batches'
-#   activations instead of $m$. Only **interleaved** schedules (Megatron's virtual stages:
+#   1/N of the activations. Pipelines (exercise 5b): a backward takes about twice a forward,
+#   so real schedules count it as two slots, and the bubble of 1F1B stays $(p-1)/(m+p-1)$
+#   of the time. Only **interleaved** schedules (Megatron's virtual stages:
 #   $v$ non-adjacent chunks of layers per rank) shrink the bubble, by about a factor $v$,
 #   for $v$ times more messages. Large runs combine all three: data × tensor × pipeline
 #   ("3D") parallelism, TP inside a node, pipeline and data across nodes.

@@ -17,8 +17,10 @@ RING = ("test_ring_visible", "test_ring_hidden")
 DDP = ("test_ddp_visible", "test_ddp_hidden")
 BUCKETS = ("test_buckets_visible", "test_buckets_hidden")
 ZERO = ("test_zero_visible", "test_zero_hidden")
+FSDP = ("test_fsdp_visible", "test_fsdp_hidden")
 TP = ("test_tp_visible", "test_tp_hidden")
 GPIPE = ("test_gpipe_visible", "test_gpipe_hidden")
+ONEFONEB = ("test_onefoneb_visible", "test_onefoneb_hidden")
 MODEL = ("test_model_visible", "test_model_hidden")
 
 _RING_VIA_ROOT = '''def ring_all_reduce(x):
@@ -321,6 +323,73 @@ MUTANTS = [
         ZERO,
         "updates its shard with its own rank's gradient, ignoring what the reduce-scatter returned",
     ),
+    # --- 3b. FSDP / ZeRO-3 ----------------------------------------------------------------------
+    _m(
+        "fsdp_keeps_gathered_for_backward",
+        "fsdp",
+        [
+            (
+                "            y = torch.func.functional_call(fsdp.layers[i], fsdp.gather(i), (x,))\n",
+                "            ctx.params = fsdp.gather(i)\n"
+                "            y = torch.func.functional_call(fsdp.layers[i], ctx.params, (x,))\n",
+            ),
+            (
+                "        full = torch.empty(n * shard.numel())\n"
+                "        dist.all_gather_into_tensor(full, shard.detach())\n"
+                "        full.requires_grad_(True)\n",
+                "        full = torch.cat([t.reshape(-1) for t in ctx.params.values()])\n"
+                "        full = torch.cat([full, full.new_zeros(n * shard.numel() - full.numel())])\n"
+                "        full.requires_grad_(True)\n",
+            ),
+        ],
+        FSDP,
+        "keeps each layer's gathered parameters from forward to backward instead of freeing and "
+        "re-gathering: fewer bytes sent, but every layer's full parameters held at once",
+    ),
+    _m(
+        "fsdp_sum_not_mean",
+        "fsdp",
+        [("        shard_grad.div_(n)\n", "")],
+        FSDP,
+        "keeps the reduce-scatter's sum over ranks as the gradient, N times the mean",
+    ),
+    _m(
+        "fsdp_all_reduce_gradients",
+        "fsdp",
+        [
+            (
+                "        shard_grad = torch.empty_like(shard)\n"
+                "        dist.reduce_scatter_tensor(shard_grad, grads[-1])\n",
+                "        flat_grad = grads[-1].clone()\n"
+                "        dist.all_reduce(flat_grad)\n"
+                "        r = dist.get_rank()\n"
+                "        shard_grad = flat_grad[r * shard.numel():(r + 1) * shard.numel()].clone()\n",
+            )
+        ],
+        ("test_fsdp_hidden",),
+        "all-reduces each layer's whole gradient and keeps its own piece: right values, but DDP's "
+        "all-reduce where a reduce-scatter suffices (more bytes)",
+    ),
+    _m(
+        "fsdp_model_parameters_not_freed",
+        "fsdp",
+        [('            child.to("meta")\n', "")],
+        ("test_fsdp_hidden",),
+        "shards the parameters but leaves the wrapped model's own full copies allocated: no memory saved",
+    ),
+    _m(
+        "fsdp_no_input_gradient",
+        "fsdp",
+        [
+            (
+                "        return (grads[0] if ctx.needs_input_grad[0] else None), shard_grad, None, None\n",
+                "        return None, shard_grad, None, None\n",
+            )
+        ],
+        FSDP,
+        "returns no gradient for the layer's input: backward stops at the last layer, earlier layers "
+        "never learn",
+    ),
     # --- 4. tensor parallelism ---------------------------------------------------------------
     _m(
         "tp_all_reduce_each_projection",
@@ -454,6 +523,67 @@ MUTANTS = [
         [("    with torch.no_grad():\n", "    if True:\n")],
         GPIPE,
         "runs the stages with autograd on: the output carries a graph it cannot send back",
+    ),
+    # --- 5b. 1F1B -------------------------------------------------------------------------------
+    _m(
+        "onefoneb_gpipe_order",
+        "onefoneb",
+        [
+            (
+                "    for j in range(micro_batches - warmup):\n"
+                "        forward(warmup + j)\n"
+                "        backward(j)\n"
+                "    for j in range(micro_batches - warmup, micro_batches):\n"
+                "        backward(j)\n",
+                "    for j in range(micro_batches - warmup):\n"
+                "        forward(warmup + j)\n"
+                "    for j in range(micro_batches):\n"
+                "        backward(j)\n",
+            )
+        ],
+        ONEFONEB,
+        "runs every forward, then every backward (GPipe): right gradients, but m micro-batches' "
+        "activations held",
+    ),
+    _m(
+        "onefoneb_loss_not_scaled",
+        "onefoneb",
+        [
+            (
+                "            out = F.mse_loss(out, ys[j]) * (len(xs[j]) / len(x))\n",
+                "            out = F.mse_loss(out, ys[j])\n",
+            )
+        ],
+        ONEFONEB,
+        "sums the micro-batches' mean losses without weighting them by b_j / batch: gradients m times "
+        "too large",
+    ),
+    _m(
+        "onefoneb_warmup_too_long",
+        "onefoneb",
+        [("    warmup = min(p - rank - 1, micro_batches)\n", "    warmup = min(p - rank, micro_batches)\n")],
+        ONEFONEB,
+        "warms up with p - r forwards instead of p - r - 1: one more micro-batch held on every rank",
+    ),
+    _m(
+        "onefoneb_input_no_grad",
+        "onefoneb",
+        [("            h.requires_grad_(True)\n", "")],
+        ONEFONEB,
+        "forgets that a received activation must require grad: no gradient to send back to rank r - 1",
+    ),
+    _m(
+        "bubble_ignores_dependencies",
+        "onefoneb",
+        [
+            (
+                "            if ready is None:\n                continue\n",
+                "            if ready is None:\n                ready = 0\n",
+            )
+        ],
+        ("test_onefoneb_visible", "test_onefoneb_hidden"),
+        "starts an operation whose input has not been computed yet (as if it were ready at slot 0): "
+        "no bubble",
     ),
     # --- 6. the memory model ---------------------------------------------------------------------
     _m(
