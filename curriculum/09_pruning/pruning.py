@@ -814,6 +814,8 @@ wz = torch.tensor([[0.0, 0.0, 0.0, 5.0, 1.0, 2.0, 0.0, 0.0]])
 mz = torch.tensor([[True, False, False, True, True, True, False, False]])
 vz, pz = compress_24(wz, mz)
 assert pz.tolist() == [[0 | 3 << 2 | 0 << 4 | 1 << 6]], f"compress_24 with a kept zero: expected packed [[{0 | 3 << 2 | 1 << 6}]], got {pz.tolist()}"
+_b24 = bytes_24(4096, 4096, 2)
+assert isinstance(_b24, int), f"bytes_24 must return an int (a count of bytes), got {type(_b24).__name__} {_b24!r}"
 assert bytes_24(4096, 4096, 2) == 4096 * 2048 * 2 + 4096 * 512, f"bytes_24(4096, 4096, 2): expected {4096 * 2048 * 2 + 4096 * 512}, got {bytes_24(4096, 4096, 2)}"
 ### END HIDDEN TESTS
 assert True
@@ -962,6 +964,13 @@ with torch.no_grad():
 src = copy.deepcopy(model)
 pruned = prune_mlp_channels(src, 172)
 assert pruned is src, "prune_mlp_channels must change the model in place and return that same object"
+with torch.no_grad():
+    mem_logits = pruned(input_ids=x_ids).logits
+# The model in memory too (from_pretrained would drop weights its config does not name, such as stray biases).
+assert_close(mem_logits, expected_logits, rtol=0, atol=1e-4,
+             name="logits of the pruned model (in memory) vs the original with those channels zeroed")
+stray = [n for n, _ in pruned.named_parameters() if n.endswith("bias")]
+assert not stray, f"prune_mlp_channels added biases the original model does not have: {stray[:3]}"
 with tempfile.TemporaryDirectory() as tmp:
     pruned.save_pretrained(tmp)
     loaded = LlamaForCausalLM.from_pretrained(tmp).to(device).eval()
