@@ -50,7 +50,7 @@ def environment_for(spawner):
     spawner.cmd = [f"{prefix}/bin/python", "-m", "jupyterhub.singleuser"]
     spawner.environment.update(
         PATH=os.pathsep.join([f"{prefix}/bin", "/usr/local/bin", "/usr/bin", "/bin"]),
-        JUPYTER_CONFIG_PATH=SETTINGS["nbgrader_config_dir"],
+        JUPYTER_CONFIG_PATH=SETTINGS["jupyter_config_dir"],
         NBGRADER_EXCHANGE_ROOT=SETTINGS["exchange"],  # read by the global nbgrader_config.py
         HF_HUB_OFFLINE="1",  # everything the notebooks load is bundled
     )

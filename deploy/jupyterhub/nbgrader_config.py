@@ -1,6 +1,6 @@
 # The global nbgrader_config.py of a hub with LLM Labs courses: every server on the hub reads it
 # (instructors' and students'). Install it as /etc/jupyter/nbgrader_config.py, or in the folder
-# courses.toml's `nbgrader_config_dir` names. Course settings (course id, time limits, the
+# courses.toml's `jupyter_config_dir` names. Course settings (course id, time limits, the
 # grading kernel) are in each course directory's own nbgrader_config.py (`llmlabs course init`).
 import os
 
