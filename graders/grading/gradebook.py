@@ -35,7 +35,7 @@ class GradebookError(GradingError):
     """The course's gradebook cannot be used; the message says what to fix."""
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
@@ -109,20 +109,18 @@ class CourseGradebook:
             engine = create_engine(url, connect_args=self._connect_args())
         except Exception as e:
             raise GradebookError(
-                f"c.CourseDirectory.db_url {_safe_url(url)!r} is not usable: {_first_line(e)}"
+                f"c.CourseDirectory.db_url {safe_url(url)!r} is not usable: {_first_line(e)}"
             ) from None
         try:
             with engine.connect() as conn:
                 tables = inspect(conn).get_table_names()
         except Exception as e:
-            raise GradebookError(
-                f"cannot reach the gradebook at {_safe_url(url)}: {_first_line(e)}"
-            ) from None
+            raise GradebookError(f"cannot reach the gradebook at {safe_url(url)}: {_first_line(e)}") from None
         finally:
             engine.dispose()
         if "assignment" not in tables or not self._has_assignment(unit):
             raise GradebookError(
-                f"the gradebook at {_safe_url(url)} has no assignment {unit!r}: run "
+                f"the gradebook at {safe_url(url)} has no assignment {unit!r}: run "
                 f"`nbgrader generate_assignment {unit}` in {self.root} first"
             )
 

@@ -40,7 +40,7 @@ from typing import Any
 from graders import cells
 from graders.errors import GradingError
 from graders.grading.grade import notebook_messages
-from graders.grading.gradebook import CourseGradebook, _safe_url
+from graders.grading.gradebook import CourseGradebook, safe_url
 
 NOT_RECORDED = "not recorded"
 TIME_LIMIT = "ran past its time limit"
@@ -329,7 +329,7 @@ def build_report(course_dir: Path, unit: str) -> ClassReport:
     graded_cells, submissions = book.class_grades(unit)
     if not submissions:
         raise ReportError(
-            f"no submission of {unit!r} is graded in the gradebook at {_safe_url(book.db_url)}: "
+            f"no submission of {unit!r} is graded in the gradebook at {safe_url(book.db_url)}: "
             f"run `llmlabs grade {unit}` (or `nbgrader autograde {unit}`) in {root} first"
         )
     timeout = book.config.get("Execute", {}).get("timeout")
@@ -347,7 +347,7 @@ def build_report(course_dir: Path, unit: str) -> ClassReport:
     report = ClassReport(
         unit=unit,
         course=str(root),
-        gradebook=_safe_url(book.db_url),
+        gradebook=safe_url(book.db_url),
         generated=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         ledger=bool(ledger),
     )
