@@ -855,6 +855,14 @@ s6 = StopChecker(tokenizer, [EOS], max_new_tokens=3, ignore_eos=True)
 assert _feed(s6, [w[0], EOS, w[1]]) == 3 and s6.finish_reason == "length" and s6.text() == tokenizer.decode([w[0], EOS, w[1]]), (
     f"ignore_eos=True: expected 3 tokens, 'length' and the EOS in the text, got {s6.tokens}, {s6.finish_reason!r}, {s6.text()!r}"
 )
+# With ignore_eos an EOS token is text: a stop string inside its text ends the request and cuts it there.
+s6b = StopChecker(tokenizer, [EOS], stop_strings=["eos"], max_new_tokens=5, ignore_eos=True)
+eos_text = tokenizer.decode([w[0], EOS])
+assert _feed(s6b, [w[0], EOS, w[1]]) == 2 and s6b.finish_reason == "stop" and s6b.text() == eos_text[:eos_text.find("eos")], (
+    f"ignore_eos=True, stop string 'eos', tokens [Returns, EOS]: the stop string in the EOS token's text {eos_text!r} ends "
+    f"the request, and the text is cut before it: expected {eos_text[:eos_text.find('eos')]!r}, got "
+    f"{s6b.finish_reason!r}, {s6b.text()!r}"
+)
 # Several stop strings overlapping the last token: the text is cut before the one that starts first.
 s7 = StopChecker(tokenizer, [EOS], stop_strings=["cache", "ABC c", "BC"], max_new_tokens=9)
 assert _feed(s7, w) == 4 and s7.text() == "Returns the current A", (
@@ -2055,6 +2063,25 @@ pe.append_slots("d", 3)  # 2 blocks: both evictable b blocks go, oldest first
 assert not pe.evictable and len(pe.cached) == 1 and pe.num_free_blocks() == 0, (
     f"needing 2 blocks with 0 free and 2 evictable: both evicted; left {list(pe.evictable)} evictable, "
     f"{len(pe.cached)} registered (expected 1: a's first block, in use by d)"
+)
+# Eviction for a copy-on-write: a forked child writing into a shared, partly filled block needs a copy too.
+pw = PrefixCachingKVCache(num_blocks=4, block_size=2, num_layers=1, num_kv_heads=1, head_dim=2)
+pw.match_prefix("x", [1, 2, 3, 4, 5])
+pw.append_slots("x", 4)
+pw.cache_blocks("x", [1, 2, 3, 4])
+pw.free("x")
+pw.match_prefix("p", [9, 8, 7])
+pw.append_slots("p", 3)  # the 2 free blocks; x's 2 blocks stay evictable
+pw.fork("p", "c")
+pw.append_slots("c", 1)  # a copy of p's partly filled block: one block, taken from the evictable ones
+assert pw.length("c") == 4 and len(pw.evictable) == 1 and pw.block_tables["c"][-1] != pw.block_tables["p"][-1], (
+    f"a forked child appending into a shared, partly filled block needs one block for its copy: one evictable block "
+    f"must be evicted for it; got {len(pw.evictable)} evictable (expected 1), tables {pw.block_tables}"
+)
+pw.append_slots("p", 3)  # p's old last block is its own again: 1 new block for tokens 5-6, the last evictable one
+assert pw.length("p") == 6 and not pw.evictable and pw.num_free_blocks() == 0, (
+    f"appending 3 tokens to p (its last block no longer shared) needs exactly 1 new block: the last evictable one; "
+    f"got {len(pw.evictable)} evictable, {pw.num_free_blocks()} available"
 )
 # The shared-system-prompt trace on a pool too small to keep everything: the policy above decides which
 # blocks survive; outputs stay right and the reuse is exactly the policy's. (With 256 blocks request 11,
