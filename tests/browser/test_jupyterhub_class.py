@@ -5,14 +5,20 @@ and students on the student wheel's environment (tests/browser/hub.py makes and 
 
 Driven in Chromium, each user in their own browser context, logged in on the hub's login page:
 - the instructor: Generate and Release in the formgrader (/user/NAME/formgrader); later Collect,
-  then `llmlabs grade` typed into a terminal of their JupyterLab, then Generate Feedback and
-  Release Feedback in the formgrader;
+  then `llmlabs grade` and `llmlabs report` typed into a terminal of their JupyterLab (the test
+  waits for them by watching the files they write), then Generate Feedback and Release Feedback
+  in the formgrader;
 - each student: Nbgrader → Assignment List in their JupyterLab: Fetch, Validate, Submit, and
   later Fetch Feedback; then their feedback page opened from their own server, and the other
   student's server refused to them.
 Not through the browser: the answers are written into each student's fetched notebook on disk
 (as tests/browser/test_browser_student.py does; one student gets every reference answer, the
-other only the first), and the Unix permission checks run as the other student (runuser).
+other only the first); the scores are read from the gradebook, and from a copy of it made with
+SQLite's online backup as the instructor (runuser), as the README says; the Unix permission
+checks run as the other student (runuser).
+
+Bounded in time: every wait has its own limit, and the whole test (setup and clean-up included)
+has 20 minutes, for a machine loaded by other jobs (9 to 11.5 min at a load average of 25-32).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from tests.browser import hub as hubs
 from tests.browser import pages, test_browser_instructor
 from tests.browser.conftest import FAILED, Shots
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("jupyterhub")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("jupyterhub"), pytest.mark.timeout(1200)]
 
 UNIT = get_unit("linear_algebra")
 COURSE = hubs.COURSE_ID
