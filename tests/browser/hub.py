@@ -196,7 +196,11 @@ def python_for_accounts(folder: Path) -> Path:
     copy.write_bytes(data)
     copy.chmod(0o755)
     if not _runs_for_others(copy):
-        raise HubUnavailable(f"other accounts cannot run {python}, nor a copy of it in {folder}")
+        raise HubUnavailable(
+            f"other accounts cannot run {python} with this environment's libraries "
+            f"({sysconfig.get_path('purelib')}), nor a copy of the interpreter: put the clone where "
+            "other accounts can read it (not in root's home)"
+        )
     return copy
 
 
