@@ -40,8 +40,8 @@
 #
 # - **Time:** about 4 hours: seven answer cells in five sections; plan two sittings
 #   (sections 1–3, then 4–5).
-# - **Device:** CPU by default; the whole notebook takes about two minutes on 2 idle cores (each
-#   perplexity is measured on 512 validation tokens). If a CUDA GPU is present, `device` becomes
+# - **Device:** CPU by default; the whole notebook takes about a minute on 2 cores (40–75 s
+#   measured on a busy shared machine; each perplexity is measured on 512 validation tokens). If a CUDA GPU is present, `device` becomes
 #   `"cuda"` and the same code runs there; section 3 then also times PyTorch's 2:4 sparse kernel,
 #   which exists only on recent NVIDIA GPUs.
 # - **Skills practised** (see the course skill map): *Deployment* (pruning: unstructured, N:M,
