@@ -269,6 +269,13 @@ def _stop_proxy(pid_file: Path) -> None:
 @contextmanager
 def course_hub(state: Path, wheel: Path, *, server_args: list[str] = ()):
     """The hub of deploy/jupyterhub/ with one course, ml101 (linear_algebra), until the block ends."""
+    if not os.path.isdir("/srv"):
+        raise HubUnavailable("no /srv folder (the exchange and the environments go there, as in README)")
+    if os.stat("/srv").st_dev != os.stat(sysconfig.get_path("purelib")).st_dev:
+        raise HubUnavailable(
+            "the instructors' environment is made of hard links to this one's libraries: "
+            f"/srv and {sysconfig.get_path('purelib')} must be on one file system"
+        )
     tag = secrets.token_hex(3)
     instructor = Account(f"lt{tag}i")
     students = [Account(f"lt{tag}s1"), Account(f"lt{tag}s2")]
