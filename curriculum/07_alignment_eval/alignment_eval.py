@@ -44,11 +44,12 @@
 #
 # ## Time, device, skills
 #
-# - **Time:** about 3 hours.
+# - **Time:** about 4 hours.
 # - **Device:** CPU by default; the whole notebook runs in a few minutes on 2 cores (we
 #   measured under 4 minutes with two copies running at once on a shared 2-core machine at load
-#   11-15; the DPO run, the slowest cell, took about 90 s). If a CUDA GPU is present,
-#   `device` below becomes `"cuda"` and the same code runs there.
+#   11-15, before the reward model, GRPO and pass@k added about a sixth to it; the DPO run, the
+#   slowest cell, took about 90 s). If a CUDA GPU is present, `device` below becomes `"cuda"`
+#   and the same code runs there.
 # - **Skills practised** (see the course skill map): *Training and fine-tuning*
 #   (evaluation, distillation, DPO); *Probability and statistics* (bootstrap, paired
 #   tests, coverage); *Information theory* (KL divergence, temperature); *Data*
