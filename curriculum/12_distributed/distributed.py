@@ -1317,6 +1317,7 @@ def _fsdp_case(rank, world_size, kind, opt_name, x, y, steps):
     live = [(name, p.device.type, p.untyped_storage().nbytes()) for name, p in model.named_parameters()
             if p.device.type != "meta" and p.untyped_storage().nbytes() > 0]
     n_params = [p.numel() for p in fsdp.parameters()]
+    storage = [s.untyped_storage().nbytes() for s in fsdp.shards]
     opt = _fsdp_optimizer(opt_name, fsdp.parameters())
     xs, ys = x.chunk(world_size), y.chunk(world_size)
     steps_seen = []
@@ -1346,7 +1347,8 @@ def _fsdp_case(rank, world_size, kind, opt_name, x, y, steps):
         opt_ref.step()
     torch_fsdp = {k: v.full_tensor().detach() for k, v in ref.state_dict().items()}
     del expected_now, unsharded
-    return ([s.detach() for s in fsdp.shards], n_params, live, steps_seen, forward_now, gathered, torch_fsdp)
+    return ([s.detach() for s in fsdp.shards], n_params, live, steps_seen, forward_now, gathered, torch_fsdp,
+            storage)
 
 
 for _n_ranks, _kind, _opt_name, _steps in [(3, "mlp", "adamw", 3), (2, "odd", "sgd", 3), (4, "odd", "adamw", 2)]:
@@ -1363,10 +1365,13 @@ for _n_ranks, _kind, _opt_name, _steps in [(3, "mlp", "adamw", 3), (2, "odd", "s
     _ks = [-(-s // _n_ranks) for s in _sizes]
     _case = f"{_n_ranks} ranks, {_opt_name}, layers of {_sizes} parameters"
     _out = run_distributed(_fsdp_case, _n_ranks, _kind, _opt_name, _x, _y, _steps, timeout=120)
-    for _r, (_shards, _n_params, _live, _seen, _fwd, _gathered, _torch) in enumerate(_out):
+    for _r, (_shards, _n_params, _live, _seen, _fwd, _gathered, _torch, _storage) in enumerate(_out):
         assert _n_params == _ks, (
             f"{_case}: rank {_r}'s HandFSDP parameters must be its shards only, of ceil(P_i / N) = {_ks} "
             f"elements; got {_n_params}")
+        assert _storage == [4 * k for k in _ks], (
+            f"{_case}: rank {_r}'s shards hold storages of {_storage} bytes; each must own its k_i elements only, "
+            f"{[4 * k for k in _ks]} bytes (a view into the padded flat layer keeps the whole layer alive: clone it)")
         assert not _live, f"{_case}: rank {_r}: the wrapped model's own parameters still hold memory: {_live}"
         for _i, _layer in enumerate(_layers):
             _flat = torch.cat([p.detach().reshape(-1) for p in _layer.parameters()])
@@ -2008,7 +2013,9 @@ for _r, (_schedule, _l, _grads, _most) in enumerate(_out):
     assert _most == 2 - _r, f"rank {_r} held {_most} micro-batches' activations at once; 1F1B holds {2 - _r}"
 assert_scalar_close(_out[1][1], _loss.item(), rtol=1e-5, atol=1e-7, name="the last rank's loss vs the whole batch's")
 assert _out[0][1] is None, f"rank 0 is not the last stage and returns loss None, got {_out[0][1]}"
-_slots, _bubble = pipeline_bubble([s for s, _, _, _ in _out])
+# In a worker process, so that a replay that never ends stops after 20 s instead of hanging the notebook.
+_slots, _bubble = run_distributed(lambda rank, world_size, s: pipeline_bubble(s), 1, [s for s, _, _, _ in _out],
+                                  timeout=20)[0]
 assert (_slots, round(_bubble, 6)) == (10, 0.2), (
     f"pipeline_bubble of your 1F1B schedules on 2 ranks, 4 micro-batches: expected 10 slots and a bubble of "
     f"(p-1)/(m+p-1) = 0.2, got {_slots} slots, bubble {_bubble}")
@@ -2078,6 +2085,7 @@ def _replay(schedules):
     return slots, 1 - len(ops) / (p * slots)
 
 
+_bubble_cases = []
 for _n_ranks, _batch, _m in [(4, 8, 8), (3, 5, 1), (4, 9, 2), (3, 7, 5), (2, 5, 3)]:
     torch.manual_seed(60 + _batch)
     _x, _y = torch.randn(_batch, 4), torch.randn(_batch, 4)
@@ -2110,30 +2118,40 @@ for _n_ranks, _batch, _m in [(4, 8, 8), (3, 5, 1), (4, 9, 2), (3, 7, 5), (2, 5, 
         else:
             assert _l is None, f"{_case}: rank {_r} is not the last stage and returns loss None, got {_l}"
     _p, _want = _n_ranks, (_n_ranks - 1) / (_m + _n_ranks - 1)
-    for _name, _sched in [("1F1B", _canon),
-                          ("GPipe", [[("F", j) for j in range(_m)] + [("B", j) for j in range(_m)]] * _p),
-                          ("one micro-batch at a time", [sum(([("F", j), ("B", j)] for j in range(_m)), [])] * _p)]:
-        _slots, _bubble = pipeline_bubble(_sched)
-        _oracle = _replay(_sched)
-        assert isinstance(_slots, int) and (_slots, round(_bubble, 9)) == (_oracle[0], round(_oracle[1], 9)), (
-            f"pipeline_bubble of the {_name} schedule, {_case}: expected {_oracle[0]} slots, bubble "
-            f"{_oracle[1]:.4f}; got {_slots}, {_bubble}")
-    _slots, _bubble = pipeline_bubble(_canon)
-    assert_scalar_close(_bubble, _want, rtol=1e-9, atol=1e-12, name=f"{_case}: 1F1B's bubble vs (p-1)/(m+p-1)")
-# Backward of a micro-batch on the last rank before its forward: it can never run.
-for _bad in ([[("F", 0), ("B", 0)], [("B", 0), ("F", 0)]], [[("F", 0), ("B", 0)], [("F", 1), ("B", 1)]]):
-    try:
-        pipeline_bubble(_bad)
-    except ValueError:
-        pass
-    else:
-        raise AssertionError(f"pipeline_bubble({_bad}) must raise ValueError: those schedules can never finish")
+    _named = [("1F1B", _canon),
+              ("GPipe", [[("F", j) for j in range(_m)] + [("B", j) for j in range(_m)]] * _p),
+              ("one micro-batch at a time", [sum(([("F", j), ("B", j)] for j in range(_m)), [])] * _p)]
+    _bubble_cases.extend((f"the {_name} schedule, {_case}", _sched, _want if _name == "1F1B" else None)
+                         for _name, _sched in _named)
 # Uneven work: rank 1 idles while rank 0 runs 3 forwards it never uses.
-_uneven = [[("F", 0), ("F", 1), ("F", 2), ("B", 0)], [("F", 0), ("B", 0)]]
-_oracle = _replay(_uneven)
-_got = pipeline_bubble(_uneven)
-assert (_got[0], round(_got[1], 9)) == (_oracle[0], round(_oracle[1], 9)), (
-    f"pipeline_bubble({_uneven}): expected {_oracle}, got {_got}")
+_bubble_cases.append(("an uneven schedule", [[("F", 0), ("F", 1), ("F", 2), ("B", 0)], [("F", 0), ("B", 0)]], None))
+# Backward of a micro-batch on the last rank before its forward; a forward that rank 0 never runs.
+_stuck = [[[("F", 0), ("B", 0)], [("B", 0), ("F", 0)]], [[("F", 0), ("B", 0)], [("F", 1), ("B", 1)]]]
+
+
+def _bubbles(rank, world_size, cases, stuck):
+    results = [pipeline_bubble(sched) for _, sched, _ in cases]
+    raised = []
+    for sched in stuck:
+        try:
+            pipeline_bubble(sched)
+        except ValueError:
+            raised.append(True)
+        else:
+            raised.append(False)
+    return results, raised
+
+
+# In a worker process, so that a replay that never ends fails after 30 s instead of hanging the notebook.
+_results, _raised = run_distributed(_bubbles, 1, _bubble_cases, _stuck, timeout=30)[0]
+for (_what, _sched, _want), (_slots, _bubble) in zip(_bubble_cases, _results):
+    _oracle = _replay(_sched)
+    assert isinstance(_slots, int) and (_slots, round(_bubble, 9)) == (_oracle[0], round(_oracle[1], 9)), (
+        f"pipeline_bubble of {_what}: expected {_oracle[0]} slots, bubble {_oracle[1]:.4f}; got {_slots}, {_bubble}")
+    if _want is not None:
+        assert_scalar_close(_bubble, _want, rtol=1e-9, atol=1e-12, name=f"{_what}: 1F1B's bubble vs (p-1)/(m+p-1)")
+for _sched, _ok in zip(_stuck, _raised):
+    assert _ok, f"pipeline_bubble({_sched}) must raise ValueError: those schedules can never finish"
 ### END HIDDEN TESTS
 assert True
 

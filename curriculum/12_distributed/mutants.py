@@ -347,6 +347,19 @@ MUTANTS = [
         "re-gathering: fewer bytes sent, but every layer's full parameters held at once",
     ),
     _m(
+        "fsdp_shard_is_a_view",
+        "fsdp",
+        [
+            (
+                "            self.shards.append(nn.Parameter(padded[rank * k:(rank + 1) * k].clone()))\n",
+                "            self.shards.append(nn.Parameter(padded[rank * k:(rank + 1) * k]))\n",
+            )
+        ],
+        ("test_fsdp_hidden",),
+        "keeps each shard as a view into the padded flat layer: the whole layer's storage stays allocated "
+        "on every rank",
+    ),
+    _m(
         "fsdp_sum_not_mean",
         "fsdp",
         [("        shard_grad.div_(n)\n", "")],
