@@ -390,6 +390,57 @@ def crossover(sparsities, speedups):
     return None
 '''
 
+APPLY_PREHOOK = '''
+def apply_masks(model, masks):
+    """Only a forward pre-hook that zeroes the pruned weights before every forward: the forward
+    uses weight * mask, and weight read after a forward is zero (gradients are not masked; a
+    revived entry is re-zeroed by the next forward)."""
+    for name, module in model.named_modules():
+        if name not in masks:
+            continue
+        keep = masks[name].to(module.weight.device).bool()
+        with torch.no_grad():
+            module.weight.mul_(keep)
+
+        def zero_pruned(mod, args, keep=keep):
+            with torch.no_grad():
+                mod.weight.mul_(keep)
+
+        module.register_forward_pre_hook(zero_pruned)
+    return model
+'''
+
+MAGNITUDE_NATIVE = '''
+def magnitude_mask(weight, sparsity):
+    """topk(largest=False) on |w| in the weight's own dtype, mask built with index_fill."""
+    k = round(sparsity * weight.numel())
+    flat = weight.detach().abs().flatten()
+    drop = torch.topk(flat, k, largest=False, sorted=False).indices
+    mask = torch.ones(flat.numel(), dtype=torch.bool, device=weight.device).index_fill(0, drop, False)
+    return mask.view_as(weight)
+
+
+def global_magnitude_masks(weights, sparsity):
+    """k-th smallest value as a threshold, then exactly k entries taken strictly below it plus
+    just enough of the tied ones (in order)."""
+    flats = {n: w.detach().abs().flatten() for n, w in weights.items()}
+    allw = torch.cat(list(flats.values()))
+    k = round(sparsity * allw.numel())
+    if k == 0:
+        return {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
+    thr = torch.kthvalue(allw.float(), k).values.item()
+    below = allw.float() < thr
+    tied = allw.float() == thr
+    need = k - int(below.sum())
+    tied_first = tied & (torch.cumsum(tied.int(), 0) <= need)
+    keep = ~(below | tied_first)
+    out, start = {}, 0
+    for n, w in weights.items():
+        out[n] = keep[start:start + w.numel()].view(w.shape)
+        start += w.numel()
+    return out
+'''
+
 ALTERNATIVES = [
     Alternative("magnitude_argsort", "magnitude", MAGNITUDE_ARGSORT, "stable argsort; cat/split for global"),
     Alternative("magnitude_topkeep", "magnitude", MAGNITUDE_TOPKEEP, "topk of the kept entries, scatter"),
@@ -406,6 +457,8 @@ ALTERNATIVES = [
     Alternative("sparse_closed", "sparse_bytes", SPARSE_CLOSED, "closed-form break-even"),
     Alternative("sparse_bisect", "sparse_bytes", SPARSE_BISECT, "bisection on nnz"),
     Alternative("crossover_backward", "crossover", CROSSOVER_BACKWARD, "backward walk"),
+    Alternative("apply_prehook", "apply_masks", APPLY_PREHOOK, "forward pre-hook only, no gradient mask"),
+    Alternative("magnitude_native", "magnitude", MAGNITUDE_NATIVE, "native dtype topk; kthvalue + tie fill"),
     Alternative("crossover_forward", "crossover", CROSSOVER_FORWARD, "forward loop with all()"),
 ]
 
