@@ -18,7 +18,8 @@ SQLite's online backup as the instructor (runuser), as the README says; the Unix
 checks run as the other student (runuser).
 
 Bounded in time: every wait has its own limit, and the whole test (setup and clean-up included)
-has 20 minutes, for a machine loaded by other jobs (9 to 11.5 min at a load average of 25-32).
+has 20 minutes, for a machine loaded by other jobs (9 to 11.5 min at a load average of 25-32,
+5 min at 12-18).
 """
 
 from __future__ import annotations
