@@ -42,6 +42,7 @@ from graders.authoring.mutants import Mutant, load_mutants
 from graders.grading.course import KERNEL_NAME, write_kernelspec
 from graders.grading.units import Unit, get_unit
 from graders.notebook.kernel import KERNEL_ENV
+from graders.pysource import defined_names
 
 LONG_KERNEL_SECONDS = 7 * 24 * 3600
 _SNAPSHOT = "__llmlabs_namespace_snapshot"
@@ -138,6 +139,13 @@ class SharedKernel:
         if errors:
             raise RuntimeError(f"mutant kernel bookkeeping failed: {errors[0].get('evalue')}")
 
+    def _defined_before(self, index: int) -> set[str]:
+        names: set[str] = set()
+        for cell in self.nb.cells[:index]:
+            if cell.cell_type == "code":
+                names |= defined_names(cell.source)
+        return names
+
     def grade(self, cell_id: str, source: str, last_test: str, stop_on_loss: Scores | None = None) -> Scores:
         """Scores of the test cells from `cell_id` through `last_test`, with `source` as
         the answer; the kernel's namespace is put back afterwards. With `stop_on_loss`
@@ -150,6 +158,11 @@ class SharedKernel:
         tests = [str(cells.grade_id(c)) for c in self.nb.cells[start : stop + 1] if cells.is_test(c)]
         self.timed_out = False
         self._run_scratch(SAVE)
+        # In a notebook run the answer cell is the only place its names come from: a mutant
+        # that does not compile, or drops a definition, must not find the reference's.
+        fresh = sorted(defined_names(reference) - self._defined_before(start))
+        if fresh:
+            self._run_scratch(f"for __n in {fresh!r}:\n    get_ipython().user_ns.pop(__n, None)\ndel __n")
         self.nb.cells[start].source = source
         try:
             for i in range(start, stop + 1):

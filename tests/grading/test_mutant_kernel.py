@@ -87,6 +87,21 @@ def test_mutant_scores_do_not_depend_on_the_order(tmp_path):
     assert backward == expected, backward
 
 
+def test_a_mutant_that_does_not_compile_or_drops_a_definition_finds_no_reference_left(tmp_path):
+    # In a notebook run, `make` exists only if the answer cell defined it; the shared kernel
+    # ran the reference first and must not let the mutant fall back on its `make`.
+    unit = tiny_unit(tmp_path, "tiny", TEXT, cell_timeout=60)
+    broken = [
+        Mutant("make_syntax_error", "make", "def make(v):\n    return Box(v\n", ("test_make",)),
+        Mutant("make_renamed", "make", "def build(v):\n    return Box(v)\n", ("test_make",)),
+    ]
+    scores = run_mutants(unit, broken)
+    assert scores == {
+        "make_syntax_error": {"test_early_is_a_box": 1.0, "test_make": 0.0},
+        "make_renamed": {"test_early_is_a_box": 1.0, "test_make": 0.0},
+    }, scores
+
+
 SLOW_TEXT = """\
 # %% setup id=setup
 import time
