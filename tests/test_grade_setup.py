@@ -83,3 +83,20 @@ def test_ledger_notices_changed_submissions(course):
     (folder / "timestamp.txt").write_text("2026-11-02 09:30:00 UTC")
     assert not ledger.is_current("ada", submission_hash(folder), "t1"), "a resubmission must regrade"
     assert not ledger.is_current("ben", digest, "t1")
+
+
+def test_the_course_config_loaded_again_adds_no_duplicate_paths(course, monkeypatch):
+    # A long-running formgrader loads nbgrader_config.py again and again (seen on JupyterHub).
+    from traitlets.config import Config
+
+    monkeypatch.setenv("JUPYTER_PATH", "/elsewhere")
+    monkeypatch.setenv("PATH", "/usr/bin")
+    code = compile((course / "nbgrader_config.py").read_text(), str(course / "nbgrader_config.py"), "exec")
+    for _ in range(3):
+        exec(code, {"c": Config(), "get_config": Config, "__file__": str(course / "nbgrader_config.py")})
+    import os
+
+    jupyter_path = os.environ["JUPYTER_PATH"].split(os.pathsep)
+    assert jupyter_path == [str(course / ".llmlabs" / "jupyter"), "/elsewhere"], jupyter_path
+    path = os.environ["PATH"].split(os.pathsep)
+    assert len(path) == len(set(path)) == 2, path

@@ -60,12 +60,19 @@ c.Execute.timeout = {timeout}
 c.Execute.kernel_name = {kernel!r}
 # nbgrader runs its `alembic` helper by name: find it beside this Python even when the
 # virtual environment is not activated (`.venv/bin/nbgrader autograde ...`).
-os.environ["PATH"] = os.pathsep.join([{bindir!r}, os.environ.get("PATH", "")])
+os.environ["PATH"] = os.pathsep.join(
+    [{bindir!r}] + [p for p in os.environ.get("PATH", "").split(os.pathsep) if p != {bindir!r}]
+)
 # The grading kernel hides these from the notebooks it runs (graders/sandbox/visibility.py).
 os.environ[{hide_env!r}] = os.pathsep.join([_here, c.Exchange.root])
 os.environ["JUPYTER_PATH"] = os.pathsep.join(
+    # Loaded again and again by a long-running formgrader: put ours first once, no duplicates.
     [os.path.join(_here, ".llmlabs", "jupyter")]
-    + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
+    + [
+        p
+        for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep)
+        if p and p != os.path.join(_here, ".llmlabs", "jupyter")
+    ]
 )
 {lang_line}
 # The stub that replaces each solution in the student version: its message says what to do.
