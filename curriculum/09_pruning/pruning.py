@@ -1020,18 +1020,20 @@ assert True
 # %% [markdown]
 # Smaller matrices are faster on any hardware. Keeping a quarter of the channels removes three
 # quarters of the MLP's multiply-adds; the test below times one MLP of the dense and of the
-# pruned model, interleaved in one run (`speedup`), on 256 tokens.
+# pruned model, interleaved in one run (`speedup`), on 1,024 tokens.
 
 # %% test id=test_prune_mlp_speed points=1
 ### BEGIN HIDDEN TESTS
 quarter = prune_mlp_channels(copy.deepcopy(model), 172)
-x_mlp = torch.randn(1, 256, 256, device=device)
+x_mlp = torch.randn(1, 1024, 256, device=device)
 mlp_dense, mlp_small = model.model.layers[0].mlp, quarter.model.layers[0].mlp
 with torch.no_grad():
     r_mlp = speedup(lambda: mlp_small(x_mlp), lambda: mlp_dense(x_mlp), repeats=15, warmup=3)
 print(f"MLP with 172 of 688 channels: {r_mlp.ratio:.2f}x faster than dense ({r_mlp})")
-# 4x fewer FLOPs; measured 2.5-3.5x on one thread. A model whose layers kept their size gives ~1x.
-assert r_mlp.ratio > 1.6, f"the MLP pruned to a quarter of its channels: expected at least 1.6x faster than dense in one run, measured {r_mlp.ratio:.2f}x"
+# 4x fewer FLOPs; measured 2.5-3.5x on one thread, but 0.67x once at 256 tokens under load 24:
+# 1,024 tokens make each call long enough to time, and 1.3x still refuses a model whose layers
+# kept their size (~1x).
+assert r_mlp.ratio > 1.3, f"the MLP pruned to a quarter of its channels: expected at least 1.3x faster than dense in one run, measured {r_mlp.ratio:.2f}x"
 ### END HIDDEN TESTS
 assert True
 
