@@ -334,4 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as the imported module, not as __main__: a unit's alternatives.py imports Defect from
+    # graders.authoring.alternatives, and __main__.Defect would be another class.
+    from graders.authoring import alternatives
+
+    sys.exit(alternatives.main())
