@@ -1709,7 +1709,7 @@ for budget_label, budget in [("one 80 GB accelerator", 80 * 10**9), ("eight of t
 #   as in the MX formats and DeepSeek-V3), chosen from the running maximum of recent values:
 #   loss scaling generalised to every tensor. Accumulation stays in fp32.
 # - **Sharding** (ZeRO stages 1-3, FSDP) splits the 16 bytes per parameter across the data-
-#   parallel workers (unit 10); with 8-bit or paged optimizers, and CPU/NVMe offload, the
+#   parallel workers (unit 12); with 8-bit or paged optimizers, and CPU/NVMe offload, the
 #   states shrink further.
 # - **Selective checkpointing**: recomputing only the cheap, memory-hungry parts (attention's
 #   softmax, the MLP's activation) instead of whole layers saves most of the memory for a few

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Unit 09 — Serving: sampling, batching, a paged KV cache, speculative decoding, measured under load
+# # Unit 10 — Serving: sampling, batching, a paged KV cache, speculative decoding, measured under load
 #
 # A trained model is not a service. Between the weights and a user stand the pieces that decide
 # what a token costs and how long someone waits for it: how the next token is *chosen*, how many

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Unit 10 — Distributed training: collectives, DDP, ZeRO, tensor parallelism and the memory model
+# # Unit 12 — Distributed training: collectives, DDP, ZeRO, tensor parallelism and the memory model
 #
 # One GPU holds neither the weights, gradients and optimizer state of a 70B model nor
 # enough throughput to train it in a reasonable time. Distributed training splits the work
