@@ -1,6 +1,6 @@
 """Blind alternatives for unit 11 (moe): correct answers written from the released notebook only."""
 
-from graders.authoring.alternatives import Alternative, Defect
+from graders.authoring.alternatives import Alternative
 
 ROUTERS_MANUAL = '''
 def route_topk_softmax(logits, k):
@@ -387,6 +387,8 @@ ALTERNATIVES = [
                 "stable sort + F.linear blocks; combine by inverse permutation and sum over k"),
     Alternative("aux_onehot", "aux_loss", AUX_ONEHOT, "per-layer loop, one_hot counts, manual logsumexp"),
     Alternative("aux_cat", "aux_loss", AUX_CAT, "concatenate layers, bincount, torch.logsumexp"),
+    Alternative("aux_bincount", "aux_loss", AUX_CAT_BINCOUNT,
+                "torch.bincount counts (no meta kernel: the meta check now accepts NotImplementedError)"),
     Alternative("bias_gather", "bias", BIAS_GATHER, "gather; sign from two comparisons"),
     Alternative("bias_clone", "bias", BIAS_CLONE, "Tensor.topk; clone + in-place add in float64 counts"),
     Alternative("capacity_loop", "capacity", CAPACITY_LOOP, "Python loops, -floor(-x)"),
@@ -399,14 +401,4 @@ ALTERNATIVES = [
     Alternative("ep_ids", "expert_parallel", EP_IDS, "per-rank counts, expert ids sent by all_to_all_single"),
 ]
 
-DEFECTS = [
-    Defect(
-        "aux_bincount", "aux_loss", AUX_CAT_BINCOUNT, "test_aux_hidden",
-        "test_aux_hidden 0/3: NotImplementedError: aten::bincount: attempted to run this operator with Meta "
-        "tensors, but there was no fake impl or Meta kernel registered.",
-        "The hidden test calls switch_aux_loss on 'meta' tensors, which nothing in the unit asks for: the "
-        "docstring only says 'any floating dtype', the intro says the code runs on CUDA (torch.bincount does). "
-        "f_i is described as a count; torch.bincount is the natural count and is correct on CPU and CUDA. "
-        "(Unit 09's assert_runs_on_meta explicitly passes ops that cannot run on meta; this test does not.)",
-    ),
-]
+# aux_bincount (torch.bincount has no meta kernel) is accepted since the fix

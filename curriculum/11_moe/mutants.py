@@ -233,6 +233,18 @@ MUTANTS = [
         "updates by the load difference instead of its sign",
     ),
     _m(
+        "bias_scaling_only_when_normalised",
+        "bias",
+        [
+            (
+                "+ 1e-20)\n    return weights * scaling, experts",
+                "+ 1e-20) * scaling\n    return weights, experts",
+            )
+        ],
+        ("test_bias_hidden",),
+        "multiplies by the scaling factor only inside the normalisation (a blind wrong answer)",
+    ),
+    _m(
         "bias_softmax_scores",
         "bias",
         [("scores = torch.sigmoid(logits.float())", "scores = torch.softmax(logits.float(), dim=-1)")],
