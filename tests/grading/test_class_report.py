@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import shutil
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -200,9 +201,27 @@ def _open_in_chromium(page_path: Path, tests: int) -> None:
         pytest.skip("Playwright is not installed (pip install -e '.[dev]')")
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    # Playwright's sync API refuses a thread whose asyncio loop runs, and a browser test's
+    # session-wide Playwright may hold this xdist worker's main thread: use a thread of our own.
+    failures: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            _check_page(sync_playwright, CHROMIUM, CHROMIUM_ARGS, page_path, tests)
+        except BaseException as e:  # re-raised in the test's thread
+            failures.append(e)
+
+    worker = threading.Thread(target=check)
+    worker.start()
+    worker.join()
+    if failures:
+        raise failures[0]
+
+
+def _check_page(sync_playwright, chromium, chromium_args, page_path: Path, tests: int) -> None:
     problems: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=str(chromium), args=chromium_args)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.on(
