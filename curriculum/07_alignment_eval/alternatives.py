@@ -374,3 +374,200 @@ ALTERNATIVES = [
 # rng.integers), McNemar in exact integer arithmetic, Bradley-Terry via logaddexp / DPO via softplus
 # (no F.logsigmoid call), TRL's log-ratio order, a per-row forward-free loss over one batch.
 DEFECTS: list = []
+
+
+# Blind alternatives of this round's new exercises: written from the released notebook only
+# by a helper who never read the tests, each graded full marks before it was added here.
+EM_REGEX = '''import re
+
+
+def normalize_answer(text):
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\\b(a|an|the)\\b", " ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction, reference):
+    return float(normalize_answer(prediction) == normalize_answer(reference))
+'''
+
+EM_WORDS = '''def normalize_answer(text):
+    table = str.maketrans("", "", string.punctuation)
+    words = text.lower().translate(table).split()
+    kept = []
+    for w in words:
+        if w in ("a", "an", "the"):
+            continue
+        kept.append(w)
+    return " ".join(kept)
+
+
+def exact_match(prediction, reference):
+    if normalize_answer(prediction) == normalize_answer(reference):
+        return 1.0
+    return 0.0
+'''
+
+PK_NUMPY = '''def pass_at_k(n, c, k):
+    if not (0 <= c <= n and 1 <= k <= n):
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+'''
+
+PK_KFACTORS = '''def pass_at_k(n, c, k):
+    """product over k factors (n-c-i)/(n-i), i = 0..k-1: the same ratio"""
+    for name, v in (("n", n), ("c", c), ("k", k)):
+        if not isinstance(v, int):
+            raise ValueError(f"{name} must be an int")
+    if c < 0 or c > n or k < 1 or k > n:
+        raise ValueError("bad n, c, k")
+    if n - c < k:
+        return 1.0
+    ratio = 1.0
+    for i in range(k):
+        ratio *= (n - c - i) / (n - i)
+    return 1.0 - ratio
+'''
+
+PK_LOG = '''def pass_at_k(n, c, k):
+    if c < 0 or c > n or k < 1 or k > n:
+        raise ValueError("0 <= c <= n and 1 <= k <= n")
+    if n - c < k:
+        return 1.0
+    log_ratio = math.fsum(math.log1p(-k / i) for i in range(n - c + 1, n + 1))
+    return -math.expm1(log_ratio)
+'''
+
+PK_COMB = '''def pass_at_k(n, c, k):
+    if c < 0 or c > n or k < 1 or k > n:
+        raise ValueError("0 <= c <= n and 1 <= k <= n")
+    # exact integers; Python's int / int rounds correctly, so nothing overflows
+    return float(1 - math.comb(n - c, k) / math.comb(n, k))
+'''
+
+RM_ARGMAX = '''class RewardModel(torch.nn.Module):
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.score = torch.nn.Linear(backbone.config.hidden_size, 1, bias=False)
+
+    def pooled(self, input_ids, attention_mask):
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        T = attention_mask.shape[1]
+        pos = torch.arange(T, device=attention_mask.device).expand_as(attention_mask)
+        last = torch.where(attention_mask.bool(), pos, torch.full_like(pos, -1)).max(dim=1).values
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+    def forward(self, input_ids, attention_mask):
+        return self.score(self.pooled(input_ids, attention_mask)).squeeze(-1).float()
+'''
+
+RM_FLIP = '''class RewardModel(torch.nn.Module):
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        hidden_size = backbone.embed_tokens.weight.shape[1]
+        self.score = torch.nn.Linear(hidden_size, 1, bias=False)
+
+    def pooled(self, input_ids, attention_mask):
+        out = self.backbone(input_ids, attention_mask=attention_mask)
+        hidden = out[0]
+        T = attention_mask.shape[1]
+        last = (T - 1) - attention_mask.flip(1).long().argmax(1)
+        idx = last.view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])
+        return hidden.gather(1, idx).squeeze(1)
+
+    def forward(self, input_ids, attention_mask):
+        rewards = self.score(self.pooled(input_ids, attention_mask))
+        return rewards[:, 0].to(torch.float32)
+'''
+
+# passes position_ids derived from the mask, as generate() does for left-padded rows
+RM_POSIDS = '''class RewardModel(torch.nn.Module):
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.score = torch.nn.Linear(backbone.config.hidden_size, 1, bias=False)
+
+    def pooled(self, input_ids, attention_mask):
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        rows = []
+        for i in range(input_ids.shape[0]):
+            nz = attention_mask[i].nonzero()
+            rows.append(hidden[i, int(nz[-1])])
+        return torch.stack(rows)
+
+    def forward(self, input_ids, attention_mask):
+        return self.score(self.pooled(input_ids, attention_mask)).view(-1).float()
+'''
+
+GA_LOOP = '''def grpo_advantages(rewards, group_size, scale=True):
+    out = torch.empty_like(rewards)
+    for start in range(0, rewards.shape[0], group_size):
+        g = rewards[start : start + group_size]
+        a = g - g.mean()
+        if scale:
+            a = a / (g.std() + 1e-4)
+        out[start : start + group_size] = a
+    return out
+'''
+
+GA_MANUAL = '''def grpo_advantages(rewards, group_size, scale=True):
+    grouped = rewards.reshape(-1, group_size)
+    mean = grouped.sum(dim=1, keepdim=True) / group_size
+    centred = grouped - mean
+    if scale:
+        std = torch.sqrt((centred ** 2).sum(dim=1, keepdim=True) / (group_size - 1))
+        centred = centred / (std + 1e-4)
+    return centred.reshape(rewards.shape)
+'''
+
+GA_REPEAT = '''def grpo_advantages(rewards, group_size, scale=True):
+    g = rewards.view(-1, group_size)
+    mean = g.mean(dim=1).repeat_interleave(group_size)
+    adv = rewards - mean
+    if scale:
+        adv = adv / (g.std(dim=1).repeat_interleave(group_size) + 1e-4)
+    return adv
+'''
+
+GL_WHERE = '''def grpo_loss(logps, old_logps, ref_logps, advantages, mask, epsilon=0.2, beta=0.04):
+    old = old_logps.detach()
+    ref = ref_logps.detach()
+    ratio = torch.exp(logps - old)
+    A = advantages.detach().unsqueeze(1).to(logps.dtype)
+    unclipped = ratio * A
+    clipped = torch.clamp(ratio, 1 - epsilon, 1 + epsilon) * A
+    surrogate = torch.where(unclipped < clipped, unclipped, clipped)
+    d = ref - logps
+    k3 = torch.expm1(d) - d
+    per_token = -surrogate + beta * k3
+    m = mask.to(logps.dtype)
+    per_row = (per_token * m).sum(dim=1) / m.sum(dim=1).clamp(min=1)
+    return per_row.mean()
+'''
+
+GL_LOOP = '''def grpo_loss(logps, old_logps, ref_logps, advantages, mask, epsilon=0.2, beta=0.04):
+    rows = []
+    for b in range(logps.shape[0]):
+        keep = mask[b].bool()
+        lp = logps[b][keep]
+        ratio = (lp - old_logps[b][keep].detach()).exp()
+        a = advantages[b].detach()
+        surr = torch.minimum(ratio * a, ratio.clamp(1 - epsilon, 1 + epsilon) * a)
+        d = ref_logps[b][keep].detach() - lp
+        tok = -surr + beta * (d.exp() - d - 1)
+        rows.append(tok.sum() / max(int(keep.sum()), 1))
+    return torch.stack(rows).mean()
+'''
+
+ALTERNATIVES += [
+    Alternative("blind_em_regex", "exact_match", EM_REGEX, "SQuAD's own regex \\b(a|an|the)\\b, char filter for punctuation"),
+    Alternative("blind_pk_numpy", "pass_at_k", PK_NUMPY, "Codex paper's numpy one-liner, float() of np.float64"),
+    Alternative("blind_rm_argmax", "reward_model", RM_ARGMAX, "max of masked positions, hidden_size from config"),
+    Alternative("blind_ga_loop", "grpo_advantages", GA_LOOP, "loop over groups, empty_like"),
+    Alternative("blind_gl_where", "grpo_loss", GL_WHERE, "torch.where for min, expm1 for k3, clamp(min=1) count"),
+]

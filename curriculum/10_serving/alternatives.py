@@ -1206,3 +1206,270 @@ ALTERNATIVES = [
 # My own slip (caught before grading): a first draft of both paged alternatives left out the cell's
 # paged_cache() helper.
 DEFECTS: list = []
+
+
+# Blind alternatives of this round's new exercises: written from the released notebook only
+# by a helper who never read the tests, each graded full marks before it was added here.
+MINP_PROBS = '''def min_p_filter(logits, min_p):
+    probs = torch.softmax(logits.double(), dim=-1)
+    top = probs.amax(dim=-1, keepdim=True)
+    drop = probs < min_p * top
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def suppress_eos(logits, num_generated, min_new_tokens, eos_token_ids):
+    out = logits.clone()
+    if num_generated < min_new_tokens:
+        for t in eos_token_ids:
+            out[..., t] = float("-inf")
+    return out
+'''
+
+MINP_WHERE = '''def min_p_filter(logits, min_p):
+    p = logits.softmax(-1)
+    keep = p >= min_p * p.max(dim=-1, keepdim=True).values
+    return torch.where(keep, logits, torch.full_like(logits, -float("inf")))
+
+
+def suppress_eos(logits, num_generated, min_new_tokens, eos_token_ids):
+    if num_generated >= min_new_tokens:
+        return logits.clone()
+    mask = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
+    mask[torch.tensor(list(eos_token_ids), dtype=torch.long, device=logits.device)] = True
+    return logits.masked_fill(mask, -torch.inf)
+'''
+
+STOP_A = '''class StopChecker:
+    def __init__(self, tokenizer, eos_token_ids, stop_strings=(), max_new_tokens=16, min_new_tokens=0,
+                 ignore_eos=False):
+        self.tokenizer, self.eos_token_ids, self.stop_strings = tokenizer, set(eos_token_ids), list(stop_strings)
+        self.max_new_tokens, self.min_new_tokens, self.ignore_eos = max_new_tokens, min_new_tokens, ignore_eos
+        self.tokens = []
+        self.finish_reason = None
+        self._cut = None  # ("eos",) or ("stop", index)
+
+    def _stop_index(self):
+        full = self.tokenizer.decode(self.tokens)
+        before = len(self.tokenizer.decode(self.tokens[:-1]))
+        best = None
+        for s in self.stop_strings:
+            i = full.find(s, max(0, before - len(s) + 1))
+            if i != -1 and (best is None or i < best):
+                best = i
+        return best
+
+    def append(self, token):
+        if self.finish_reason is not None:
+            raise RuntimeError("request already finished")
+        self.tokens.append(int(token))
+        if len(self.tokens) >= self.min_new_tokens:
+            if not self.ignore_eos and int(token) in self.eos_token_ids:
+                self.finish_reason, self._cut = "stop", ("eos",)
+                return True
+            if self.stop_strings:
+                idx = self._stop_index()
+                if idx is not None:
+                    self.finish_reason, self._cut = "stop", ("stop", idx)
+                    return True
+        if len(self.tokens) >= self.max_new_tokens:
+            self.finish_reason = "length"
+            return True
+        return False
+
+    def text(self):
+        if self._cut is None:
+            return self.tokenizer.decode(self.tokens)
+        if self._cut[0] == "eos":
+            return self.tokenizer.decode(self.tokens[:-1])
+        return self.tokenizer.decode(self.tokens)[: self._cut[1]]
+'''
+
+STOP_B = '''class StopChecker:
+    def __init__(self, tokenizer, eos_token_ids, stop_strings=(), max_new_tokens=16, min_new_tokens=0,
+                 ignore_eos=False):
+        self.tokenizer, self.eos_token_ids, self.stop_strings = tokenizer, set(eos_token_ids), list(stop_strings)
+        self.max_new_tokens, self.min_new_tokens, self.ignore_eos = max_new_tokens, min_new_tokens, ignore_eos
+        self.tokens = []
+        self.finish_reason = None
+        self.stopped_by = None
+
+    def _overlapping_starts(self):
+        text = self.tokenizer.decode(self.tokens)
+        prev = len(self.tokenizer.decode(self.tokens[:-1]))
+        starts = []
+        for s in self.stop_strings:
+            pos = 0
+            while True:
+                j = text.find(s, pos)
+                if j < 0:
+                    break
+                if j + len(s) > prev:
+                    starts.append(j)
+                pos = j + 1
+        return starts
+
+    def append(self, token):
+        if self.finish_reason:
+            raise RuntimeError("append after the request finished")
+        self.tokens.append(token)
+        n = len(self.tokens)
+        eos = token in self.eos_token_ids and not self.ignore_eos
+        if n >= self.min_new_tokens and eos:
+            self.finish_reason, self.stopped_by = "stop", "eos"
+        elif n >= self.min_new_tokens and self._overlapping_starts():
+            self.finish_reason, self.stopped_by = "stop", "string"
+        elif n == self.max_new_tokens:
+            self.finish_reason = "length"
+        return self.finish_reason is not None
+
+    def text(self):
+        if self.stopped_by == "eos":
+            return self.tokenizer.decode(self.tokens[:-1])
+        full = self.tokenizer.decode(self.tokens)
+        if self.stopped_by == "string":
+            return full[: min(self._overlapping_starts())]
+        return full
+'''
+
+PREFIX_A = '''class PrefixCachingKVCache(PagedKVCache):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cached = {}
+        self.block_hash = {}
+        self.evictable = collections.OrderedDict()
+
+    def match_prefix(self, seq_id, tokens):
+        self.add_sequence(seq_id)
+        b = self.block_size
+        table = self.block_tables[seq_id]
+        h = None
+        for i in range((len(tokens) - 1) // b):
+            h = hash((h, tuple(tokens[i * b:(i + 1) * b])))
+            blk = self.cached.get(h)
+            if blk is None:
+                break
+            if blk in self.evictable:
+                del self.evictable[blk]
+            self.ref_counts[blk] += 1
+            table.append(blk)
+        self.lengths[seq_id] = len(table) * b
+        return len(table) * b
+
+    def cache_blocks(self, seq_id, tokens):
+        b = self.block_size
+        table = self.block_tables[seq_id]
+        h = None
+        for i in range(len(tokens) // b):
+            h = hash((h, tuple(tokens[i * b:(i + 1) * b])))
+            blk = table[i]
+            if blk in self.block_hash or h in self.cached:
+                continue
+            self.cached[h] = blk
+            self.block_hash[blk] = h
+
+    def append_slots(self, seq_id, n):
+        b = self.block_size
+        table, old = self.block_tables[seq_id], self.lengths[seq_id]
+        need = -(-(old + n) // b) - len(table)
+        if old % b != 0 and self.ref_counts[table[-1]] > 1:
+            need += 1
+        short = need - len(self.free_blocks)
+        if short > 0:
+            if short > len(self.evictable):
+                raise MemoryError(f"{seq_id!r} needs {need} blocks, {self.num_free_blocks()} available")
+            for _ in range(short):
+                blk, _ = self.evictable.popitem(last=False)
+                del self.cached[self.block_hash.pop(blk)]
+                self.free_blocks.append(blk)
+        return super().append_slots(seq_id, n)
+
+    def free(self, seq_id):
+        table = self.block_tables.pop(seq_id)
+        del self.lengths[seq_id]
+        for blk in reversed(table):
+            self.ref_counts[blk] -= 1
+            if self.ref_counts[blk] == 0:
+                if blk in self.block_hash:
+                    self.evictable[blk] = None
+                else:
+                    self.free_blocks.append(blk)
+
+    def num_free_blocks(self):
+        return len(self.free_blocks) + len(self.evictable)
+'''
+
+PREFIX_B = '''class PrefixCachingKVCache(PagedKVCache):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cached = {}
+        self.block_hash = {}
+        self.evictable = collections.OrderedDict()
+
+    def _prefix_hashes(self, tokens, count):
+        hashes, h, b = [], None, self.block_size
+        for i in range(count):
+            h = hash((h, tuple(tokens[i * b:(i + 1) * b])))
+            hashes.append(h)
+        return hashes
+
+    def match_prefix(self, seq_id, tokens):
+        self.add_sequence(seq_id)
+        reused = []
+        for h in self._prefix_hashes(tokens, (len(tokens) - 1) // self.block_size):
+            if h not in self.cached:
+                break
+            reused.append(self.cached[h])
+        for blk in reused:
+            self.evictable.pop(blk, None)
+            self.ref_counts[blk] += 1
+        self.block_tables[seq_id].extend(reused)
+        self.lengths[seq_id] = len(reused) * self.block_size
+        return self.lengths[seq_id]
+
+    def cache_blocks(self, seq_id, tokens):
+        table = self.block_tables[seq_id]
+        for blk, h in zip(table, self._prefix_hashes(tokens, len(tokens) // self.block_size)):
+            if h not in self.cached and blk not in self.block_hash:
+                self.cached[h], self.block_hash[blk] = blk, h
+
+    def append_slots(self, seq_id, n):
+        while True:
+            try:
+                state = (list(self.free_blocks), )
+                return super().append_slots(seq_id, n)
+            except MemoryError:
+                pass
+            # how many blocks the call needs
+            b, table, old = self.block_size, self.block_tables[seq_id], self.lengths[seq_id]
+            need = (old + n + b - 1) // b - len(table) + (1 if old % b and self.ref_counts[table[-1]] > 1 else 0)
+            if need > len(self.free_blocks) + len(self.evictable):
+                raise MemoryError("out of KV blocks, even after evicting every cached block")
+            for _ in range(need - len(self.free_blocks)):
+                blk = next(iter(self.evictable))
+                del self.evictable[blk]
+                self.cached.pop(self.block_hash.pop(blk))
+                self.free_blocks.append(blk)
+
+    def free(self, seq_id):
+        table = self.block_tables[seq_id]
+        for blk in table[::-1]:
+            if self.ref_counts[blk] == 1 and blk in self.block_hash:
+                self.evictable[blk] = None
+        registered_last = [blk for blk in table if self.ref_counts[blk] == 1 and blk in self.block_hash]
+        for blk in registered_last:
+            self.ref_counts[blk] = 0
+        self.block_tables[seq_id] = [blk for blk in table if blk not in registered_last]
+        super().free(seq_id)
+
+    def num_free_blocks(self):
+        return len(self.free_blocks) + len(self.evictable)
+'''
+
+ALTERNATIVES += [
+    Alternative("blind_minp_probs64", "min_p", MINP_PROBS, "softmax in float64, masked_fill, loop over EOS ids"),
+    Alternative("blind_minp_where", "min_p", MINP_WHERE, "torch.where with >= keep mask, boolean vocab mask for EOS"),
+    Alternative("blind_stop_find", "stopping", STOP_A, "str.find from the overlap bound, cut remembered at append"),
+    Alternative("blind_stop_scan", "stopping", STOP_B, "scans every occurrence, recomputes the cut in text(); n == max_new_tokens"),
+    Alternative("blind_prefix_loop", "prefix_cache", PREFIX_A, "incremental hashing in loops, own free() in reverse"),
+    Alternative("blind_prefix_super", "prefix_cache", PREFIX_B, "precomputed hash list, try super().append_slots then evict, free() delegating to super"),
+]

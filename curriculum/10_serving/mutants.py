@@ -210,6 +210,13 @@ MUTANTS = [
     ),
     # --- 1d. stopping ---------------------------------------------------------------------------
     _m(
+        "stop_after_min_new_tokens",
+        "stopping",
+        [("if len(self.tokens) >= self.min_new_tokens:", "if len(self.tokens) > self.min_new_tokens:")],
+        ("test_stopping_hidden",),
+        "ignores an EOS or stop string on the min_new_tokens-th token itself (a blind wrong answer)",
+    ),
+    _m(
         "stop_anywhere_in_text",
         "stopping",
         [("text.find(s, max(0, before - len(s) + 1))", "text.find(s)")],

@@ -832,6 +832,17 @@ assert _feed(s1, [w[0], EOS, w[1], EOS]) == 4 and s1.finish_reason == "stop", (
     f"min_new_tokens=3: an EOS as 2nd token does not end the request, one as 4th does; got finish after "
     f"{len(s1.tokens)} tokens with {s1.finish_reason!r}"
 )
+# The min_new_tokens-th token itself may end the request: "at least min_new_tokens tokens" counts it.
+s1b = StopChecker(tokenizer, [EOS], max_new_tokens=8, min_new_tokens=3)
+assert _feed(s1b, [w[0], w[1], EOS, w[2]]) == 3 and s1b.finish_reason == "stop", (
+    f"min_new_tokens=3: an EOS as 3rd token ends the request (it then has 3 tokens); got finish after "
+    f"{len(s1b.tokens)} tokens with {s1b.finish_reason!r}"
+)
+s2b = StopChecker(tokenizer, [EOS], stop_strings=["current"], max_new_tokens=6, min_new_tokens=3)
+assert _feed(s2b, w) == 3 and s2b.finish_reason == "stop", (
+    f"min_new_tokens=3: 'current' completes with the 3rd token and ends the request; got finish after "
+    f"{len(s2b.tokens)} tokens with {s2b.finish_reason!r}"
+)
 # A stop string complete before min_new_tokens does not count, and is not caught later either (it no longer
 # overlaps the newest token); one that completes after does.
 s2 = StopChecker(tokenizer, [EOS], stop_strings=["the"], max_new_tokens=6, min_new_tokens=3)

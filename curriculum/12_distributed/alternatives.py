@@ -831,3 +831,258 @@ ALTERNATIVES = [
 # bucket buffers at hook time, shard updated in place slice by slice, meta-built TP layers, every
 # GPipe irecv posted up front with blocking sends.
 DEFECTS: list = []
+
+
+# Blind alternatives of this round's new exercises: written from the released notebook only
+# by a helper who never read the tests, each graded full marks before it was added here.
+ZERO_PADDED = '''class ShardedAdamW:
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        self.params = list(params)
+        self.lr, (self.beta1, self.beta2), self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self.world, self.rank = dist.get_world_size(), dist.get_rank()
+        self.total = sum(p.numel() for p in self.params)
+        self.sizes = [t.numel() for t in torch.tensor_split(torch.arange(self.total), self.world)]
+        self.start = sum(self.sizes[: self.rank])
+        self.end = self.start + self.sizes[self.rank]
+        n = self.end - self.start
+        self.state = {"exp_avg": torch.zeros(n), "exp_avg_sq": torch.zeros(n)}
+        self.t = 0
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        N, k = self.world, -(-self.total // self.world)
+        flat_g = torch.cat([p.grad.reshape(-1) for p in self.params])
+        send = torch.zeros(N * k)
+        for r, piece in enumerate(torch.tensor_split(flat_g, N)):
+            send[r * k : r * k + piece.numel()] = piece
+        recv = torch.empty(k)
+        dist.reduce_scatter_tensor(recv, send)
+        n = self.end - self.start
+        g = recv[:n] / N
+        self.t += 1
+        with torch.no_grad():
+            p = torch.cat([q.reshape(-1) for q in self.params])[self.start : self.end].clone()
+            p.mul_(1 - self.lr * self.weight_decay)
+            m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
+            m.mul_(self.beta1).add_(g, alpha=1 - self.beta1)
+            v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+            bc1, bc2 = 1 - self.beta1 ** self.t, 1 - self.beta2 ** self.t
+            denom = (v.sqrt() / math.sqrt(bc2)).add_(self.eps)
+            p.addcdiv_(m, denom, value=-self.lr / bc1)
+            mine = torch.zeros(k)
+            mine[:n] = p
+            everything = torch.empty(N * k)
+            dist.all_gather_into_tensor(everything, mine)
+            new = torch.cat([everything[r * k : r * k + self.sizes[r]] for r in range(N)])
+            offset = 0
+            for q in self.params:
+                q.copy_(new[offset : offset + q.numel()].view_as(q))
+                offset += q.numel()
+'''
+
+ZERO_LISTS = '''class ShardedAdamW:
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        self.params = list(params)
+        self.hyper = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        world, rank = dist.get_world_size(), dist.get_rank()
+        P = sum(p.numel() for p in self.params)
+        bounds = [0]
+        for piece in torch.tensor_split(torch.empty(P, device="meta"), world):
+            bounds.append(bounds[-1] + piece.numel())
+        self.bounds = bounds
+        self.start, self.end = bounds[rank], bounds[rank + 1]
+        self.state = {"exp_avg": torch.zeros(self.end - self.start, dtype=torch.float32),
+                      "exp_avg_sq": torch.zeros(self.end - self.start, dtype=torch.float32)}
+        self.steps = 0
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        world, rank = dist.get_world_size(), dist.get_rank()
+        lr, (b1, b2), eps, wd = (self.hyper[k] for k in ("lr", "betas", "eps", "weight_decay"))
+        flat = torch.cat([p.grad.detach().flatten() for p in self.params])
+        pieces = [flat[self.bounds[r] : self.bounds[r + 1]].clone() for r in range(world)]
+        mine = torch.empty(self.end - self.start)
+        dist.reduce_scatter(mine, pieces)
+        grad = mine.div(world)
+        self.steps += 1
+        m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
+        m.lerp_(grad, 1 - b1)
+        v.mul_(b2).add_((1 - b2) * grad * grad)
+        m_hat = m / (1 - b1 ** self.steps)
+        v_hat = v / (1 - b2 ** self.steps)
+        flat_p = torch.cat([p.detach().flatten() for p in self.params])
+        shard = flat_p[self.start : self.end] * (1 - lr * wd) - lr * m_hat / (v_hat.sqrt() + eps)
+        k = max(self.bounds[r + 1] - self.bounds[r] for r in range(world))
+        out = [torch.empty(k) for _ in range(world)]
+        padded = torch.cat([shard, torch.zeros(k - shard.numel())])
+        dist.all_gather(out, padded)
+        new = torch.cat([out[r][: self.bounds[r + 1] - self.bounds[r]] for r in range(world)])
+        for p, chunk in zip(self.params, new.split([p.numel() for p in self.params])):
+            p.copy_(chunk.view_as(p))
+'''
+
+FSDP_A = '''class FSDPLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, shard, fsdp, i):
+        params = fsdp.gather(i)
+        with torch.no_grad():
+            y = torch.func.functional_call(fsdp.layers[i], params, (x,))
+        del params
+        ctx.save_for_backward(x)
+        ctx.fsdp, ctx.i = fsdp, i
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        (x,) = ctx.saved_tensors
+        fsdp, i = ctx.fsdp, ctx.i
+        N = dist.get_world_size()
+        shard = fsdp.shards[i]
+        k = shard.numel()
+        full = torch.empty(N * k, dtype=shard.dtype)
+        dist.all_gather_into_tensor(full, shard.detach())
+        full.requires_grad_(True)
+        want_x = ctx.needs_input_grad[0]
+        with torch.enable_grad():
+            xd = x.detach().requires_grad_(want_x)
+            y = torch.func.functional_call(fsdp.layers[i], fsdp.unflatten(i, full), (xd,))
+            grads = torch.autograd.grad(y, [full, xd] if want_x else [full], grad_y, allow_unused=True)
+        g_full = grads[0] if grads[0] is not None else torch.zeros_like(full)
+        del full, y
+        mine = torch.empty(k, dtype=shard.dtype)
+        dist.reduce_scatter_tensor(mine, g_full.contiguous())
+        return (grads[1] if want_x else None), mine / N, None, None
+
+
+class HandFSDP(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        N, r = dist.get_world_size(), dist.get_rank()
+        self.shards = nn.ParameterList()
+        self.layers, self.specs, self.plan = [], [], []
+        for child in model.children():
+            named = list(child.named_parameters())
+            if not named:
+                self.plan.append((child, None))
+                continue
+            flat = torch.cat([p.detach().reshape(-1) for _, p in named])
+            k = -(-flat.numel() // N)
+            padded = torch.zeros(N * k, dtype=flat.dtype)
+            padded[: flat.numel()] = flat
+            self.shards.append(nn.Parameter(padded[r * k : (r + 1) * k].clone()))
+            self.specs.append([(name, p.shape, p.numel()) for name, p in named])
+            self.layers.append(child.to("meta"))
+            self.plan.append((child, len(self.shards) - 1))
+
+    def unflatten(self, i, full):
+        views, offset = {}, 0
+        for name, shape, numel in self.specs[i]:
+            views[name] = full[offset : offset + numel].view(shape)
+            offset += numel
+        return views
+
+    def gather(self, i):
+        N = dist.get_world_size()
+        shard = self.shards[i]
+        full = torch.empty(N * shard.numel(), dtype=shard.dtype)
+        dist.all_gather_into_tensor(full, shard.detach())
+        return self.unflatten(i, full)
+
+    def forward(self, x):
+        for child, i in self.plan:
+            x = child(x) if i is None else FSDPLayer.apply(x, self.shards[i], self, i)
+        return x
+'''
+
+OFOB_A = '''def one_f_one_b(stage, x, y, micro_batches):
+    rank, p = dist.get_rank(), dist.get_world_size()
+    m, batch = micro_batches, x.shape[0]
+    xs, ys = torch.tensor_split(x, m), torch.tensor_split(y, m)
+    last = rank == p - 1
+    schedule, alive, pending = [], {}, []
+    total = 0.0
+
+    def forward(j):
+        if rank == 0:
+            h = xs[j]
+        else:
+            h = torch.empty_like(xs[j])
+            dist.recv(h, rank - 1)
+            h.requires_grad_(True)
+        out = stage(h)
+        if last:
+            out = F.mse_loss(out, ys[j]) * xs[j].shape[0] / batch
+        else:
+            sent = out.detach().contiguous()
+            pending.append((dist.isend(sent, rank + 1), sent))
+        alive[j] = (h, out)
+        schedule.append(("F", j))
+
+    def backward(j):
+        nonlocal total
+        h, out = alive.pop(j)
+        if last:
+            total += out.item()
+            out.backward()
+        else:
+            g = torch.empty_like(out)
+            dist.recv(g, rank + 1)
+            out.backward(g)
+        if rank > 0:
+            sent = h.grad.contiguous()
+            pending.append((dist.isend(sent, rank - 1), sent))
+        schedule.append(("B", j))
+
+    w = min(p - rank - 1, m)
+    for j in range(w):
+        forward(j)
+    for j in range(m - w):
+        forward(w + j)
+        backward(j)
+    for j in range(m - w, m):
+        backward(j)
+    for req, _ in pending:
+        req.wait()
+    return schedule, (total if last else None)
+
+
+def pipeline_bubble(schedules):
+    p = len(schedules)
+    done_at, pos, free_at = {}, [0] * p, [0] * p
+    remaining = sum(len(s) for s in schedules)
+    busy = remaining
+    while remaining:
+        moved = False
+        for r in range(p):
+            while pos[r] < len(schedules[r]):
+                kind, j = schedules[r][pos[r]]
+                if kind == "F":
+                    dep = (r - 1, "F", j) if r > 0 else None
+                else:
+                    dep = (r + 1, "B", j) if r < p - 1 else (r, "F", j)
+                if dep is not None and dep not in done_at:
+                    break
+                start = max(free_at[r], done_at[dep] if dep is not None else 0)
+                done_at[(r, kind, j)] = free_at[r] = start + 1
+                pos[r] += 1
+                remaining -= 1
+                moved = True
+        if not moved:
+            raise ValueError("the schedules deadlock")
+    slots = max(free_at) if p else 0
+    return int(slots), (1 - busy / (p * slots) if slots else 0.0)
+'''
+
+ALTERNATIVES += [
+    Alternative("blind_zero_padded_tensor", "zero", ZERO_PADDED, "reduce_scatter_tensor/all_gather_into_tensor on padded buffers, torch's AdamW arithmetic"),
+    Alternative("blind_zero_lists", "zero", ZERO_LISTS, "reduce_scatter with unequal list pieces, all_gather of padded pieces, lerp_ for m, formula with m_hat/v_hat"),
+    Alternative("blind_fsdp_recompute", "fsdp", FSDP_A, "autograd.Function with recompute, allow_unused, needs_input_grad"),
+    Alternative("blind_ofob_loops", "onefoneb", OFOB_A, "closures for F/B, blocking recv, list-simulation replay"),
+]
