@@ -142,6 +142,19 @@ MUTANTS = [
         "averages over the tokens of each batch instead of summing over all tokens",
     ),
     _m(
+        "norms_with_grad",
+        "wanda",
+        [
+            (
+                "with torch.no_grad():\n            model(input_ids=ids)",
+                "if True:\n            model(input_ids=ids)",
+            )
+        ],
+        ("test_wanda_hidden",),
+        "runs the calibration forward with gradients enabled, building a graph it never uses "
+        "(a blind wrong answer)",
+    ),
+    _m(
         "norms_hooks_left",
         "wanda",
         [("        for h in handles:\n            h.remove()\n", "        pass\n")],

@@ -566,6 +566,16 @@ except Exception:
     pass
 left = [n for n, m in model.named_modules() if m._forward_hooks or m._forward_pre_hooks]
 assert not left, f"input_norms left hooks on {left[:3]} after a forward pass that raised (use try/finally)"
+# The forward pass runs under torch.no_grad(), as the docstring says: no graph is built for it.
+grad_seen = []
+_hg = model.register_forward_pre_hook(lambda mod, args: grad_seen.append(torch.is_grad_enabled()))
+try:
+    input_norms(model, ids_h[:1, :16], all_names[:1])
+finally:
+    _hg.remove()
+assert grad_seen and not any(grad_seen), (
+    f"input_norms: the model's forward ran with gradients enabled ({grad_seen}): run it under torch.no_grad()"
+)
 # The mask rule on random cases: per row exact counts, the lowest scores pruned, any shape.
 torch.manual_seed(904)
 for shape, s in [((12, 40), 0.5), ((40, 12), 0.25), ((16, 16), 0.75), ((6, 10), 0.1), ((5, 9), 0.0), ((5, 9), 1.0)]:
